@@ -1,0 +1,179 @@
+//! The running service: state shared by handlers, start-up, TLS and graceful shutdown.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::crypto::{KeyError, KeySet};
+use crate::domain::{Rng, SystemRng};
+use crate::http::observe::Metrics;
+use crate::store::{Store, StoreError};
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Everything a handler may use; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Validated configuration.
+    pub config: Arc<Config>,
+    /// Effective issuer / public base URL (no trailing slash).
+    pub issuer: Arc<str>,
+    /// Storage handle.
+    pub store: Store,
+    /// Keys.
+    pub keys: Arc<KeySet>,
+    /// Randomness for ids, codes and request ids.
+    pub rng: Arc<dyn Rng>,
+    /// Prometheus registry.
+    pub metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for dyn Rng {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rng")
+    }
+}
+
+/// Why the service could not start or stopped abnormally. Printed to stderr by the CLI.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Storage could not be opened (e.g. the data dir is locked by another process).
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// Keys missing or malformed.
+    #[error("key material: {0}")]
+    Keys(#[from] KeyError),
+    /// The data directory could not be created.
+    #[error("cannot create data dir {dir}: {source}")]
+    DataDir {
+        /// Directory.
+        dir: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The server failed while running.
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// The issuer to use when none is configured: the bound address, with `localhost` for
+/// loopback so that the default is `https://localhost:8443` and WebAuthn has a valid RP ID.
+pub fn default_issuer(plain_http: bool, bound: SocketAddr) -> String {
+    let scheme = if plain_http { "http" } else { "https" };
+    let host = if bound.ip().is_loopback() {
+        "localhost".to_owned()
+    } else if bound.is_ipv6() {
+        format!("[{}]", bound.ip())
+    } else {
+        bound.ip().to_string()
+    };
+    format!("{scheme}://{host}:{}", bound.port())
+}
+
+/// Runs the service until SIGTERM or SIGINT, then drains requests and flushes storage.
+///
+/// # Errors
+/// [`StartError`] for anything that prevents start-up.
+pub async fn serve(config: Config) -> Result<(), StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        dir: config.data_dir.display().to_string(),
+        source,
+    })?;
+    let store = Store::open_sled(&config.data_dir)?;
+    let keys = KeySet::load(&config.keys_dir, &config.admin_token_file)?;
+    if keys.development {
+        eprintln!(
+            "WARNING: using the public development keys in {}; never use them outside development \
+             (create real keys with `civis keys init --dir DIR`)",
+            keys.dir.display()
+        );
+        tracing::warn!(dir = %keys.dir.display(), "development keys in use");
+    }
+    for path in keys.loose_permissions(&config.admin_token_file) {
+        tracing::warn!(file = %path.display(), "private key file is readable by group or others");
+    }
+    crate::crypto::jwt::install_provider();
+
+    let listener = TcpListener::bind(config.listen).map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let bound = listener.local_addr().map_err(StartError::Serve)?;
+    let issuer = config
+        .issuer
+        .clone()
+        .unwrap_or_else(|| default_issuer(config.plain_http, bound));
+    let plain_http = config.plain_http;
+    let tls = if plain_http {
+        None
+    } else {
+        Some(keys.tls_server_config()?)
+    };
+    let state = AppState {
+        config: Arc::new(config),
+        issuer: issuer.into(),
+        store: store.clone(),
+        keys: Arc::new(keys),
+        rng: Arc::new(SystemRng::default()),
+        metrics: Arc::new(Metrics::default()),
+    };
+    let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+
+    let handle = axum_server::Handle::new();
+    tokio::spawn(shutdown_on_signal(handle.clone()));
+
+    let scheme = if plain_http { "http" } else { "https" };
+    println!("listening on {scheme}://{bound}");
+    tracing::info!(%bound, "listening");
+
+    let served = match tls {
+        None => {
+            axum_server::from_tcp(listener)
+                .map_err(StartError::Serve)?
+                .handle(handle)
+                .serve(app)
+                .await
+        }
+        Some(tls) => {
+            let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls));
+            axum_server::tls_rustls::from_tcp_rustls(listener, tls)
+                .map_err(StartError::Serve)?
+                .handle(handle)
+                .serve(app)
+                .await
+        }
+    };
+    // Flush even if serving failed: whatever was acknowledged must survive.
+    let flushed = store.flush();
+    served.map_err(StartError::Serve)?;
+    flushed?;
+    tracing::info!("stopped; storage flushed");
+    Ok(())
+}
+
+async fn shutdown_on_signal<A: axum_server::Address>(handle: axum_server::Handle<A>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL only");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+}

@@ -1,0 +1,119 @@
+//! The `civis` command line: `serve`, `keys init`, `openapi`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ServeArgs};
+
+/// civis: electronic identification and signing service.
+#[derive(Debug, Parser)]
+#[command(name = "civis", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service (HTTPS on 127.0.0.1:8443 with the development keys by default).
+    Serve(ServeArgs),
+    /// Manage key material.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Print the OpenAPI description (the source of spec/openapi.json).
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a fresh, complete key set (CA, TLS certificate, token key, admin token).
+    /// Refuses to overwrite existing files; private keys are written with mode 0600.
+    Init {
+        /// Directory to create the keys in.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Host names and IP addresses for the TLS certificate (repeatable).
+        #[arg(long = "host", value_name = "HOST", default_values_t = ["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])]
+        hosts: Vec<String>,
+        /// Organisation named in the CA certificate.
+        #[arg(long, default_value = "civis")]
+        organisation: String,
+        /// Mark the set as public development keys (civis will warn when it uses them).
+        #[arg(long)]
+        development: bool,
+    },
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("CIVIS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Entry point of the binary; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = match Config::resolve(&args) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            init_tracing();
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: cannot start runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(crate::app::serve(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Keys(KeysCommand::Init {
+            dir,
+            hosts,
+            organisation,
+            development,
+        }) => {
+            let opts = crate::crypto::keys::InitOptions {
+                hosts,
+                organisation,
+                development,
+            };
+            match crate::crypto::keys::init(&dir, &opts) {
+                Ok(()) => {
+                    println!("created key set in {}", dir.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Openapi => {
+            print!("{}", crate::http::openapi::json());
+            ExitCode::SUCCESS
+        }
+    }
+}

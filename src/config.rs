@@ -1,0 +1,305 @@
+//! Configuration: command-line flags, `CIVIS_*` environment variables and a TOML file,
+//! merged with precedence flag > environment > file > default into one validated [`Config`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Options of `civis serve`. Every option is a flag and an environment variable (clap reads
+/// both, flag first); `--config` adds a TOML file below them.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file; its keys are the long flag names with `_` for `-`.
+    #[arg(long, env = "CIVIS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Socket address to listen on; port 0 picks a free port. [default: 127.0.0.1:8443]
+    #[arg(long, env = "CIVIS_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// sled data directory, created if absent. [default: ./data]
+    #[arg(long, env = "CIVIS_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// OIDC issuer and public base URL. [default: <scheme>://localhost:<bound port> on
+    /// loopback, which is https://localhost:8443 for the default address]
+    #[arg(long, env = "CIVIS_ISSUER", value_name = "URL")]
+    pub issuer: Option<String>,
+    /// Serve plain HTTP instead of HTTPS (loopback tests, behind a TLS proxy).
+    #[arg(long, env = "CIVIS_PLAIN_HTTP", num_args = 0..=1, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
+    pub plain_http: Option<bool>,
+    /// Directory with the CA, TLS and token keys. [default: keys-dev]
+    #[arg(long, env = "CIVIS_KEYS_DIR", value_name = "DIR")]
+    pub keys_dir: Option<PathBuf>,
+    /// File holding the admin bearer token. [default: <keys-dir>/admin-token]
+    #[arg(long, env = "CIVIS_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Lifetime of enrolment codes, in hours. [default: 72]
+    #[arg(long, env = "CIVIS_ENROLMENT_TTL_HOURS", value_name = "HOURS")]
+    pub enrolment_ttl_hours: Option<u32>,
+    /// Per-request time limit, in seconds. [default: 30]
+    #[arg(long, env = "CIVIS_REQUEST_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub request_timeout_seconds: Option<u64>,
+    /// Largest accepted request body, in bytes. [default: 65536]
+    #[arg(long, env = "CIVIS_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+}
+
+/// The TOML file: the same options, unknown keys rejected by name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    issuer: Option<String>,
+    plain_http: Option<bool>,
+    keys_dir: Option<PathBuf>,
+    admin_token_file: Option<PathBuf>,
+    enrolment_ttl_hours: Option<u32>,
+    request_timeout_seconds: Option<u64>,
+    max_body_bytes: Option<usize>,
+}
+
+/// Validated configuration of a running service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// sled directory.
+    pub data_dir: PathBuf,
+    /// Issuer URL without trailing slash; `None` means derive it from the bound address.
+    pub issuer: Option<String>,
+    /// Serve HTTP rather than HTTPS.
+    pub plain_http: bool,
+    /// Key directory.
+    pub keys_dir: PathBuf,
+    /// Admin token file.
+    pub admin_token_file: PathBuf,
+    /// Lifetime of enrolment codes.
+    pub enrolment_ttl: time::Duration,
+    /// Per-request time limit.
+    pub request_timeout: Duration,
+    /// Request body limit.
+    pub max_body_bytes: usize,
+}
+
+/// Why the configuration was refused; each names the offending option.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for us (this includes unknown keys, named by serde).
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// The parser's message, naming the key.
+        message: String,
+    },
+    /// A value is out of range or malformed.
+    #[error("invalid {option}: {reason}")]
+    Invalid {
+        /// Option name.
+        option: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn invalid(option: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        option,
+        reason: reason.into(),
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.message().to_owned(),
+    })
+}
+
+/// Checks an issuer URL: https (http only for loopback hosts), no query or fragment, no
+/// trailing slash in the result.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] for `issuer`.
+pub fn validate_issuer(raw: &str) -> Result<String, ConfigError> {
+    let url = url::Url::parse(raw).map_err(|e| invalid("issuer", format!("{raw}: {e}")))?;
+    let loopback = matches!(
+        url.host(),
+        Some(url::Host::Domain("localhost"))
+            | Some(url::Host::Ipv4(std::net::Ipv4Addr::LOCALHOST))
+            | Some(url::Host::Ipv6(std::net::Ipv6Addr::LOCALHOST))
+    );
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => {
+            return Err(invalid(
+                "issuer",
+                "must be an https URL (http only for loopback hosts)",
+            ));
+        }
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(invalid(
+            "issuer",
+            "must not have credentials, a query or a fragment",
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+impl Config {
+    /// Merges flags/env (`args`), the optional TOML file and the defaults.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, key or option at fault.
+    pub fn resolve(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let listen = args
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8443".into());
+        let listen: SocketAddr = listen
+            .parse()
+            .map_err(|_| invalid("listen", format!("{listen:?} is not an IP:port address")))?;
+        let keys_dir = args
+            .keys_dir
+            .clone()
+            .or(file.keys_dir)
+            .unwrap_or_else(|| "keys-dev".into());
+        let admin_token_file = args
+            .admin_token_file
+            .clone()
+            .or(file.admin_token_file)
+            .unwrap_or_else(|| keys_dir.join(crate::crypto::keys::ADMIN_TOKEN));
+        let issuer = args
+            .issuer
+            .clone()
+            .or(file.issuer)
+            .map(|i| validate_issuer(&i))
+            .transpose()?;
+        let ttl = args
+            .enrolment_ttl_hours
+            .or(file.enrolment_ttl_hours)
+            .unwrap_or(72);
+        if !(1..=24 * 90).contains(&ttl) {
+            return Err(invalid("enrolment_ttl_hours", "must be between 1 and 2160"));
+        }
+        let timeout = args
+            .request_timeout_seconds
+            .or(file.request_timeout_seconds)
+            .unwrap_or(30);
+        if !(1..=600).contains(&timeout) {
+            return Err(invalid(
+                "request_timeout_seconds",
+                "must be between 1 and 600",
+            ));
+        }
+        let max_body = args
+            .max_body_bytes
+            .or(file.max_body_bytes)
+            .unwrap_or(64 * 1024);
+        if !(1024..=16 * 1024 * 1024).contains(&max_body) {
+            return Err(invalid(
+                "max_body_bytes",
+                "must be between 1024 and 16777216",
+            ));
+        }
+        Ok(Self {
+            listen,
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| "data".into()),
+            issuer,
+            plain_http: args.plain_http.or(file.plain_http).unwrap_or(false),
+            keys_dir,
+            admin_token_file,
+            enrolment_ttl: time::Duration::hours(i64::from(ttl)),
+            request_timeout: Duration::from_secs(timeout),
+            max_body_bytes: max_body,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::resolve(&ServeArgs::default()).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8443".parse().unwrap());
+        assert_eq!(c.data_dir, PathBuf::from("data"));
+        assert_eq!(c.keys_dir, PathBuf::from("keys-dev"));
+        assert_eq!(c.admin_token_file, PathBuf::from("keys-dev/admin-token"));
+        assert!(!c.plain_http);
+        assert_eq!(c.enrolment_ttl, time::Duration::hours(72));
+    }
+
+    #[test]
+    fn flag_beats_file_beats_default() {
+        let f = write("listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/f\"\nplain_http = true\n");
+        let args = ServeArgs {
+            config: Some(f.path().into()),
+            listen: Some("127.0.0.1:9001".into()),
+            ..Default::default()
+        };
+        let c = Config::resolve(&args).unwrap();
+        assert_eq!(c.listen.port(), 9001, "flag wins");
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/f"), "file beats default");
+        assert!(c.plain_http);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let f = write("listen = \"127.0.0.1:9000\"\ndata_dri = \"x\"\n");
+        let args = ServeArgs {
+            config: Some(f.path().into()),
+            ..Default::default()
+        };
+        let err = Config::resolve(&args).unwrap_err().to_string();
+        assert!(err.contains("data_dri"), "{err}");
+    }
+
+    #[test]
+    fn issuer_rules() {
+        assert_eq!(
+            validate_issuer("https://id.example.gov/").unwrap(),
+            "https://id.example.gov"
+        );
+        assert_eq!(
+            validate_issuer("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert!(validate_issuer("http://id.example.gov").is_err());
+        assert!(validate_issuer("https://id.example.gov/?x=1").is_err());
+        assert!(validate_issuer("not a url").is_err());
+    }
+}

@@ -1,0 +1,70 @@
+//! Rules of the service, free of HTTP and of storage formats.
+//!
+//! Every function that depends on the time takes `now` as an argument, and every function
+//! that needs randomness takes a [`Rng`], so tests control both.
+
+pub mod citizens;
+mod error;
+pub mod validate;
+
+pub use error::{DomainError, FieldError};
+
+/// Result type of the domain layer.
+pub type Result<T, E = DomainError> = std::result::Result<T, E>;
+
+/// Source of cryptographic randomness, injected so tests can be deterministic.
+pub trait Rng: Send + Sync {
+    /// Fills `buf` with random bytes.
+    ///
+    /// # Errors
+    /// [`DomainError::Internal`] if the operating system's generator fails.
+    fn fill(&self, buf: &mut [u8]) -> Result<()>;
+}
+
+/// The operating system's generator, through ring.
+#[derive(Debug)]
+pub struct SystemRng(ring::rand::SystemRandom);
+
+impl SystemRng {
+    /// The system generator.
+    pub fn new() -> Self {
+        Self(ring::rand::SystemRandom::new())
+    }
+}
+
+impl Default for SystemRng {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Rng for SystemRng {
+    fn fill(&self, buf: &mut [u8]) -> Result<()> {
+        use ring::rand::SecureRandom;
+        self.0
+            .fill(buf)
+            .map_err(|_| DomainError::Internal("system random generator failed".into()))
+    }
+}
+
+/// `N` random bytes.
+///
+/// # Errors
+/// As [`Rng::fill`].
+pub fn random_bytes<const N: usize>(rng: &dyn Rng) -> Result<[u8; N]> {
+    let mut buf = [0u8; N];
+    rng.fill(&mut buf)?;
+    Ok(buf)
+}
+
+/// A random identifier in UUID v4 form (122 random bits).
+///
+/// # Errors
+/// As [`Rng::fill`].
+pub fn new_id(rng: &dyn Rng) -> Result<String> {
+    let bytes = random_bytes::<16>(rng)?;
+    Ok(uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string())
+}

@@ -1,0 +1,301 @@
+//! The single table from errors to HTTP answers: RFC 9457 problem+json everywhere, RFC 6749
+//! error JSON on OAuth endpoints. Internal details are logged (inside the request's span,
+//! which carries the request id) and never sent.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::observe::current_request_id;
+use crate::domain::{DomainError, FieldError};
+
+/// Errors of the http layer. Status codes are given per variant.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// A domain error; its status follows the table in [`ApiError::into_response`].
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// 401: missing or wrong bearer token. Says nothing else.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// 400: the body is not well-formed (e.g. JSON syntax).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// 422: the body is well-formed but does not have the expected shape.
+    #[error("unprocessable: {0}")]
+    Unprocessable(String),
+    /// 413: the body exceeds the configured limit.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// 415: the body is not `application/json`.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// 404: no such route.
+    #[error("no such resource")]
+    NoRoute,
+    /// 405: the route exists, the method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 503: the request took longer than the configured limit.
+    #[error("request timed out")]
+    Timeout,
+    /// 503: a dependency (store, keys) is unusable; detail is logged only.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Result type of handlers.
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// RFC 9457 body.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// Problem type URI.
+    #[serde(rename = "type")]
+    pub type_: &'static str,
+    /// Short summary of the problem type.
+    pub title: &'static str,
+    /// HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request, in plain language.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Correlates with the server log; quote it when reporting a problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Field-by-field validation errors (422 only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+struct Parts {
+    status: StatusCode,
+    type_: &'static str,
+    title: &'static str,
+    detail: Option<String>,
+    errors: Vec<FieldError>,
+}
+
+fn parts(
+    status: StatusCode,
+    type_: &'static str,
+    title: &'static str,
+    detail: Option<String>,
+) -> Parts {
+    Parts {
+        status,
+        type_,
+        title,
+        detail,
+        errors: Vec::new(),
+    }
+}
+
+impl ApiError {
+    fn parts(self) -> Parts {
+        use StatusCode as S;
+        match self {
+            Self::Domain(DomainError::Invalid(errors)) => Parts {
+                errors,
+                ..parts(
+                    S::UNPROCESSABLE_ENTITY,
+                    "urn:civis:problem:invalid-fields",
+                    "Invalid fields",
+                    Some("One or more fields are invalid; see errors.".into()),
+                )
+            },
+            Self::Domain(DomainError::NotFound(what)) => parts(
+                S::NOT_FOUND,
+                "about:blank",
+                "Not Found",
+                Some(format!("No such {what}.")),
+            ),
+            Self::Domain(DomainError::Conflict(why)) => parts(
+                S::CONFLICT,
+                "urn:civis:problem:conflict",
+                "Conflict",
+                Some(why.into()),
+            ),
+            Self::Domain(e @ (DomainError::Store(_) | DomainError::Internal(_))) => {
+                tracing::error!(error = %e, "internal error");
+                parts(
+                    S::INTERNAL_SERVER_ERROR,
+                    "about:blank",
+                    "Internal Server Error",
+                    Some("The service failed to process the request; it has been logged.".into()),
+                )
+            }
+            Self::Unauthorized => parts(S::UNAUTHORIZED, "about:blank", "Unauthorized", None),
+            Self::BadRequest(d) => parts(
+                S::BAD_REQUEST,
+                "urn:civis:problem:malformed",
+                "Malformed request",
+                Some(d),
+            ),
+            Self::Unprocessable(d) => parts(
+                S::UNPROCESSABLE_ENTITY,
+                "urn:civis:problem:invalid-body",
+                "Invalid request body",
+                Some(d),
+            ),
+            Self::PayloadTooLarge => parts(
+                S::PAYLOAD_TOO_LARGE,
+                "about:blank",
+                "Content Too Large",
+                Some("The request body exceeds the size limit.".into()),
+            ),
+            Self::UnsupportedMediaType => parts(
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "about:blank",
+                "Unsupported Media Type",
+                Some("Send the body as application/json.".into()),
+            ),
+            Self::NoRoute => parts(S::NOT_FOUND, "about:blank", "Not Found", None),
+            Self::MethodNotAllowed => parts(
+                S::METHOD_NOT_ALLOWED,
+                "about:blank",
+                "Method Not Allowed",
+                None,
+            ),
+            Self::Timeout => parts(
+                S::SERVICE_UNAVAILABLE,
+                "urn:civis:problem:timeout",
+                "Request timed out",
+                Some("The request took too long and was abandoned.".into()),
+            ),
+            Self::Unavailable(detail) => {
+                tracing::error!(%detail, "service unavailable");
+                parts(
+                    S::SERVICE_UNAVAILABLE,
+                    "about:blank",
+                    "Service Unavailable",
+                    None,
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let unauthorized = matches!(self, Self::Unauthorized);
+        let p = self.parts();
+        let body = Problem {
+            type_: p.type_,
+            title: p.title,
+            status: p.status.as_u16(),
+            detail: p.detail,
+            request_id: current_request_id(),
+            errors: p.errors,
+        };
+        let mut resp = (p.status, axum::Json(body)).into_response();
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if unauthorized {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+/// RFC 6749 §5.2 error codes used on OAuth endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OAuthErrorCode {
+    /// Malformed request.
+    InvalidRequest,
+    /// Client authentication failed (401).
+    InvalidClient,
+    /// Code, refresh token or credentials invalid, expired, revoked or mismatched.
+    InvalidGrant,
+    /// The client may not use this grant type.
+    UnauthorizedClient,
+    /// Grant type not supported.
+    UnsupportedGrantType,
+    /// Scope invalid or beyond what the client may ask.
+    InvalidScope,
+    /// Our fault (500); detail only in the log.
+    ServerError,
+}
+
+/// An error on an OAuth endpoint, rendered as `{"error", "error_description"}`.
+#[derive(Debug)]
+pub struct OAuthError {
+    /// The RFC 6749 code.
+    pub code: OAuthErrorCode,
+    /// Client-safe description.
+    pub description: Option<String>,
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        use OAuthErrorCode as C;
+        let (status, code) = match self.code {
+            C::InvalidRequest => (StatusCode::BAD_REQUEST, "invalid_request"),
+            C::InvalidClient => (StatusCode::UNAUTHORIZED, "invalid_client"),
+            C::InvalidGrant => (StatusCode::BAD_REQUEST, "invalid_grant"),
+            C::UnauthorizedClient => (StatusCode::BAD_REQUEST, "unauthorized_client"),
+            C::UnsupportedGrantType => (StatusCode::BAD_REQUEST, "unsupported_grant_type"),
+            C::InvalidScope => (StatusCode::BAD_REQUEST, "invalid_scope"),
+            C::ServerError => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+        };
+        let mut body = serde_json::json!({ "error": code });
+        if let Some(d) = self.description {
+            body["error_description"] = d.into();
+        }
+        let mut resp = (status, axum::Json(body)).into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if status == StatusCode::UNAUTHORIZED {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"civis\""),
+            );
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(resp: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn internal_error_text_never_reaches_the_client() {
+        let resp =
+            ApiError::Domain(DomainError::Internal("secret db path /x".into())).into_response();
+        assert_eq!(resp.status(), 500);
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let text = body(resp).await.to_string();
+        assert!(!text.contains("secret db path"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn oauth_errors_use_rfc6749_shape() {
+        let resp = OAuthError {
+            code: OAuthErrorCode::InvalidClient,
+            description: Some("client authentication failed".into()),
+        }
+        .into_response();
+        assert_eq!(resp.status(), 401);
+        assert_eq!(resp.headers()[header::CACHE_CONTROL], "no-store");
+        let b = body(resp).await;
+        assert_eq!(b["error"], "invalid_client");
+        assert_eq!(b["error_description"], "client authentication failed");
+    }
+}

@@ -1,0 +1,64 @@
+//! Extractors: JSON bodies whose rejections become problem+json, and admin authentication.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::app::AppState;
+
+/// `axum::Json` with our error mapping: 400 malformed, 413 too large, 415 wrong type,
+/// 422 wrong shape (serde's message names the field).
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Self(v)),
+            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::BadRequest(e.body_text())),
+            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::Unprocessable(e.body_text())),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType),
+            Err(JsonRejection::BytesRejection(e)) if e.status() == 413 => {
+                Err(ApiError::PayloadTooLarge)
+            }
+            Err(e) => Err(ApiError::BadRequest(e.body_text())),
+        }
+    }
+}
+
+/// Proof that the request carried the admin bearer token. Holds the token's fingerprint,
+/// recorded as "who did this".
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// Public fingerprint of the admin credential used.
+    pub actor: String,
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .ok_or(ApiError::Unauthorized)?;
+        if state.keys.admin_token.matches(presented.as_bytes()) {
+            Ok(Self {
+                actor: format!("admin:{}", state.keys.admin_token.fingerprint()),
+            })
+        } else {
+            tracing::warn!("admin authentication failed");
+            Err(ApiError::Unauthorized)
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! HTTP: the only layer that knows axum. Read [`router`] to see where every request goes.
+
+pub mod admin;
+pub mod error;
+pub mod extract;
+pub mod observe;
+pub mod openapi;
+pub mod ops;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+
+use crate::app::AppState;
+
+/// Every route of the service, with the observation middleware and body limit around them.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .route("/pki/ca.pem", get(ops::ca_pem))
+        .merge(admin::router())
+        .fallback(ops::no_route)
+        .method_not_allowed_fallback(ops::wrong_method)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,169 @@
+//! Per-request observation: a request id (echoed as `x-request-id`), a tracing span that
+//! every log line of the request inherits, the time limit, one log line per request, and
+//! Prometheus metrics per route.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tracing::Instrument;
+
+use super::error::ApiError;
+use crate::app::AppState;
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being served by this task, if any.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+/// The service's Prometheus registry and the HTTP metrics in it.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms … ~8 s
+    Histogram::new(exponential_buckets(0.0005, 2.0, 15))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("civis");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route and method",
+            latency.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+        }
+    }
+}
+
+impl Metrics {
+    /// The registry in Prometheus/OpenMetrics text.
+    ///
+    /// # Errors
+    /// Only if formatting into a `String` fails.
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+
+    fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+            })
+            .observe(seconds);
+    }
+}
+
+/// Accepts a caller's `x-request-id` only if it is short and harmless in a log line.
+fn incoming_id(req: &Request) -> Option<String> {
+    let v = req.headers().get("x-request-id")?.to_str().ok()?;
+    let ok = (8..=64).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    ok.then(|| v.to_owned())
+}
+
+/// The middleware; see the module documentation.
+pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let id = match incoming_id(&req) {
+        Some(id) => id,
+        None => {
+            let bytes = crate::domain::random_bytes::<12>(state.rng.as_ref()).unwrap_or_default();
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        }
+    };
+    // Unmatched paths share one label so scanners cannot blow up the metric cardinality.
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let span = tracing::info_span!("request", request_id = %id, %method, %route);
+    let limit = state.config.request_timeout;
+    let mut resp = REQUEST_ID
+        .scope(
+            id.clone(),
+            async move {
+                match tokio::time::timeout(limit, next.run(req)).await {
+                    Ok(r) => r,
+                    Err(_) => ApiError::Timeout.into_response(),
+                }
+            }
+            .instrument(span.clone()),
+        )
+        .await;
+    let status = resp.status().as_u16();
+    let elapsed = start.elapsed();
+    state
+        .metrics
+        .observe(&method, &route, status, elapsed.as_secs_f64());
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "request"
+        );
+    });
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}

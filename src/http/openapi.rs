@@ -1,0 +1,52 @@
+//! The OpenAPI description, generated from the handlers' annotations. `civis openapi`
+//! prints it; `spec/openapi.json` is the checked-in copy, kept equal by a test.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// The API document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "civis", description = "Electronic identification and signing service"),
+    paths(
+        super::ops::healthz, super::ops::metrics, super::ops::ca_pem,
+        super::admin::create_citizen, super::admin::get_citizen, super::admin::new_enrolment,
+    ),
+    modifiers(&AdminAuth),
+)]
+pub struct ApiDoc;
+
+struct AdminAuth;
+
+impl Modify for AdminAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The document as pretty JSON with a trailing newline.
+pub fn json() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .map(|s| s + "\n")
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    /// Fails when the code's API drifts from `spec/openapi.json`. To accept a change:
+    /// `cargo run -- openapi > spec/openapi.json`.
+    #[test]
+    fn checked_in_spec_matches_code() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/spec/openapi.json");
+        let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            on_disk == super::json(),
+            "spec/openapi.json is stale: run `cargo run -- openapi > spec/openapi.json`"
+        );
+    }
+}
