@@ -5,6 +5,9 @@
 #[error("{0}")]
 pub struct BackendError(pub String);
 
+/// A key and its value, as a scan returns them.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// One write of an atomic batch.
 #[derive(Debug, Clone)]
 pub struct Write {
@@ -66,7 +69,7 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         tree: &'static str,
         prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError>;
+    ) -> Result<Vec<Entry>, BackendError>;
 
     /// Makes every completed write durable.
     ///

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::backend::{Backend, BackendError, Write, WriteKind};
+use super::backend::{Backend, BackendError, Entry, Write, WriteKind};
 
 type Trees = BTreeMap<&'static str, BTreeMap<Vec<u8>, Vec<u8>>>;
 
@@ -61,7 +61,7 @@ impl Backend for MemoryBackend {
         &self,
         tree: &'static str,
         prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError> {
+    ) -> Result<Vec<Entry>, BackendError> {
         Ok(self
             .lock()?
             .get(tree)

@@ -6,7 +6,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::StoreError;
-use super::backend::{Backend, BackendError, Write, WriteKind};
+use super::backend::{Backend, BackendError, Entry, Write, WriteKind};
 
 /// A sled database opened on one directory (sled holds an exclusive file lock on it).
 pub struct SledBackend {
@@ -116,7 +116,7 @@ impl Backend for SledBackend {
         &self,
         tree: &'static str,
         prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError> {
+    ) -> Result<Vec<Entry>, BackendError> {
         self.tree(tree)?
             .scan_prefix(prefix)
             .map(|r| {

@@ -1,0 +1,425 @@
+//! Issue 2: serving, TLS, configuration, storage durability, keys, operations endpoints.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::support::{Opts, Server, admin_token, civis, client_trusting, register, root, tempdir};
+
+#[tokio::test]
+async fn healthz_over_tls_with_a_client_trusting_only_the_dev_ca() {
+    let data = tempdir();
+    let server = Server::start(data.path(), Opts::default());
+    assert!(
+        server.url.starts_with("https://localhost:"),
+        "{}",
+        server.url
+    );
+    let resp = server
+        .client()
+        .get(server.at("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap()["status"],
+        "ok"
+    );
+    assert!(
+        server.stderr().contains("development keys"),
+        "dev-key warning expected"
+    );
+
+    // A client that trusts some other CA must refuse the connection.
+    let other = tempdir();
+    let status = civis()
+        .args(["keys", "init", "--dir"])
+        .arg(other.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let stranger = client_trusting(&other.path().join("ca.pem"));
+    assert!(stranger.get(server.at("/healthz")).send().await.is_err());
+
+    // The CA that verifiers trust is served.
+    let ca = server
+        .client()
+        .get(server.at("/pki/ca.pem"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ca.status(), 200);
+    let expected = std::fs::read_to_string(root().join("keys-dev/ca.pem")).unwrap();
+    assert_eq!(ca.text().await.unwrap(), expected);
+}
+
+#[tokio::test]
+async fn plain_http_serves_health_and_prometheus_metrics() {
+    let data = tempdir();
+    let server = Server::start(
+        data.path(),
+        Opts {
+            plain_http: true,
+            ..Default::default()
+        },
+    );
+    assert!(
+        server.url.starts_with("http://localhost:"),
+        "{}",
+        server.url
+    );
+    let client = crate::support::http();
+    assert_eq!(
+        client
+            .get(server.at("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let resp = client.get(server.at("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let ctype = resp.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(ctype.starts_with("application/openmetrics-text"), "{ctype}");
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("# TYPE civis_http_requests counter"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"civis_http_requests_total{method="GET",route="/healthz",status="200"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE civis_http_request_duration_seconds histogram"),
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with("# EOF"), "OpenMetrics terminator");
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_and_logged() {
+    let data = tempdir();
+    let server = Server::start(
+        data.path(),
+        Opts {
+            plain_http: true,
+            ..Default::default()
+        },
+    );
+    let client = crate::support::http();
+    let resp = client
+        .get(server.at("/healthz"))
+        .header("x-request-id", "trace-abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "trace-abc-123");
+    // A hostile id (log injection) is replaced by our own.
+    let resp = client
+        .get(server.at("/healthz"))
+        .header("x-request-id", "a\"b}{\\n-xxxxxxxx")
+        .send()
+        .await
+        .unwrap();
+    let own = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(own.len(), 24);
+    let resp = client.get(server.at("/nowhere")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["request_id"], id.as_str());
+    let (status, log) = server.stop();
+    assert!(status.success());
+    let line = log
+        .lines()
+        .find(|l| l.contains(&id))
+        .expect("request line logged");
+    let line: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(line["fields"]["status"], 404);
+    assert!(log.contains("trace-abc-123"));
+}
+
+#[tokio::test]
+async fn config_precedence_flag_over_env_over_file_over_default() {
+    let data = tempdir();
+    let dir = tempdir();
+    let file = dir.path().join("civis.toml");
+    // The file's listen address is unusable, so the server can only start if env or flag wins.
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:notaport\"\nplain_http = true\nissuer = \"https://file.example\"\n",
+    )
+    .unwrap();
+
+    // env beats file (listen), file beats default (plain_http).
+    let mut cmd = civis();
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(data.path());
+    cmd.env("CIVIS_LISTEN", "127.0.0.1:0");
+    let server = Server::spawn(cmd).map_err(|(_, e)| e).unwrap();
+    assert!(
+        server.url.starts_with("http://"),
+        "file's plain_http applies: {}",
+        server.url
+    );
+    drop(server);
+
+    // flag beats env: a broken env value is ignored when the flag is given; env beats file
+    // for plain_http (CIVIS_PLAIN_HTTP=0 turns TLS back on).
+    let mut cmd = civis();
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(data.path());
+    cmd.args(["--listen", "127.0.0.1:0"]);
+    cmd.env("CIVIS_LISTEN", "garbage");
+    cmd.env("CIVIS_PLAIN_HTTP", "0");
+    let server = Server::spawn(cmd).map_err(|(_, e)| e).unwrap();
+    assert!(
+        server.url.starts_with("https://"),
+        "env beats file: {}",
+        server.url
+    );
+    drop(server);
+
+    // Without env or flag the file's broken listen value is used and named.
+    let out = civis()
+        .arg("serve")
+        .arg("--config")
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid listen"), "{err}");
+}
+
+#[test]
+fn unknown_config_key_is_rejected_by_name() {
+    let dir = tempdir();
+    let file = dir.path().join("civis.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:0\"\nadmin_tokn_file = \"x\"\n").unwrap();
+    let out = civis()
+        .arg("serve")
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("admin_tokn_file"), "{err}");
+    assert!(out.stdout.is_empty(), "no ready line");
+}
+
+#[tokio::test]
+async fn second_serve_on_the_same_data_dir_fails_naming_it() {
+    let data = tempdir();
+    let first = Server::start(
+        data.path(),
+        Opts {
+            plain_http: true,
+            ..Default::default()
+        },
+    );
+    let started = std::time::Instant::now();
+    let Err((status, err)) = Server::try_start(
+        data.path(),
+        Opts {
+            plain_http: true,
+            ..Default::default()
+        },
+    ) else {
+        panic!("second server must not start");
+    };
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "fails at once, not a hang"
+    );
+    let status = status.expect("second server exited");
+    assert!(!status.success());
+    assert!(err.contains(&data.path().display().to_string()), "{err}");
+    assert!(err.contains("in use"), "{err}");
+    // The first one is unharmed.
+    let resp = crate::support::http().get(first.at("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn acknowledged_write_survives_sigterm_and_restart() {
+    let data = tempdir();
+    let server = Server::start(data.path(), Opts::default());
+    let created = register(&server, "DUR-0001").await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    // SIGTERM right after the acknowledgement.
+    let (status, log) = server.stop();
+    assert!(status.success(), "exit 0 on SIGTERM: {log}");
+    assert!(log.contains("storage flushed"));
+
+    let server = Server::start(data.path(), Opts::default());
+    let resp = server
+        .client()
+        .get(server.at(&format!("/admin/v1/citizens/{id}")))
+        .bearer_auth(admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["national_id"], "DUR-0001");
+}
+
+#[tokio::test]
+async fn a_record_of_unknown_version_is_reported_not_panicked_on() {
+    let data = tempdir();
+    let server = Server::start(
+        data.path(),
+        Opts {
+            plain_http: true,
+            ..Default::default()
+        },
+    );
+    let id = register(&server, "VER-0001").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(server.stop().0.success());
+
+    // Plant a record from a "future" version, as a newer civis might have written it.
+    {
+        let store = civis::store::Store::open_sled(data.path()).unwrap();
+        store
+            .backend()
+            .commit(vec![civis::store::Write {
+                tree: civis::store::CITIZENS,
+                key: id.as_bytes().to_vec(),
+                kind: civis::store::WriteKind::Put(br#"{"v":"99","data":{"x":1}}"#.to_vec()),
+            }])
+            .unwrap();
+        store.flush().unwrap();
+    }
+
+    let server = Server::start(
+        data.path(),
+        Opts {
+            plain_http: true,
+            ..Default::default()
+        },
+    );
+    let resp = crate::support::http()
+        .get(server.at(&format!("/admin/v1/citizens/{id}")))
+        .bearer_auth(admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 500);
+    let rid = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body = resp.text().await.unwrap();
+    assert!(
+        !body.contains("99") && !body.contains("citizens/"),
+        "no internals: {body}"
+    );
+    // The server is still alive, and the log names tree, key and version with the request id.
+    assert_eq!(
+        crate::support::http().get(server.at("/healthz")).send().await.unwrap().status(),
+        200
+    );
+    let (status, log) = server.stop();
+    assert!(status.success());
+    let line = log
+        .lines()
+        .find(|l| l.contains(&format!("record citizens/{id} has unknown version 99")))
+        .unwrap_or_else(|| panic!("not reported: {log}"));
+    assert!(line.contains(&rid), "{line}");
+    assert!(!log.contains("panicked"));
+}
+
+#[test]
+fn keys_init_creates_a_private_set_and_refuses_to_overwrite() {
+    let dir = tempdir();
+    let keys = dir.path().join("prod");
+    let out = civis()
+        .args(["keys", "init", "--dir"])
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in ["ca.key", "tls.key", "token.key", "admin-token"] {
+        let mode = std::fs::metadata(keys.join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    let token_before = std::fs::read(keys.join("token.key")).unwrap();
+    let out = civis()
+        .args(["keys", "init", "--dir"])
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    assert_eq!(std::fs::read(keys.join("token.key")).unwrap(), token_before);
+}
+
+#[tokio::test]
+async fn fresh_keys_serve_without_the_dev_warning() {
+    let dir = tempdir();
+    let keys = dir.path().join("k");
+    assert!(
+        civis()
+            .args(["keys", "init", "--dir"])
+            .arg(&keys)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let data = tempdir();
+    let server = Server::start(
+        data.path(),
+        Opts {
+            args: vec!["--keys-dir".into(), keys.display().to_string()],
+            ..Default::default()
+        },
+    );
+    let resp = client_trusting(&keys.join("ca.pem"))
+        .get(server.at("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(!server.stderr().contains("development keys"));
+}
+
+#[test]
+fn token_key_from_keys_dev_signs_jwts_that_jsonwebtoken_verifies() {
+    civis::crypto::jwt::install_provider();
+    let keys = civis::crypto::KeySet::load(
+        &root().join("keys-dev"),
+        &root().join("keys-dev/admin-token"),
+    )
+    .unwrap();
+    let claims = serde_json::json!({"sub": "x", "exp": 4_000_000_000u64, "aud": "a"});
+    let jwt = keys.token_key.sign_jwt("at+jwt", &claims).unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    v.set_audience(&["a"]);
+    let data = jsonwebtoken::decode::<serde_json::Value>(
+        &jwt,
+        &keys.token_key.decoding_key().unwrap(),
+        &v,
+    )
+    .unwrap();
+    assert_eq!(data.claims["sub"], "x");
+    assert_eq!(data.header.typ.as_deref(), Some("at+jwt"));
+}

@@ -1,0 +1,284 @@
+//! The admin registry API (CONTRACT.md §2): authentication, validation, uniqueness, limits.
+
+use serde_json::{Value, json};
+
+use crate::support::{Opts, Server, admin_token, register, tempdir};
+
+fn plain(data: &tempfile::TempDir) -> Server {
+    Server::start(
+        data.path(),
+        Opts {
+            plain_http: true,
+            ..Default::default()
+        },
+    )
+}
+
+#[tokio::test]
+async fn admin_calls_without_the_right_token_are_401_and_reveal_nothing() {
+    let data = tempdir();
+    let server = plain(&data);
+    let created = register(&server, "AUTH-001").await;
+    let url = server.at(&format!(
+        "/admin/v1/citizens/{}",
+        created["id"].as_str().unwrap()
+    ));
+    let unknown = server.at("/admin/v1/citizens/does-not-exist");
+    let c = crate::support::http();
+    for target in [&url, &unknown] {
+        for auth in [
+            None,
+            Some("Bearer wrong"),
+            Some("Basic YWRtaW46YWRtaW4="),
+            Some("Bearer "),
+        ] {
+            let mut req = c.get(target.as_str());
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), 401, "{auth:?}");
+            assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+            let body: Value = resp.json().await.unwrap();
+            assert!(body.get("detail").is_none(), "says nothing: {body}");
+        }
+    }
+    let resp = c.get(&url).bearer_auth(admin_token()).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = c
+        .get(&unknown)
+        .bearer_auth(admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}
+
+#[tokio::test]
+async fn citizen_is_recorded_with_who_and_when() {
+    let data = tempdir();
+    let server = plain(&data);
+    let c = crate::support::http();
+    let resp = c
+        .post(server.at("/admin/v1/citizens"))
+        .bearer_auth(admin_token())
+        .json(
+            &json!({"given_name": " Zoë ", "family_name": "O'Brien-Łukasz",
+            "birthdate": "1985-12-31", "national_id": "ab 12 34-x", "email": "Zoe@Example.ORG"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let created: Value = resp.json().await.unwrap();
+    let code = created["enrolment_code"].as_str().unwrap();
+    assert!(code.len() >= 43, "at least 256 bits base64url");
+    assert_eq!(
+        created["enrolment_url"],
+        format!("{}/enrol?code={code}", server.url).as_str()
+    );
+    let got: Value = c
+        .get(server.at(&location))
+        .bearer_auth(admin_token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["given_name"], "Zoë");
+    assert_eq!(got["national_id"], "AB1234-X");
+    assert_eq!(got["email"], "Zoe@example.org");
+    assert_eq!(got["birthdate"], "1985-12-31");
+    assert!(got["registered_by"].as_str().unwrap().starts_with("admin:"));
+    assert!(got["created_at"].as_str().unwrap().starts_with("20"));
+    assert_eq!(got["passkeys"], json!([]));
+
+    // Secrets never reach the log.
+    let (_, log) = server.stop();
+    assert!(!log.contains(code), "enrolment code logged");
+    assert!(!log.contains(&admin_token()), "admin token logged");
+}
+
+#[tokio::test]
+async fn duplicate_national_id_is_409_after_normalisation() {
+    let data = tempdir();
+    let server = plain(&data);
+    register(&server, "XY-9876").await;
+    let resp = crate::support::http()
+        .post(server.at("/admin/v1/citizens"))
+        .bearer_auth(admin_token())
+        .json(&json!({"given_name": "B", "family_name": "C", "birthdate": "1970-01-01", "national_id": " xy-98 76 "}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+}
+
+#[tokio::test]
+async fn invalid_fields_are_422_naming_each_field() {
+    let data = tempdir();
+    let server = plain(&data);
+    let c = crate::support::http();
+    let cases = [
+        (
+            json!({"given_name": "", "family_name": "N", "birthdate": "1990-01-01", "national_id": "AB1234"}),
+            vec!["given_name"],
+        ),
+        (
+            json!({"given_name": "A", "family_name": "N", "birthdate": "1990-02-30", "national_id": "AB1234"}),
+            vec!["birthdate"],
+        ),
+        (
+            json!({"given_name": "A", "family_name": "N", "birthdate": "2999-01-01", "national_id": "AB1234"}),
+            vec!["birthdate"],
+        ),
+        (
+            json!({"given_name": "A", "family_name": "N", "birthdate": "1990-01-01", "national_id": "A_1"}),
+            vec!["national_id"],
+        ),
+        (
+            json!({"given_name": "A", "family_name": "N", "birthdate": "1990-01-01", "national_id": "AB1234", "email": "x@"}),
+            vec!["email"],
+        ),
+        (
+            json!({"given_name": "A1", "family_name": "", "birthdate": "x", "national_id": "", "email": "x"}),
+            vec![
+                "given_name",
+                "family_name",
+                "national_id",
+                "email",
+                "birthdate",
+            ],
+        ),
+    ];
+    for (body, fields) in cases {
+        let resp = c
+            .post(server.at("/admin/v1/citizens"))
+            .bearer_auth(admin_token())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 422, "{body}");
+        let problem: Value = resp.json().await.unwrap();
+        let got: Vec<&str> = problem["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, fields, "{body}");
+    }
+    // Wrong shape: missing field, unknown field, wrong type → 422 naming it.
+    for (body, needle) in [
+        (
+            json!({"given_name": "A", "family_name": "N", "birthdate": "1990-01-01"}),
+            "national_id",
+        ),
+        (
+            json!({"given_name": "A", "family_name": "N", "birthdate": "1990-01-01", "national_id": "AB1234", "nid": 1}),
+            "nid",
+        ),
+        (
+            json!({"given_name": 5, "family_name": "N", "birthdate": "1990-01-01", "national_id": "AB1234"}),
+            "given_name",
+        ),
+    ] {
+        let resp = c
+            .post(server.at("/admin/v1/citizens"))
+            .bearer_auth(admin_token())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 422);
+        let problem: Value = resp.json().await.unwrap();
+        assert!(
+            problem["detail"].as_str().unwrap().contains(needle),
+            "{problem}"
+        );
+    }
+    // Nothing was stored by any of these.
+    let (_, _) = server.stop();
+    let store = civis::store::Store::open_sled(data.path()).unwrap();
+    assert!(
+        store
+            .backend()
+            .scan_prefix(civis::store::CITIZENS, b"")
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn malformed_oversized_and_untyped_bodies_get_precise_4xx() {
+    let data = tempdir();
+    let server = plain(&data);
+    let c = crate::support::http();
+    let url = server.at("/admin/v1/citizens");
+    let resp = c
+        .post(&url)
+        .bearer_auth(admin_token())
+        .header("content-type", "application/json")
+        .body("{\"given_name\":")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let resp = c
+        .post(&url)
+        .bearer_auth(admin_token())
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+    let huge = format!("{{\"given_name\":\"{}\"}}", "a".repeat(200_000));
+    let resp = c
+        .post(&url)
+        .bearer_auth(admin_token())
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let resp = c
+        .delete(&url)
+        .bearer_auth(admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+}
+
+#[tokio::test]
+async fn new_enrolment_code_replaces_the_old_one() {
+    let data = tempdir();
+    let server = plain(&data);
+    let created = register(&server, "ENR-0001").await;
+    let id = created["id"].as_str().unwrap();
+    let c = crate::support::http();
+    let resp = c
+        .post(server.at(&format!("/admin/v1/citizens/{id}/enrolment")))
+        .bearer_auth(admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let again: Value = resp.json().await.unwrap();
+    assert_ne!(again["enrolment_code"], created["enrolment_code"]);
+    assert!(again["expires_at"].is_string());
+    let resp = c
+        .post(server.at("/admin/v1/citizens/nope/enrolment"))
+        .bearer_auth(admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}

@@ -1,0 +1,233 @@
+//! Starting and stopping the real server, and HTTP clients that trust only the dev CA.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Repository root (where keys-dev/ lives).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The development admin token.
+pub fn admin_token() -> String {
+    std::fs::read_to_string(root().join("keys-dev/admin-token"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// A running `civis serve`.
+pub struct Server {
+    child: Child,
+    /// Base URL from the ready line, with `localhost` for the host (TLS name).
+    pub url: String,
+    /// Everything the server wrote to stderr so far.
+    stderr: Arc<Mutex<String>>,
+}
+
+/// How to start the server.
+#[derive(Clone, Default)]
+pub struct Opts {
+    pub plain_http: bool,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+/// The `civis` command with the repository root as working directory.
+pub fn civis() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_civis"));
+    cmd.current_dir(root())
+        .env_remove("CIVIS_LISTEN")
+        .env_remove("CIVIS_DATA_DIR")
+        .env_remove("CIVIS_ISSUER")
+        .env_remove("CIVIS_PLAIN_HTTP")
+        .env_remove("CIVIS_CONFIG")
+        .env("CIVIS_LOG", "info");
+    cmd
+}
+
+impl Server {
+    /// Starts on a free port with `data_dir`, waiting for the ready line.
+    pub fn start(data_dir: &Path, opts: Opts) -> Self {
+        Self::try_start(data_dir, opts)
+            .unwrap_or_else(|(status, err)| panic!("server did not start ({status:?}):\n{err}"))
+    }
+
+    /// Like [`Server::start`] but returns the exit status and stderr if it does not start.
+    pub fn try_start(data_dir: &Path, opts: Opts) -> Result<Self, (Option<ExitStatus>, String)> {
+        let mut cmd = civis();
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(data_dir);
+        if opts.plain_http {
+            cmd.arg("--plain-http");
+        }
+        cmd.args(&opts.args);
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        Self::spawn(cmd)
+    }
+
+    /// Spawns a prepared command and waits for its ready line.
+    pub fn spawn(mut cmd: Command) -> Result<Self, (Option<ExitStatus>, String)> {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err_pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err_pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(out).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            // Keep draining so the server never blocks on a full pipe.
+            for _ in lines {}
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => {
+                let url = line
+                    .strip_prefix("listening on ")
+                    .unwrap_or_else(|| panic!("unexpected ready line {line:?}"))
+                    .replace("127.0.0.1", "localhost");
+                Ok(Self { child, url, stderr })
+            }
+            Err(_) => {
+                let status = wait_timeout(&mut child, Duration::from_secs(10));
+                if status.is_none() {
+                    let _ = child.kill();
+                }
+                std::thread::sleep(Duration::from_millis(100));
+                let err = stderr.lock().unwrap().clone();
+                Err((status, err))
+            }
+        }
+    }
+
+    /// What the server logged so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// A client for this server (trusting only the dev CA when TLS is on).
+    pub fn client(&self) -> reqwest::Client {
+        client_trusting(&root().join("keys-dev/ca.pem"))
+    }
+
+    /// `url` + `path`.
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn stop(mut self) -> (ExitStatus, String) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = wait_timeout(&mut self.child, Duration::from_secs(30))
+            .expect("server did not exit within 30 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+        let err = self.stderr();
+        (status, err)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An HTTPS client whose only trust anchor is the CA certificate in `ca_pem` (ring provider).
+pub fn client_trusting(ca_pem: &Path) -> reqwest::Client {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_pem).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// A fresh temporary directory.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// Registers a citizen through the admin API and returns the JSON answer.
+pub async fn register(server: &Server, national_id: &str) -> serde_json::Value {
+    let resp = server
+        .client()
+        .post(server.at("/admin/v1/citizens"))
+        .bearer_auth(admin_token())
+        .json(&serde_json::json!({
+            "given_name": "Ana", "family_name": "Novak",
+            "birthdate": "1990-04-01", "national_id": national_id,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    resp.json().await.unwrap()
+}
+
+/// A client for plain-HTTP servers (rustls still needs a process provider: ring).
+pub fn http() -> reqwest::Client {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
