@@ -65,11 +65,7 @@ pub trait Backend: Send + Sync + 'static {
     ///
     /// # Errors
     /// Backend I/O failure.
-    fn scan_prefix(
-        &self,
-        tree: &'static str,
-        prefix: &[u8],
-    ) -> Result<Vec<Entry>, BackendError>;
+    fn scan_prefix(&self, tree: &'static str, prefix: &[u8]) -> Result<Vec<Entry>, BackendError>;
 
     /// Makes every completed write durable.
     ///

@@ -57,11 +57,7 @@ impl Backend for MemoryBackend {
         Ok(self.lock()?.get_mut(tree).and_then(|t| t.remove(key)))
     }
 
-    fn scan_prefix(
-        &self,
-        tree: &'static str,
-        prefix: &[u8],
-    ) -> Result<Vec<Entry>, BackendError> {
+    fn scan_prefix(&self, tree: &'static str, prefix: &[u8]) -> Result<Vec<Entry>, BackendError> {
         Ok(self
             .lock()?
             .get(tree)

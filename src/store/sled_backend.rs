@@ -112,11 +112,7 @@ impl Backend for SledBackend {
             .map(|v| v.to_vec()))
     }
 
-    fn scan_prefix(
-        &self,
-        tree: &'static str,
-        prefix: &[u8],
-    ) -> Result<Vec<Entry>, BackendError> {
+    fn scan_prefix(&self, tree: &'static str, prefix: &[u8]) -> Result<Vec<Entry>, BackendError> {
         self.tree(tree)?
             .scan_prefix(prefix)
             .map(|r| {

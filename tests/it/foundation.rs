@@ -248,7 +248,11 @@ async fn second_serve_on_the_same_data_dir_fails_naming_it() {
     assert!(err.contains(&data.path().display().to_string()), "{err}");
     assert!(err.contains("in use"), "{err}");
     // The first one is unharmed.
-    let resp = crate::support::http().get(first.at("/healthz")).send().await.unwrap();
+    let resp = crate::support::http()
+        .get(first.at("/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
 }
 
@@ -328,7 +332,12 @@ async fn a_record_of_unknown_version_is_reported_not_panicked_on() {
     );
     // The server is still alive, and the log names tree, key and version with the request id.
     assert_eq!(
-        crate::support::http().get(server.at("/healthz")).send().await.unwrap().status(),
+        crate::support::http()
+            .get(server.at("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
         200
     );
     let (status, log) = server.stop();
