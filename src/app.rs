@@ -28,6 +28,12 @@ pub struct AppState {
     pub rng: Arc<dyn Rng>,
     /// Prometheus registry.
     pub metrics: Arc<Metrics>,
+    /// WebAuthn relying party (RP ID = issuer host, origin = issuer origin).
+    pub webauthn: Arc<webauthn_rs::prelude::Webauthn>,
+    /// The issuer's origin (`scheme://host[:port]`), for `Origin` checks.
+    pub public_origin: Arc<str>,
+    /// Per-address throttle for ceremony starts and failed attempts.
+    pub throttle: Arc<crate::http::throttle::Throttle>,
 }
 
 impl std::fmt::Debug for dyn Rng {
@@ -53,6 +59,14 @@ pub enum StartError {
         dir: String,
         /// Cause.
         source: std::io::Error,
+    },
+    /// The issuer cannot serve as a WebAuthn relying party.
+    #[error("issuer {issuer} cannot be used for passkeys: {reason}")]
+    Issuer {
+        /// The issuer.
+        issuer: String,
+        /// Why.
+        reason: String,
     },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
@@ -120,13 +134,20 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     } else {
         Some(keys.tls_server_config()?)
     };
+    let (webauthn, public_origin) = relying_party(&issuer)?;
     let state = AppState {
-        config: Arc::new(config),
+        config: Arc::new(config.clone()),
         issuer: issuer.into(),
         store: store.clone(),
         keys: Arc::new(keys),
         rng: Arc::new(SystemRng::default()),
         metrics: Arc::new(Metrics::default()),
+        webauthn: Arc::new(webauthn),
+        public_origin: public_origin.into(),
+        throttle: Arc::new(crate::http::throttle::Throttle::new(
+            config.throttle_burst,
+            config.throttle_per_minute,
+        )),
     };
     let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
 
@@ -160,6 +181,27 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     flushed?;
     tracing::info!("stopped; storage flushed");
     Ok(())
+}
+
+/// The WebAuthn relying party for an issuer: RP ID is its host, the origin its origin.
+///
+/// # Errors
+/// [`StartError::Issuer`] when the issuer has no host or webauthn-rs refuses it.
+pub fn relying_party(issuer: &str) -> Result<(webauthn_rs::prelude::Webauthn, String), StartError> {
+    let err = |reason: String| StartError::Issuer {
+        issuer: issuer.to_owned(),
+        reason,
+    };
+    let url = url::Url::parse(issuer).map_err(|e| err(e.to_string()))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| err("no host".into()))?
+        .to_owned();
+    let origin = url.origin().ascii_serialization();
+    let webauthn = webauthn_rs::prelude::WebauthnBuilder::new(&host, &url)
+        .and_then(|b| b.rp_name("civis").build())
+        .map_err(|e| err(e.to_string()))?;
+    Ok((webauthn, origin))
 }
 
 async fn shutdown_on_signal<A: axum_server::Address>(handle: axum_server::Handle<A>) {

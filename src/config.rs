@@ -43,6 +43,13 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes. [default: 65536]
     #[arg(long, env = "CIVIS_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Per client address: ceremony starts, enrolment page loads and failed attempts allowed
+    /// in a burst. [default: 30]
+    #[arg(long, env = "CIVIS_THROTTLE_BURST", value_name = "N")]
+    pub throttle_burst: Option<u32>,
+    /// Per client address: sustained rate of the same, per minute. [default: 30]
+    #[arg(long, env = "CIVIS_THROTTLE_PER_MINUTE", value_name = "N")]
+    pub throttle_per_minute: Option<u32>,
 }
 
 /// The TOML file: the same options, unknown keys rejected by name.
@@ -58,6 +65,8 @@ struct FileConfig {
     enrolment_ttl_hours: Option<u32>,
     request_timeout_seconds: Option<u64>,
     max_body_bytes: Option<usize>,
+    throttle_burst: Option<u32>,
+    throttle_per_minute: Option<u32>,
 }
 
 /// Validated configuration of a running service.
@@ -81,6 +90,10 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Request body limit.
     pub max_body_bytes: usize,
+    /// Throttle burst per client address.
+    pub throttle_burst: u32,
+    /// Throttle refill per minute per client address.
+    pub throttle_per_minute: u32,
 }
 
 /// Why the configuration was refused; each names the offending option.
@@ -224,6 +237,14 @@ impl Config {
                 "must be between 1024 and 16777216",
             ));
         }
+        let throttle_burst = args.throttle_burst.or(file.throttle_burst).unwrap_or(30);
+        let throttle_per_minute = args
+            .throttle_per_minute
+            .or(file.throttle_per_minute)
+            .unwrap_or(30);
+        if throttle_burst == 0 || throttle_per_minute == 0 {
+            return Err(invalid("throttle", "burst and rate must be at least 1"));
+        }
         Ok(Self {
             listen,
             data_dir: args
@@ -238,6 +259,8 @@ impl Config {
             enrolment_ttl: time::Duration::hours(i64::from(ttl)),
             request_timeout: Duration::from_secs(timeout),
             max_body_bytes: max_body,
+            throttle_burst,
+            throttle_per_minute,
         })
     }
 }

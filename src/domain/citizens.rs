@@ -26,13 +26,13 @@ pub struct Citizen {
     pub created_at: OffsetDateTime,
     /// Who recorded it (the admin credential's fingerprint), for the audit trail.
     pub registered_by: String,
-    /// The citizen's passkeys.
-    pub passkeys: Vec<PasskeySummary>,
+    /// Ids of the citizen's passkeys (the credentials live in their own records).
+    pub passkey_ids: Vec<String>,
     /// Hash of the one enrolment code currently valid, so issuing a new one voids the old.
     pub enrolment_hash: Option<[u8; 32]>,
 }
 
-/// What the registry shows about a passkey (the credential itself is kept elsewhere).
+/// What the registry shows about a passkey.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PasskeySummary {
     /// Credential identifier (base64url).
@@ -45,6 +45,8 @@ pub struct PasskeySummary {
     pub backup_eligible: bool,
     /// The authenticator said the credential is currently synced.
     pub backed_up: bool,
+    /// When a registration officer revoked it; a revoked passkey never logs in.
+    pub revoked_at: Option<OffsetDateTime>,
 }
 
 /// Identity data as a registration officer sends it, before validation.
@@ -156,7 +158,7 @@ impl Registry<'_> {
             email,
             created_at: now,
             registered_by: registered_by.to_owned(),
-            passkeys: Vec::new(),
+            passkey_ids: Vec::new(),
             enrolment_hash: Some(hash),
         };
         let ticket = EnrolmentTicket {
@@ -189,9 +191,12 @@ impl Registry<'_> {
     pub fn new_enrolment(&self, id: &str, now: OffsetDateTime) -> Result<EnrolmentCode> {
         // Optimistic update: retry if the record changed between read and write.
         for _ in 0..8 {
-            let current = self.get(id)?;
-            let (code, hash, ticket) = self.issue_code(current.id.clone(), now)?;
-            let mut updated = current.clone();
+            let current = self
+                .store
+                .citizen_for_update(id)?
+                .ok_or(DomainError::NotFound("citizen"))?;
+            let (code, hash, ticket) = self.issue_code(current.value.id.clone(), now)?;
+            let mut updated = current.value.clone();
             updated.enrolment_hash = Some(hash);
             match self
                 .store

@@ -24,6 +24,9 @@ pub enum DomainError {
     /// A uniqueness rule was broken (→ 409). Holds a client-safe explanation.
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// A passkey ceremony was refused (→ 400 with a plain-language message).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     /// Storage failed (→ 500; text only in the log).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -39,5 +42,49 @@ impl DomainError {
             field,
             detail: detail.into(),
         }])
+    }
+}
+
+/// Why a passkey ceremony was refused. `Display` (with details) is for the log;
+/// [`Refusal::message`] is what the person sees, and never tells whether a citizen or a
+/// credential exists.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The enrolment code is unknown, expired or already used.
+    #[error("enrolment link unknown, expired or already used")]
+    EnrolmentLinkInvalid,
+    /// The ceremony is unknown, expired or already finished (a replay).
+    #[error("ceremony unknown, expired or already used")]
+    CeremonyExpired,
+    /// webauthn-rs refused the credential (wrong origin or RP ID, bad signature, no user
+    /// verification, wrong challenge…).
+    #[error("credential rejected: {0}")]
+    CredentialRejected(String),
+    /// The credential is not registered, revoked, or not the user's.
+    #[error("passkey unknown or revoked: {0}")]
+    PasskeyUnknown(String),
+    /// The signature counter did not increase on a counting authenticator.
+    #[error("possible cloned authenticator: {0}")]
+    PossibleClone(String),
+}
+
+impl Refusal {
+    /// A plain-language explanation for the person in front of the screen.
+    pub fn message(&self) -> &'static str {
+        match self {
+            Self::EnrolmentLinkInvalid => {
+                "This enrolment link is not valid: it may have expired or already been used. \
+                 Please ask your registration office for a new link."
+            }
+            Self::CeremonyExpired => "This attempt has expired. Please try again.",
+            Self::CredentialRejected(_) => {
+                "Your passkey could not be verified for this site. Please try again."
+            }
+            Self::PasskeyUnknown(_) | Self::PossibleClone(_) => {
+                "This passkey cannot be used to sign in here. \
+                 If you lost access, ask your registration office for a new enrolment link."
+            }
+        }
     }
 }

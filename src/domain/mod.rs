@@ -5,9 +5,10 @@
 
 pub mod citizens;
 mod error;
+pub mod passkeys;
 pub mod validate;
 
-pub use error::{DomainError, FieldError};
+pub use error::{DomainError, FieldError, Refusal};
 
 /// Result type of the domain layer.
 pub type Result<T, E = DomainError> = std::result::Result<T, E>;

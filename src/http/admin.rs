@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::error::{Problem, Result};
 use super::extract::{Admin, ApiJson};
 use crate::app::AppState;
-use crate::domain::citizens::{Citizen, EnrolmentCode, NewCitizen, Registry};
+use crate::domain::citizens::{Citizen, EnrolmentCode, NewCitizen, PasskeySummary, Registry};
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
@@ -19,6 +19,10 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/citizens", post(create_citizen))
         .route("/admin/v1/citizens/{id}", get(get_citizen))
         .route("/admin/v1/citizens/{id}/enrolment", post(new_enrolment))
+        .route(
+            "/admin/v1/citizens/{id}/passkeys/{passkey_id}",
+            axum::routing::delete(revoke_passkey),
+        )
 }
 
 /// A citizen to register, as checked by the registration officer.
@@ -74,6 +78,12 @@ pub struct PasskeyView {
     pub backup_eligible: bool,
     /// Is currently synced.
     pub backed_up: bool,
+    /// When it was revoked (absent while it is usable).
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub revoked_at: Option<OffsetDateTime>,
 }
 
 /// A citizen as stored.
@@ -101,8 +111,8 @@ pub struct CitizenView {
     pub passkeys: Vec<PasskeyView>,
 }
 
-impl From<Citizen> for CitizenView {
-    fn from(c: Citizen) -> Self {
+impl CitizenView {
+    fn new(c: Citizen, passkeys: Vec<PasskeySummary>) -> Self {
         Self {
             id: c.id,
             given_name: c.given_name,
@@ -112,8 +122,7 @@ impl From<Citizen> for CitizenView {
             email: c.email,
             created_at: c.created_at,
             registered_by: c.registered_by,
-            passkeys: c
-                .passkeys
+            passkeys: passkeys
                 .into_iter()
                 .map(|p| PasskeyView {
                     id: p.id,
@@ -121,6 +130,7 @@ impl From<Citizen> for CitizenView {
                     last_used_at: p.last_used_at,
                     backup_eligible: p.backup_eligible,
                     backed_up: p.backed_up,
+                    revoked_at: p.revoked_at,
                 })
                 .collect(),
         }
@@ -194,7 +204,9 @@ pub async fn get_citizen(
     _admin: Admin,
     Path(id): Path<String>,
 ) -> Result<axum::Json<CitizenView>> {
-    Ok(axum::Json(registry(&state).get(&id)?.into()))
+    let citizen = registry(&state).get(&id)?;
+    let passkeys = super::passkey::passkeys(&state).summaries(&citizen)?;
+    Ok(axum::Json(CitizenView::new(citizen, passkeys)))
 }
 
 /// Issues a new enrolment link (recovery); the previous link stops working.
@@ -209,4 +221,20 @@ pub async fn new_enrolment(
     let code = registry(&state).new_enrolment(&id, OffsetDateTime::now_utc())?;
     tracing::info!(citizen_id = %id, actor = %admin.actor, "enrolment code issued");
     Ok(created(None, enrolment(&state, code)))
+}
+
+/// Revokes a passkey: it no longer logs in, and sessions created with it end.
+#[utoipa::path(delete, path = "/admin/v1/citizens/{id}/passkeys/{passkey_id}", tag = "admin",
+    security(("admin" = [])),
+    params(("id" = String, Path, description = "Citizen id"),
+           ("passkey_id" = String, Path, description = "Passkey (credential) id")),
+    responses((status = 204, description = "Revoked"), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn revoke_passkey(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path((id, passkey_id)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    super::passkey::passkeys(&state).revoke(&id, &passkey_id, OffsetDateTime::now_utc())?;
+    tracing::info!(citizen_id = %id, %passkey_id, actor = %admin.actor, "passkey revoked");
+    Ok(StatusCode::NO_CONTENT)
 }

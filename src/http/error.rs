@@ -40,6 +40,12 @@ pub enum ApiError {
     /// 503: the request took longer than the configured limit.
     #[error("request timed out")]
     Timeout,
+    /// 403: refused for a reason that is safe to state (e.g. cross-origin request).
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// 429: too many attempts from this address; carries the wait for `Retry-After`.
+    #[error("too many requests")]
+    TooManyRequests(std::time::Duration),
     /// 503: a dependency (store, keys) is unusable; detail is logged only.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -117,6 +123,19 @@ impl ApiError {
                 "Conflict",
                 Some(why.into()),
             ),
+            Self::Domain(DomainError::Refused(r)) => {
+                if matches!(r, crate::domain::Refusal::PossibleClone(_)) {
+                    tracing::error!(refusal = %r, "possible cloned authenticator: login refused");
+                } else {
+                    tracing::warn!(refusal = %r, "passkey ceremony refused");
+                }
+                parts(
+                    S::BAD_REQUEST,
+                    "urn:civis:problem:passkey-refused",
+                    "Passkey refused",
+                    Some(r.message().into()),
+                )
+            }
             Self::Domain(e @ (DomainError::Store(_) | DomainError::Internal(_))) => {
                 tracing::error!(error = %e, "internal error");
                 parts(
@@ -164,6 +183,15 @@ impl ApiError {
                 "Request timed out",
                 Some("The request took too long and was abandoned.".into()),
             ),
+            Self::Forbidden(why) => {
+                parts(S::FORBIDDEN, "about:blank", "Forbidden", Some(why.into()))
+            }
+            Self::TooManyRequests(_) => parts(
+                S::TOO_MANY_REQUESTS,
+                "urn:civis:problem:throttled",
+                "Too many attempts",
+                Some("Too many attempts from your network. Please wait and try again.".into()),
+            ),
             Self::Unavailable(detail) => {
                 tracing::error!(%detail, "service unavailable");
                 parts(
@@ -180,6 +208,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let unauthorized = matches!(self, Self::Unauthorized);
+        let retry_after = match &self {
+            Self::TooManyRequests(wait) => Some(wait.as_secs().max(1)),
+            _ => None,
+        };
         let p = self.parts();
         let body = Problem {
             type_: p.type_,
@@ -198,6 +230,9 @@ impl IntoResponse for ApiError {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if unauthorized {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(v) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+            h.insert(header::RETRY_AFTER, v);
         }
         resp
     }

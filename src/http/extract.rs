@@ -1,5 +1,9 @@
 //! Extractors: JSON bodies whose rejections become problem+json, and admin authentication.
 
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::ConnectInfo;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
@@ -51,14 +55,22 @@ impl FromRequestParts<AppState> for Admin {
                 let (scheme, token) = v.split_once(' ')?;
                 scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
             })
-            .ok_or(ApiError::Unauthorized)?;
+            .unwrap_or_default();
         if state.keys.admin_token.matches(presented.as_bytes()) {
             Ok(Self {
                 actor: format!("admin:{}", state.keys.admin_token.fingerprint()),
             })
         } else {
             tracing::warn!("admin authentication failed");
-            Err(ApiError::Unauthorized)
+            // Failures are throttled per address; a correct token is never throttled.
+            let peer = parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip());
+            match peer.map(|ip| state.throttle.take(ip, Instant::now())) {
+                Some(Err(wait)) => Err(ApiError::TooManyRequests(wait)),
+                _ => Err(ApiError::Unauthorized),
+            }
         }
     }
 }

@@ -6,6 +6,9 @@ pub mod extract;
 pub mod observe;
 pub mod openapi;
 pub mod ops;
+pub mod pages;
+pub mod passkey;
+pub mod throttle;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -20,6 +23,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/pki/ca.pem", get(ops::ca_pem))
         .merge(admin::router())
+        .merge(pages::router())
+        .merge(passkey::router())
         .fallback(ops::no_route)
         .method_not_allowed_fallback(ops::wrong_method)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

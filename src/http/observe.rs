@@ -43,6 +43,8 @@ struct RouteLabels {
 /// The service's Prometheus registry and the HTTP metrics in it.
 pub struct Metrics {
     registry: Registry,
+    /// Successful passkey logins.
+    pub logins: Counter,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
 }
@@ -75,8 +77,11 @@ impl Default for Metrics {
             "HTTP request latency by route and method",
             latency.clone(),
         );
+        let logins = Counter::default();
+        registry.register("logins", "Successful passkey logins", logins.clone());
         Self {
             registry,
+            logins,
             requests,
             latency,
         }

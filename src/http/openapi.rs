@@ -11,6 +11,7 @@ use utoipa::{Modify, OpenApi};
     paths(
         super::ops::healthz, super::ops::metrics, super::ops::ca_pem,
         super::admin::create_citizen, super::admin::get_citizen, super::admin::new_enrolment,
+        super::admin::revoke_passkey,
     ),
     modifiers(&AdminAuth),
 )]

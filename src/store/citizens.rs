@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
 use super::record::{Record, encode};
-use super::{Result, Store, Write, WriteKind};
-use crate::domain::citizens::{Citizen, EnrolmentTicket, PasskeySummary};
+use super::{Result, Snapshot, Store, Write, WriteKind};
+use crate::domain::citizens::{Citizen, EnrolmentTicket};
 
 /// Tree of citizens by id.
 pub const CITIZENS: &str = "citizens";
@@ -32,19 +32,8 @@ struct CitizenV1 {
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     registered_by: String,
-    passkeys: Vec<PasskeySummaryV1>,
+    passkey_ids: Vec<String>,
     enrolment_hash: Option<String>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct PasskeySummaryV1 {
-    id: String,
-    #[serde(with = "time::serde::rfc3339")]
-    created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    last_used_at: Option<OffsetDateTime>,
-    backup_eligible: bool,
-    backed_up: bool,
 }
 
 impl Record for StoredCitizen {
@@ -108,17 +97,7 @@ impl From<&Citizen> for StoredCitizen {
             email: c.email.clone(),
             created_at: c.created_at,
             registered_by: c.registered_by.clone(),
-            passkeys: c
-                .passkeys
-                .iter()
-                .map(|p| PasskeySummaryV1 {
-                    id: p.id.clone(),
-                    created_at: p.created_at,
-                    last_used_at: p.last_used_at,
-                    backup_eligible: p.backup_eligible,
-                    backed_up: p.backed_up,
-                })
-                .collect(),
+            passkey_ids: c.passkey_ids.clone(),
             enrolment_hash: c.enrolment_hash.map(|h| hex(&h)),
         })
     }
@@ -136,26 +115,30 @@ impl StoredCitizen {
             email: c.email,
             created_at: c.created_at,
             registered_by: c.registered_by,
-            passkeys: c
-                .passkeys
-                .into_iter()
-                .map(|p| PasskeySummary {
-                    id: p.id,
-                    created_at: p.created_at,
-                    last_used_at: p.last_used_at,
-                    backup_eligible: p.backup_eligible,
-                    backed_up: p.backed_up,
-                })
-                .collect(),
+            passkey_ids: c.passkey_ids,
             enrolment_hash: c.enrolment_hash.as_deref().and_then(unhex32),
         }
     }
 }
 
+/// The compare-and-swap write that replaces a citizen read as `current` by `updated`.
+pub(super) fn citizen_update(current: &Snapshot<Citizen>, updated: &Citizen) -> Write {
+    current.replace(
+        CITIZENS,
+        current.value.id.as_bytes(),
+        encode(&StoredCitizen::from(updated)),
+    )
+}
+
+/// Key of an enrolment ticket.
+pub(super) fn enrolment_key(hash: &[u8; 32]) -> Vec<u8> {
+    hex(hash).into_bytes()
+}
+
 fn enrolment_write(hash: &[u8; 32], t: &EnrolmentTicket) -> Write {
     Write {
         tree: ENROLMENTS,
-        key: hex(hash).into_bytes(),
+        key: enrolment_key(hash),
         kind: WriteKind::PutNew(encode(&StoredEnrolment::V1 {
             citizen_id: t.citizen_id.clone(),
             created_at: t.created_at,
@@ -203,27 +186,33 @@ impl Store {
             .map(StoredCitizen::into_domain))
     }
 
-    /// Replaces `current` by `updated` (which carries the new enrolment hash), voids the old
-    /// enrolment ticket and stores the new one, flushed.
+    /// Reads a citizen for a later compare-and-swap update.
     ///
     /// # Errors
-    /// [`super::StoreError::Conflict`] when the citizen changed since `current` was read.
+    /// Decoding and backend errors.
+    pub fn citizen_for_update(&self, id: &str) -> Result<Option<Snapshot<Citizen>>> {
+        Ok(self
+            .read_for_update::<StoredCitizen>(id.as_bytes())?
+            .map(|s| Snapshot {
+                value: s.value.into_domain(),
+                raw: s.raw,
+            }))
+    }
+
+    /// Replaces the snapshot's citizen by `updated` (which carries the new enrolment hash),
+    /// voids the old enrolment ticket and stores the new one, flushed.
+    ///
+    /// # Errors
+    /// [`super::StoreError::Conflict`] when the citizen changed since the snapshot was read.
     pub fn replace_enrolment(
         &self,
-        current: &Citizen,
+        current: &Snapshot<Citizen>,
         updated: &Citizen,
         hash: &[u8; 32],
         ticket: &EnrolmentTicket,
     ) -> Result<()> {
-        let mut writes = vec![Write {
-            tree: CITIZENS,
-            key: current.id.as_bytes().to_vec(),
-            kind: WriteKind::Swap {
-                expected: encode(&StoredCitizen::from(current)),
-                value: encode(&StoredCitizen::from(updated)),
-            },
-        }];
-        if let Some(old) = current.enrolment_hash {
+        let mut writes = vec![citizen_update(current, updated)];
+        if let Some(old) = current.value.enrolment_hash {
             writes.push(Write {
                 tree: ENROLMENTS,
                 key: hex(&old).into_bytes(),

@@ -8,6 +8,7 @@
 mod backend;
 mod citizens;
 mod memory;
+mod passkeys;
 pub mod record;
 mod sled_backend;
 
@@ -16,6 +17,7 @@ use std::sync::Arc;
 pub use backend::{Backend, BackendError, Write, WriteKind};
 pub use citizens::{CITIZENS, ENROLMENTS, NATIONAL_IDS};
 pub use memory::MemoryBackend;
+pub use passkeys::{CEREMONIES, CREDENTIALS, SESSIONS};
 pub use sled_backend::SledBackend;
 
 /// Result type of the storage layer.
@@ -64,6 +66,29 @@ pub enum StoreError {
         /// Printable key.
         key: String,
     },
+}
+
+/// A value read for update, with the exact bytes it was decoded from; writing it back uses
+/// those bytes as the compare-and-swap expectation, so a concurrent change is detected even
+/// when the record was stored by an older version.
+#[derive(Debug, Clone)]
+pub struct Snapshot<T> {
+    /// The decoded value.
+    pub value: T,
+    raw: Vec<u8>,
+}
+
+impl<T> Snapshot<T> {
+    fn replace(&self, tree: &'static str, key: &[u8], value: Vec<u8>) -> Write {
+        Write {
+            tree,
+            key: key.to_vec(),
+            kind: WriteKind::Swap {
+                expected: self.raw.clone(),
+                value,
+            },
+        }
+    }
 }
 
 /// Handle to the storage; clone it freely.
@@ -129,6 +154,17 @@ impl Store {
         match self.backend.get(R::TREE, key)? {
             None => Ok(None),
             Some(bytes) => record::decode::<R>(key, &bytes).map(Some),
+        }
+    }
+
+    /// Reads one record keeping its raw bytes for a later compare-and-swap.
+    fn read_for_update<R: record::Record>(&self, key: &[u8]) -> Result<Option<Snapshot<R>>> {
+        match self.backend.get(R::TREE, key)? {
+            None => Ok(None),
+            Some(raw) => Ok(Some(Snapshot {
+                value: record::decode::<R>(key, &raw)?,
+                raw,
+            })),
         }
     }
 

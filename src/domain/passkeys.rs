@@ -1,0 +1,466 @@
+//! Passkeys: enrolment with a one-time code, usernameless (discoverable) login, sessions and
+//! revocation. WebAuthn verification is webauthn-rs's; this module holds the rules around it
+//! (single-use ceremonies and codes, expiry, clone detection, revocation).
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use time::{Duration, OffsetDateTime};
+use webauthn_rs::prelude::{
+    CreationChallengeResponse, Credential, DiscoverableAuthentication, Passkey,
+    PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse, Uuid, Webauthn, WebauthnError,
+};
+use zeroize::Zeroizing;
+
+use super::citizens::{Citizen, PasskeySummary, enrolment_hash};
+use super::{DomainError, Refusal, Result, Rng, random_bytes};
+use crate::store::{Store, StoreError};
+
+/// How long a started ceremony may take before it must be started again.
+pub const CEREMONY_TTL: Duration = Duration::minutes(5);
+/// How long a login session lasts.
+pub const SESSION_TTL: Duration = Duration::hours(8);
+/// Optimistic-update retries before giving up.
+const RETRIES: usize = 8;
+
+/// A pending WebAuthn ceremony, kept server-side only.
+#[derive(Debug)]
+pub struct Ceremony {
+    /// What is being done.
+    pub kind: CeremonyKind,
+    /// When it stops being accepted.
+    pub expires_at: OffsetDateTime,
+}
+
+/// The two ceremonies and their webauthn-rs state.
+#[derive(Debug)]
+pub enum CeremonyKind {
+    /// Creating a passkey with an enrolment code.
+    Enrol {
+        /// Whose passkey.
+        citizen_id: String,
+        /// The code being used (hash); consumed on success.
+        enrolment_hash: [u8; 32],
+        /// webauthn-rs registration state.
+        state: PasskeyRegistration,
+    },
+    /// Usernameless login.
+    Login {
+        /// webauthn-rs authentication state.
+        state: DiscoverableAuthentication,
+    },
+}
+
+/// A citizen's passkey as stored.
+#[derive(Debug, Clone)]
+pub struct StoredPasskey {
+    /// Credential id, base64url.
+    pub id: String,
+    /// Owner.
+    pub citizen_id: String,
+    /// webauthn-rs credential (public key, counter, flags).
+    pub passkey: Passkey,
+    /// Enrolment time.
+    pub created_at: OffsetDateTime,
+    /// Last successful login.
+    pub last_used_at: Option<OffsetDateTime>,
+    /// Revocation time; a revoked passkey never logs in.
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl StoredPasskey {
+    /// What the registry shows.
+    pub fn summary(&self) -> PasskeySummary {
+        let cred: Credential = self.passkey.clone().into();
+        PasskeySummary {
+            id: self.id.clone(),
+            created_at: self.created_at,
+            last_used_at: self.last_used_at,
+            backup_eligible: cred.backup_eligible,
+            backed_up: cred.backup_state,
+            revoked_at: self.revoked_at,
+        }
+    }
+}
+
+/// A logged-in browser session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Who.
+    pub citizen_id: String,
+    /// With which passkey.
+    pub credential_id: String,
+    /// When the login happened (OIDC `auth_time`).
+    pub auth_time: OffsetDateTime,
+    /// When it ends.
+    pub expires_at: OffsetDateTime,
+    /// The authenticator verified the user (PIN or biometrics).
+    pub user_verified: bool,
+}
+
+/// A new session token, shown once to the browser (cookie); stored as its SHA-256.
+pub struct SessionToken(pub Zeroizing<String>);
+
+impl std::fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionToken(<redacted>)")
+    }
+}
+
+/// The result of a successful login.
+#[derive(Debug)]
+pub struct Login {
+    /// Who logged in.
+    pub citizen: Citizen,
+    /// The session created.
+    pub session: Session,
+    /// Its token for the cookie.
+    pub token: SessionToken,
+}
+
+/// SHA-256 of a session token: the only form in which it is stored.
+pub fn session_hash(token: &str) -> [u8; 32] {
+    enrolment_hash(token)
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Passkey operations over the store, with webauthn-rs and injected randomness.
+pub struct Passkeys<'a> {
+    /// Storage.
+    pub store: &'a Store,
+    /// Randomness for ceremony ids and session tokens.
+    pub rng: &'a dyn Rng,
+    /// The relying party (RP ID and origin come from the issuer).
+    pub webauthn: &'a Webauthn,
+}
+
+impl Passkeys<'_> {
+    fn new_ceremony(&self, kind: CeremonyKind, now: OffsetDateTime) -> Result<String> {
+        let id = b64(&random_bytes::<32>(self.rng)?);
+        self.store.put_ceremony(
+            &id,
+            &Ceremony {
+                kind,
+                expires_at: now + CEREMONY_TTL,
+            },
+        )?;
+        Ok(id)
+    }
+
+    fn take_ceremony(&self, id: &str, now: OffsetDateTime) -> Result<CeremonyKind> {
+        match self.store.take_ceremony(id)? {
+            Some(c) if c.expires_at > now => Ok(c.kind),
+            Some(_) => Err(Refusal::CeremonyExpired.into()),
+            None => Err(Refusal::CeremonyExpired.into()),
+        }
+    }
+
+    /// The citizen an enrolment code belongs to, if the code is valid now. Unknown, expired
+    /// and used codes are the same refusal, so nothing tells whether a citizen exists.
+    ///
+    /// # Errors
+    /// [`Refusal::EnrolmentLinkInvalid`]; storage errors.
+    pub fn enrolment_citizen(&self, code: &str, now: OffsetDateTime) -> Result<Citizen> {
+        let hash = enrolment_hash(code);
+        let ticket = self
+            .store
+            .enrolment_ticket(&hash)?
+            .filter(|t| t.expires_at > now)
+            .ok_or(Refusal::EnrolmentLinkInvalid)?;
+        self.store
+            .citizen(&ticket.citizen_id)?
+            .filter(|c| c.enrolment_hash == Some(hash))
+            .ok_or_else(|| Refusal::EnrolmentLinkInvalid.into())
+    }
+
+    /// Starts creating a passkey: a discoverable credential with user verification, the
+    /// citizen's existing passkeys excluded.
+    ///
+    /// # Errors
+    /// [`Refusal::EnrolmentLinkInvalid`]; webauthn and storage errors.
+    pub fn start_enrolment(
+        &self,
+        code: &str,
+        now: OffsetDateTime,
+    ) -> Result<(String, CreationChallengeResponse)> {
+        let citizen = self.enrolment_citizen(code, now)?;
+        let user_id = Uuid::parse_str(&citizen.id)
+            .map_err(|e| DomainError::Internal(format!("citizen id is not a UUID: {e}")))?;
+        let mut exclude = Vec::new();
+        for id in &citizen.passkey_ids {
+            // Revoked ones too: the authenticator should not create a second credential
+            // beside a revoked one on the same device silently.
+            if let Some(p) = self.store.credential(id)? {
+                exclude.push(p.passkey.cred_id().clone());
+            }
+        }
+        let display = format!("{} {}", citizen.given_name, citizen.family_name);
+        let (mut options, state) = self
+            .webauthn
+            .start_passkey_registration(user_id, &display, &display, Some(exclude))
+            .map_err(|e| DomainError::Internal(format!("webauthn start registration: {e}")))?;
+        // Usernameless login needs a discoverable credential: ask for it explicitly (webauthn-rs
+        // leaves residency to the authenticator for passkeys).
+        if let Some(sel) = options.public_key.authenticator_selection.as_mut() {
+            sel.require_resident_key = true;
+            sel.resident_key = Some(webauthn_rs_proto::ResidentKeyRequirement::Required);
+        }
+        let id = self.new_ceremony(
+            CeremonyKind::Enrol {
+                citizen_id: citizen.id,
+                enrolment_hash: enrolment_hash(code),
+                state,
+            },
+            now,
+        )?;
+        Ok((id, options))
+    }
+
+    /// Finishes creating a passkey and consumes the enrolment code.
+    ///
+    /// # Errors
+    /// [`Refusal`]s for expired or replayed ceremonies, used codes and rejected credentials;
+    /// storage errors.
+    pub fn finish_enrolment(
+        &self,
+        ceremony: &str,
+        credential: &RegisterPublicKeyCredential,
+        now: OffsetDateTime,
+    ) -> Result<PasskeySummary> {
+        let CeremonyKind::Enrol {
+            citizen_id,
+            enrolment_hash: hash,
+            state,
+        } = self.take_ceremony(ceremony, now)?
+        else {
+            return Err(Refusal::CeremonyExpired.into());
+        };
+        let passkey = self
+            .webauthn
+            .finish_passkey_registration(credential, &state)
+            .map_err(|e| Refusal::CredentialRejected(e.to_string()))?;
+        let stored = StoredPasskey {
+            id: b64(passkey.cred_id()),
+            citizen_id: citizen_id.clone(),
+            passkey,
+            created_at: now,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        for _ in 0..RETRIES {
+            let ticket_ok = self
+                .store
+                .enrolment_ticket(&hash)?
+                .is_some_and(|t| t.expires_at > now && t.citizen_id == citizen_id);
+            let citizen = self
+                .store
+                .citizen_for_update(&citizen_id)?
+                .filter(|c| ticket_ok && c.value.enrolment_hash == Some(hash))
+                .ok_or(Refusal::EnrolmentLinkInvalid)?;
+            let mut updated = citizen.value.clone();
+            updated.passkey_ids.push(stored.id.clone());
+            updated.enrolment_hash = None;
+            match self.store.enrol_passkey(&citizen, &updated, &stored, &hash) {
+                Ok(()) => return Ok(stored.summary()),
+                Err(StoreError::Conflict { tree, .. }) if tree == crate::store::CREDENTIALS => {
+                    return Err(Refusal::CredentialRejected(
+                        "credential id already registered".into(),
+                    )
+                    .into());
+                }
+                // The citizen changed (e.g. the same code used concurrently): re-check.
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(DomainError::Internal("enrolment kept conflicting".into()))
+    }
+
+    /// Starts a usernameless login.
+    ///
+    /// # Errors
+    /// webauthn and storage errors.
+    pub fn start_login(&self, now: OffsetDateTime) -> Result<(String, RequestChallengeResponse)> {
+        let (options, state) = self
+            .webauthn
+            .start_discoverable_authentication()
+            .map_err(|e| DomainError::Internal(format!("webauthn start authentication: {e}")))?;
+        let id = self.new_ceremony(CeremonyKind::Login { state }, now)?;
+        Ok((id, options))
+    }
+
+    /// Finishes a login: verifies the assertion against the stored credential, refuses
+    /// revoked and cloned credentials, records the counter and creates a session.
+    ///
+    /// # Errors
+    /// [`Refusal`]s; storage errors.
+    pub fn finish_login(
+        &self,
+        ceremony: &str,
+        assertion: &PublicKeyCredential,
+        now: OffsetDateTime,
+    ) -> Result<Login> {
+        let CeremonyKind::Login { state } = self.take_ceremony(ceremony, now)? else {
+            return Err(Refusal::CeremonyExpired.into());
+        };
+        let (user, cred_id) = self
+            .webauthn
+            .identify_discoverable_authentication(assertion)
+            .map_err(|e| Refusal::CredentialRejected(format!("no user handle: {e}")))?;
+        let cred_id = b64(cred_id);
+        let unknown = |why: &str| Refusal::PasskeyUnknown(format!("{why}: credential {cred_id}"));
+        let current = self
+            .store
+            .credential_for_update(&cred_id)?
+            .ok_or_else(|| unknown("not registered"))?;
+        if current.value.revoked_at.is_some() {
+            return Err(unknown("revoked").into());
+        }
+        if current.value.citizen_id != user.to_string() {
+            return Err(unknown("user handle does not match owner").into());
+        }
+        let result = self
+            .webauthn
+            .finish_discoverable_authentication_v2(assertion, state, &current.value.passkey)
+            .map_err(|e| match e {
+                WebauthnError::CredentialPossibleCompromise => Refusal::PossibleClone(format!(
+                    "signature counter did not increase: credential {cred_id} of citizen {}",
+                    current.value.citizen_id
+                )),
+                other => Refusal::CredentialRejected(other.to_string()),
+            })?;
+        let token = SessionToken(Zeroizing::new(b64(&random_bytes::<32>(self.rng)?)));
+        let session = Session {
+            citizen_id: current.value.citizen_id.clone(),
+            credential_id: cred_id.clone(),
+            auth_time: now,
+            expires_at: now + SESSION_TTL,
+            user_verified: result.user_verified(),
+        };
+        let mut snapshot = current;
+        for _ in 0..RETRIES {
+            let mut updated = snapshot.value.clone();
+            updated.passkey.update_credential(&result);
+            updated.last_used_at = Some(now);
+            match self
+                .store
+                .record_login(&snapshot, &updated, &session_hash(&token.0), &session)
+            {
+                Ok(()) => {
+                    let citizen = self
+                        .store
+                        .citizen(&session.citizen_id)?
+                        .ok_or(DomainError::NotFound("citizen"))?;
+                    return Ok(Login {
+                        citizen,
+                        session,
+                        token,
+                    });
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    // Another login with this credential landed first. If its counter is not
+                    // below ours, two assertions carried the same counter: a clone.
+                    snapshot = self
+                        .store
+                        .credential_for_update(&cred_id)?
+                        .ok_or_else(|| unknown("vanished"))?;
+                    let stored: Credential = snapshot.value.passkey.clone().into();
+                    if result.counter() > 0 && result.counter() <= stored.counter {
+                        return Err(Refusal::PossibleClone(format!(
+                            "concurrent use with counter {}: credential {cred_id}",
+                            result.counter()
+                        ))
+                        .into());
+                    }
+                    if snapshot.value.revoked_at.is_some() {
+                        return Err(unknown("revoked").into());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(DomainError::Internal("login kept conflicting".into()))
+    }
+
+    /// The live session for a token, if any (expired sessions and sessions of revoked
+    /// passkeys are gone).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn session(&self, token: &str, now: OffsetDateTime) -> Result<Option<Session>> {
+        let hash = session_hash(token);
+        let Some(session) = self.store.session(&hash)? else {
+            return Ok(None);
+        };
+        let live = session.expires_at > now
+            && self
+                .store
+                .credential(&session.credential_id)?
+                .is_some_and(|c| c.revoked_at.is_none());
+        if live {
+            Ok(Some(session))
+        } else {
+            self.store.delete_session(&hash)?;
+            Ok(None)
+        }
+    }
+
+    /// Ends a session.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn logout(&self, token: &str) -> Result<()> {
+        Ok(self.store.delete_session(&session_hash(token))?)
+    }
+
+    /// The registry view of a citizen's passkeys.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn summaries(&self, citizen: &Citizen) -> Result<Vec<PasskeySummary>> {
+        let mut out = Vec::new();
+        for id in &citizen.passkey_ids {
+            if let Some(p) = self.store.credential(id)? {
+                out.push(p.summary());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Revokes one of a citizen's passkeys: it never logs in again and its sessions end
+    /// (sessions are checked against their credential). It stays listed, with `revoked_at`.
+    /// Revoking twice is harmless.
+    ///
+    /// # Errors
+    /// [`DomainError::NotFound`] when the citizen or the passkey (of that citizen) is unknown.
+    pub fn revoke(&self, citizen_id: &str, passkey_id: &str, now: OffsetDateTime) -> Result<()> {
+        let citizen = self
+            .store
+            .citizen(citizen_id)?
+            .ok_or(DomainError::NotFound("citizen"))?;
+        if !citizen.passkey_ids.iter().any(|p| p == passkey_id) {
+            return Err(DomainError::NotFound("passkey"));
+        }
+        for _ in 0..RETRIES {
+            let cred = self
+                .store
+                .credential_for_update(passkey_id)?
+                .filter(|c| c.value.citizen_id == citizen_id)
+                .ok_or(DomainError::NotFound("passkey"))?;
+            if cred.value.revoked_at.is_some() {
+                return Ok(());
+            }
+            let mut revoked = cred.value.clone();
+            revoked.revoked_at = Some(now);
+            match self.store.replace_credential(&cred, &revoked) {
+                Ok(()) => return Ok(()),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(DomainError::Internal("revocation kept conflicting".into()))
+    }
+}
