@@ -24,6 +24,9 @@ pub const TLS_KEY: &str = "tls.key";
 pub const TOKEN_KEY: &str = "token.key";
 /// Admin bearer token (one line).
 pub const ADMIN_TOKEN: &str = "admin-token";
+/// Secret key (32 random bytes, base64url) from which keyed hashes are derived: client
+/// secret hashes, pairwise subject identifiers.
+pub const HMAC_KEY: &str = "hmac.key";
 /// Marker file present only in the public development key set.
 pub const DEV_MARKER: &str = "DEVELOPMENT-KEYS-ONLY";
 
@@ -125,6 +128,8 @@ pub struct KeySet {
     pub token_key: TokenKey,
     /// Admin bearer token.
     pub admin_token: Secret,
+    /// Root of the service's keyed hashes; use [`KeySet::keyed_hash`], never directly.
+    pub hmac_key: Secret,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, KeyError> {
@@ -192,6 +197,19 @@ impl KeySet {
             ));
         }
         let admin_token = Secret::new(trimmed.as_bytes().to_vec());
+        let hmac_path = dir.join(HMAC_KEY);
+        let hmac_key = {
+            use base64::Engine;
+            let raw = secret_file(&hmac_path)?;
+            let text = std::str::from_utf8(raw.expose()).unwrap_or_default().trim();
+            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(text)
+                .map_err(|_| invalid(&hmac_path, "expected base64url of 32 random bytes"))?;
+            if bytes.len() < 32 {
+                return Err(invalid(&hmac_path, "expected at least 32 bytes"));
+            }
+            Secret::new(bytes)
+        };
         Ok(Self {
             dir: dir.to_owned(),
             development: dir.join(DEV_MARKER).exists(),
@@ -201,7 +219,33 @@ impl KeySet {
             tls_key,
             token_key,
             admin_token,
+            hmac_key,
         })
+    }
+
+    /// HMAC-SHA-256 of `data` under a key derived (HKDF-SHA-256) from the service's HMAC key
+    /// for one `purpose`, so the same root never keys two uses.
+    pub fn keyed_hash(&self, purpose: &str, data: &[u8]) -> [u8; 32] {
+        use ring::hkdf;
+        struct Len;
+        impl hkdf::KeyType for Len {
+            fn len(&self) -> usize {
+                32
+            }
+        }
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"civis keyed hash v1")
+            .extract(self.hmac_key.expose());
+        let info = [purpose.as_bytes()];
+        let mut sub = zeroize::Zeroizing::new([0u8; 32]);
+        // `Len` asks for 32 bytes, which HKDF-SHA-256 always provides.
+        if let Ok(okm) = prk.expand(&info, Len) {
+            let _ = okm.fill(sub.as_mut());
+        }
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, sub.as_ref());
+        let tag = ring::hmac::sign(&key, data);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
     }
 
     /// A rustls server configuration (ring provider, TLS 1.2 and 1.3, h2 and http/1.1).
@@ -264,7 +308,15 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<(), KeyError> {
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
         KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
     };
-    let mut files = vec![CA_CERT, CA_KEY, TLS_CERT, TLS_KEY, TOKEN_KEY, ADMIN_TOKEN];
+    let mut files = vec![
+        CA_CERT,
+        CA_KEY,
+        TLS_CERT,
+        TLS_KEY,
+        TOKEN_KEY,
+        ADMIN_TOKEN,
+        HMAC_KEY,
+    ];
     if opts.development {
         files.push(DEV_MARKER);
     }
@@ -315,17 +367,8 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<(), KeyError> {
     let tls_cert = tls.signed_by(&tls_key, &issuer).map_err(gen_err)?;
 
     let token_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(gen_err)?;
-    let admin_token = {
-        use base64::Engine;
-        use ring::rand::SecureRandom;
-        let mut raw = zeroize::Zeroizing::new([0u8; 32]);
-        ring::rand::SystemRandom::new()
-            .fill(raw.as_mut())
-            .map_err(|_| KeyError::Generate("random generator failed".into()))?;
-        zeroize::Zeroizing::new(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(*raw) + "\n",
-        )
-    };
+    let admin_token = random_line()?;
+    let hmac_key = random_line()?;
 
     write_new(&dir.join(CA_CERT), ca_pem.as_bytes(), 0o644)?;
     write_new(
@@ -349,6 +392,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<(), KeyError> {
         0o600,
     )?;
     write_new(&dir.join(ADMIN_TOKEN), admin_token.as_bytes(), 0o600)?;
+    write_new(&dir.join(HMAC_KEY), hmac_key.as_bytes(), 0o600)?;
     if opts.development {
         write_new(
             &dir.join(DEV_MARKER),
@@ -357,6 +401,19 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<(), KeyError> {
         )?;
     }
     Ok(())
+}
+
+/// 32 random bytes as a base64url line.
+fn random_line() -> Result<zeroize::Zeroizing<String>, KeyError> {
+    use base64::Engine;
+    use ring::rand::SecureRandom;
+    let mut raw = zeroize::Zeroizing::new([0u8; 32]);
+    ring::rand::SystemRandom::new()
+        .fill(raw.as_mut())
+        .map_err(|_| KeyError::Generate("random generator failed".into()))?;
+    Ok(zeroize::Zeroizing::new(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(*raw) + "\n",
+    ))
 }
 
 /// Creates `path` exclusively with `mode` (so a racing writer cannot be overwritten).
@@ -406,7 +463,7 @@ mod tests {
         assert!(!keys.development);
         assert_eq!(keys.tls_chain.len(), 2, "leaf and CA");
         keys.tls_server_config().unwrap();
-        for f in [CA_KEY, TLS_KEY, TOKEN_KEY, ADMIN_TOKEN] {
+        for f in [CA_KEY, TLS_KEY, TOKEN_KEY, ADMIN_TOKEN, HMAC_KEY] {
             let mode = fs::metadata(dir.path().join(f))
                 .unwrap()
                 .permissions()
@@ -418,6 +475,9 @@ mod tests {
                 .is_empty()
         );
         assert!(!format!("{keys:?}").contains("PRIVATE"));
+        let a = keys.keyed_hash("one", b"x");
+        assert_eq!(a, keys.keyed_hash("one", b"x"));
+        assert_ne!(a, keys.keyed_hash("two", b"x"), "purposes are separated");
     }
 
     #[test]
