@@ -2,6 +2,7 @@
 //! talks to it over real HTTP(S). One binary keeps link time down.
 
 mod authenticator;
+mod browser;
 mod foundation;
 mod passkeys;
 mod registry;

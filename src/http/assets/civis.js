@@ -27,12 +27,13 @@
     return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   }
 
-  async function post(url, body) {
+  async function post(url, body, signal) {
     const resp = await fetch(url, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify(body || {}),
       credentials: "same-origin",
+      signal: signal,
     });
     let data = null;
     try { data = await resp.json(); } catch (_) { data = null; }
@@ -105,15 +106,19 @@
     let pending = null;
 
     async function login(conditional) {
-      const start = await post("/login/start");
+      // The autofill request is abortable from its very start, so that a click while its
+      // challenge is still being fetched cancels it too (else both would sign in).
+      const abort = conditional ? new AbortController() : null;
+      if (abort) pending = abort;
+      const start = await post("/login/start", null, abort ? abort.signal : undefined);
+      if (abort) abort.signal.throwIfAborted();
       const pk = start.options.publicKey;
       pk.challenge = toBuffer(pk.challenge);
       (pk.allowCredentials || []).forEach(function (c) { c.id = toBuffer(c.id); });
       const request = { publicKey: pk };
-      if (conditional) {
-        pending = new AbortController();
+      if (abort) {
         request.mediation = "conditional";
-        request.signal = pending.signal;
+        request.signal = abort.signal;
       }
       const cred = await navigator.credentials.get(request);
       pending = null;

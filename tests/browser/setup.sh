@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what the browser end-to-end test needs (tests/it/browser.rs): Debian's Chromium and
+# playwright-core from the lock file. Idempotent; run as root on a Debian machine.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if [ ! -x /usr/bin/chromium ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y --no-install-recommends chromium
+fi
+
+if [ ! -d node_modules/playwright-core ]; then
+  # playwright-core never downloads a browser of its own; the test uses /usr/bin/chromium.
+  npm ci --no-audit --no-fund
+fi
+
+echo "browser test setup: ok ($(/usr/bin/chromium --version 2>/dev/null || echo 'chromium ?'), playwright-core $(node -p "require('./node_modules/playwright-core/package.json').version"))"

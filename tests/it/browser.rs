@@ -1,0 +1,141 @@
+//! End to end in a real browser: Debian's headless Chromium, driven by playwright-core over CDP
+//! with a virtual WebAuthn authenticator, enrols a citizen's passkey and signs in with it by
+//! clicking the buttons by their accessible names (tests/browser/e2e.mjs). Needs
+//! `tests/browser/setup.sh`; without it the test is skipped, or fails when `CI` is set.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{Opts, Server, admin_token, register, root, tempdir};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// What is missing for the browser test, if anything.
+fn missing_prerequisites() -> Vec<String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| CHROMIUM.to_owned());
+    let mut missing = Vec::new();
+    if !Path::new(&chromium).exists() {
+        missing.push(chromium);
+    }
+    let playwright = root().join("tests/browser/node_modules/playwright-core");
+    if !playwright.exists() {
+        missing.push(playwright.display().to_string());
+    }
+    if Command::new("node").arg("--version").output().is_err() {
+        missing.push("node".to_owned());
+    }
+    missing
+}
+
+#[tokio::test]
+async fn passkey_enrolment_and_login_in_headless_chromium() {
+    let missing = missing_prerequisites();
+    if !missing.is_empty() {
+        let msg = format!(
+            "browser test prerequisites missing: {}; run `tests/browser/setup.sh` (as root) first",
+            missing.join(", ")
+        );
+        if std::env::var_os("CI").is_some() {
+            panic!("{msg}");
+        }
+        eprintln!("SKIP passkey_enrolment_and_login_in_headless_chromium: {msg}");
+        return;
+    }
+
+    let data = tempdir();
+    let server = Server::start(
+        data.path(),
+        Opts {
+            plain_http: true,
+            ..Default::default()
+        },
+    );
+    assert!(
+        server.url.starts_with("http://localhost:"),
+        "WebAuthn needs the localhost origin: {}",
+        server.url
+    );
+    let created = register(&server, "BROWSER-001").await;
+    let citizen_id = created["id"].as_str().unwrap().to_owned();
+    let enrolment_url = created["enrolment_url"].as_str().unwrap().to_owned();
+    assert!(
+        enrolment_url.starts_with(&server.url),
+        "enrolment link {enrolment_url} is not on {}",
+        server.url
+    );
+    let login_url = server.at("/login");
+
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg("tests/browser/e2e.mjs")
+            .arg(&enrolment_url)
+            .arg(&login_url)
+            .current_dir(root())
+            .output()
+            .expect("run node")
+    })
+    .await
+    .unwrap();
+    let elapsed = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("e2e.mjs finished in {elapsed:.1?} with {}", out.status);
+    if !out.status.success() {
+        // Let the server flush its log lines for the failed ceremony.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let log = server.stderr();
+        let warnings: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("refused") || l.contains("WARN") || l.contains("ERROR"))
+            .collect();
+        panic!(
+            "browser end-to-end test failed ({}):\n--- e2e.mjs stdout\n{stdout}\n--- e2e.mjs \
+             stderr\n{stderr}\n--- server warnings\n{}\n--- server stderr\n{}",
+            out.status,
+            warnings.join("\n"),
+            log
+        );
+    }
+    let summary: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no JSON summary on stdout:\n{stdout}\n{stderr}"));
+    eprintln!("e2e summary: {summary}");
+    assert_eq!(summary["ok"], true, "{summary}");
+    assert!(
+        summary["login"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Signed in as Ana Novak"),
+        "{summary}"
+    );
+
+    assert_eq!(
+        summary["session"]["citizen_id"], citizen_id,
+        "the browser's session is the citizen's: {summary}"
+    );
+
+    let resp = crate::support::http()
+        .get(server.at(&format!("/admin/v1/citizens/{citizen_id}")))
+        .bearer_auth(admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let citizen: Value = resp.json().await.unwrap();
+    let passkeys = citizen["passkeys"].as_array().expect("passkeys array");
+    assert_eq!(passkeys.len(), 1, "exactly one passkey: {citizen}");
+    assert!(
+        passkeys[0]["last_used_at"].is_string(),
+        "the passkey records its login: {citizen}"
+    );
+    assert_eq!(
+        passkeys[0]["id"], summary["enrol"]["credential_id"],
+        "the server holds the browser's credential: {citizen}"
+    );
+}
