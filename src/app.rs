@@ -105,7 +105,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         source,
     })?;
     let store = Store::open_sled(&config.data_dir)?;
-    let keys = KeySet::load(&config.keys_dir, &config.admin_token_file)?;
+    let keys = KeySet::load(&config.keys_dir, &config.admin_token_file)?
+        .with_token_key_lead(config.token_key_lead)?;
     if keys.development {
         eprintln!(
             "WARNING: using the public development keys in {}; never use them outside development \
@@ -149,8 +150,10 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             config.throttle_per_minute,
         )),
     };
+    let state_keys = state.keys.clone();
     let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
 
+    tokio::spawn(reload_token_keys(state_keys.clone()));
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
 
@@ -202,6 +205,22 @@ pub fn relying_party(issuer: &str) -> Result<(webauthn_rs::prelude::Webauthn, St
         .and_then(|b| b.rp_name("civis").build())
         .map_err(|e| err(e.to_string()))?;
     Ok((webauthn, origin))
+}
+
+/// Picks up keys added by `civis keys rotate` while running (they are published at once and
+/// sign only after their activation lead).
+async fn reload_token_keys(keys: Arc<KeySet>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tick.tick().await;
+        match keys.reload_token_keys() {
+            Ok(true) => tracing::info!(kids = ?keys.tokens().kids(), "token keys reloaded"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "token keys could not be reloaded; keeping the old set")
+            }
+        }
+    }
 }
 
 async fn shutdown_on_signal<A: axum_server::Address>(handle: axum_server::Handle<A>) {

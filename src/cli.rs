@@ -44,6 +44,28 @@ enum KeysCommand {
         #[arg(long)]
         development: bool,
     },
+    /// Add a new token-signing key. It is published at once (a running server picks it up
+    /// within 30 s) and signs only after the activation lead; superseded keys stay published
+    /// and are pruned a day after their successor took over.
+    Rotate {
+        /// Keys directory.
+        #[arg(
+            long,
+            env = "CIVIS_KEYS_DIR",
+            default_value = "keys-dev",
+            value_name = "DIR"
+        )]
+        keys_dir: PathBuf,
+        /// Seconds between creation and first signature (must match the server's
+        /// `--token-key-activation-seconds`).
+        #[arg(
+            long,
+            env = "CIVIS_TOKEN_KEY_ACTIVATION_SECONDS",
+            default_value_t = 3600,
+            value_name = "SECONDS"
+        )]
+        token_key_activation_seconds: u32,
+    },
 }
 
 fn init_tracing() {
@@ -103,6 +125,34 @@ pub fn main() -> ExitCode {
             match crate::crypto::keys::init(&dir, &opts) {
                 Ok(()) => {
                     println!("created key set in {}", dir.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Keys(KeysCommand::Rotate {
+            keys_dir,
+            token_key_activation_seconds,
+        }) => {
+            let lead = time::Duration::seconds(i64::from(token_key_activation_seconds));
+            match crate::crypto::token_keys::rotate(
+                &keys_dir,
+                lead,
+                time::OffsetDateTime::now_utc(),
+            ) {
+                Ok(r) => {
+                    println!(
+                        "new token key {} in {}; published now, signs from {}",
+                        r.kid,
+                        r.path.display(),
+                        r.activates_at
+                    );
+                    for p in r.pruned {
+                        println!("pruned superseded key {}", p.display());
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -50,6 +50,18 @@ pub struct ServeArgs {
     /// Per client address: sustained rate of the same, per minute. [default: 30]
     #[arg(long, env = "CIVIS_THROTTLE_PER_MINUTE", value_name = "N")]
     pub throttle_per_minute: Option<u32>,
+    /// A retry of an already used refresh token within this many seconds gets the same new
+    /// tokens instead of revoking the grant. [default: 0]
+    #[arg(long, env = "CIVIS_REFRESH_GRACE_SECONDS", value_name = "SECONDS")]
+    pub refresh_grace_seconds: Option<u32>,
+    /// A token key added by `civis keys rotate` is published at once but signs only this
+    /// many seconds after its creation. [default: 3600]
+    #[arg(
+        long,
+        env = "CIVIS_TOKEN_KEY_ACTIVATION_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub token_key_activation_seconds: Option<u32>,
 }
 
 /// The TOML file: the same options, unknown keys rejected by name.
@@ -67,6 +79,8 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     throttle_burst: Option<u32>,
     throttle_per_minute: Option<u32>,
+    refresh_grace_seconds: Option<u32>,
+    token_key_activation_seconds: Option<u32>,
 }
 
 /// Validated configuration of a running service.
@@ -94,6 +108,10 @@ pub struct Config {
     pub throttle_burst: u32,
     /// Throttle refill per minute per client address.
     pub throttle_per_minute: u32,
+    /// Refresh-token retry grace.
+    pub refresh_grace: time::Duration,
+    /// Lead between a rotated token key's creation and its first signature.
+    pub token_key_lead: time::Duration,
 }
 
 /// Why the configuration was refused; each names the offending option.
@@ -261,6 +279,17 @@ impl Config {
             max_body_bytes: max_body,
             throttle_burst,
             throttle_per_minute,
+            refresh_grace: time::Duration::seconds(i64::from(
+                args.refresh_grace_seconds
+                    .or(file.refresh_grace_seconds)
+                    .unwrap_or(0)
+                    .min(300),
+            )),
+            token_key_lead: time::Duration::seconds(i64::from(
+                args.token_key_activation_seconds
+                    .or(file.token_key_activation_seconds)
+                    .unwrap_or(3600),
+            )),
         })
     }
 }

@@ -124,8 +124,10 @@ pub struct KeySet {
     pub tls_chain: Vec<CertificateDer<'static>>,
     /// TLS private key (PKCS#8 DER).
     pub tls_key: Secret,
-    /// Token-signing key.
-    pub token_key: TokenKey,
+    /// Token-signing keys (reloadable: `civis keys rotate` adds keys while running).
+    token_keys: std::sync::RwLock<std::sync::Arc<super::token_keys::TokenKeys>>,
+    /// Time between a rotated key's creation and its first signature.
+    token_key_lead: time::Duration,
     /// Admin bearer token.
     pub admin_token: Secret,
     /// Root of the service's keyed hashes; use [`KeySet::keyed_hash`], never directly.
@@ -146,7 +148,7 @@ fn invalid(path: &Path, reason: impl Into<String>) -> KeyError {
     }
 }
 
-fn read_private_key(path: &Path) -> Result<Secret, KeyError> {
+pub(super) fn read_private_key(path: &Path) -> Result<Secret, KeyError> {
     let pem = secret_file(path)?;
     match PrivateKeyDer::from_pem_slice(pem.expose()) {
         Ok(PrivateKeyDer::Pkcs8(k)) => Ok(Secret::new(k.secret_pkcs8_der().to_vec())),
@@ -183,9 +185,7 @@ impl KeySet {
         let ca_key = read_private_key(&dir.join(CA_KEY))?;
         let tls_chain = read_certs(&dir.join(TLS_CERT))?;
         let tls_key = read_private_key(&dir.join(TLS_KEY))?;
-        let token_path = dir.join(TOKEN_KEY);
-        let token_key = TokenKey::from_pkcs8(read_private_key(&token_path)?.expose())
-            .map_err(|r| invalid(&token_path, r))?;
+        let token_keys = super::token_keys::TokenKeys::load(dir, super::token_keys::DEFAULT_LEAD)?;
         let raw_token = secret_file(admin_token_file)?;
         let trimmed = std::str::from_utf8(raw_token.expose())
             .map_err(|_| invalid(admin_token_file, "admin token must be UTF-8 text"))?
@@ -217,10 +217,44 @@ impl KeySet {
             ca_key,
             tls_chain,
             tls_key,
-            token_key,
+            token_keys: std::sync::RwLock::new(std::sync::Arc::new(token_keys)),
+            token_key_lead: super::token_keys::DEFAULT_LEAD,
             admin_token,
             hmac_key,
         })
+    }
+
+    /// Sets the activation lead of rotated keys and reloads them.
+    ///
+    /// # Errors
+    /// As [`KeySet::reload_token_keys`].
+    pub fn with_token_key_lead(mut self, lead: time::Duration) -> Result<Self, KeyError> {
+        self.token_key_lead = lead;
+        self.reload_token_keys()?;
+        Ok(self)
+    }
+
+    /// The current token keys.
+    pub fn tokens(&self) -> std::sync::Arc<super::token_keys::TokenKeys> {
+        match self.token_keys.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Re-reads the token keys from disk; returns whether the set of keys changed.
+    ///
+    /// # Errors
+    /// [`KeyError`] for an unreadable or malformed key (the old set stays in use).
+    pub fn reload_token_keys(&self) -> Result<bool, KeyError> {
+        let fresh = super::token_keys::TokenKeys::load(&self.dir, self.token_key_lead)?;
+        let changed = fresh.kids() != self.tokens().kids();
+        let mut guard = match self.token_keys.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = std::sync::Arc::new(fresh);
+        Ok(changed)
     }
 
     /// HMAC-SHA-256 of `data` under a key derived (HKDF-SHA-256) from the service's HMAC key
@@ -417,7 +451,7 @@ fn random_line() -> Result<zeroize::Zeroizing<String>, KeyError> {
 }
 
 /// Creates `path` exclusively with `mode` (so a racing writer cannot be overwritten).
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError> {
+pub(super) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError> {
     let io = |source| KeyError::Io {
         path: path.to_owned(),
         source,

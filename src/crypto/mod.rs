@@ -5,6 +5,7 @@
 pub mod jwt;
 pub mod keys;
 mod secret;
+pub mod token_keys;
 
 pub use keys::{KeyError, KeySet, TokenKey};
 pub use secret::Secret;

@@ -4,7 +4,9 @@
 //! that needs randomness takes a [`Rng`], so tests control both.
 
 pub mod citizens;
+pub mod clients;
 mod error;
+pub mod oidc;
 pub mod passkeys;
 pub mod validate;
 

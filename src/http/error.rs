@@ -296,6 +296,89 @@ impl IntoResponse for OAuthError {
     }
 }
 
+impl OAuthError {
+    /// An error with a description.
+    pub fn new(code: OAuthErrorCode, description: impl Into<String>) -> Self {
+        Self {
+            code,
+            description: Some(description.into()),
+        }
+    }
+}
+
+impl From<crate::domain::oidc::tokens::TokenError> for OAuthError {
+    fn from(e: crate::domain::oidc::tokens::TokenError) -> Self {
+        use crate::domain::oidc::tokens::TokenError as T;
+        match e {
+            T::InvalidRequest(d) => Self::new(OAuthErrorCode::InvalidRequest, d),
+            T::InvalidGrant(d) => Self::new(OAuthErrorCode::InvalidGrant, d),
+            T::UnauthorizedClient(d) => Self::new(OAuthErrorCode::UnauthorizedClient, d),
+            T::UnsupportedGrantType => Self::new(
+                OAuthErrorCode::UnsupportedGrantType,
+                "unsupported grant_type",
+            ),
+            T::InvalidScope(d) => Self::new(OAuthErrorCode::InvalidScope, d),
+            T::Internal(e) => Self::from(e),
+        }
+    }
+}
+
+impl From<DomainError> for OAuthError {
+    fn from(e: DomainError) -> Self {
+        tracing::error!(error = %e, "internal error on an OAuth endpoint");
+        Self {
+            code: OAuthErrorCode::ServerError,
+            description: None,
+        }
+    }
+}
+
+/// RFC 6750 errors of bearer-protected resources (userinfo, signing API).
+#[derive(Debug)]
+pub enum BearerError {
+    /// 401 without error code: no token presented.
+    Missing,
+    /// 401 `invalid_token`: bad, expired or revoked; the reason is logged.
+    Invalid(String),
+    /// 403 `insufficient_scope`.
+    InsufficientScope(&'static str),
+    /// 500, logged.
+    Internal(DomainError),
+}
+
+impl IntoResponse for BearerError {
+    fn into_response(self) -> Response {
+        let (status, challenge, body) = match self {
+            Self::Missing => (
+                StatusCode::UNAUTHORIZED,
+                "Bearer".to_owned(),
+                serde_json::json!({"error": "invalid_request", "error_description": "bearer token required"}),
+            ),
+            Self::Invalid(why) => {
+                tracing::info!(reason = %why, "bearer token refused");
+                (
+                    StatusCode::UNAUTHORIZED,
+                    "Bearer error=\"invalid_token\"".to_owned(),
+                    serde_json::json!({"error": "invalid_token", "error_description": "the access token is invalid, expired or revoked"}),
+                )
+            }
+            Self::InsufficientScope(scope) => (
+                StatusCode::FORBIDDEN,
+                format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\""),
+                serde_json::json!({"error": "insufficient_scope", "error_description": format!("scope {scope} required")}),
+            ),
+            Self::Internal(e) => return OAuthError::from(e).into_response(),
+        };
+        let mut resp = (status, axum::Json(body)).into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            h.insert(header::WWW_AUTHENTICATE, v);
+        }
+        resp
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

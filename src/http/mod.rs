@@ -1,9 +1,12 @@
 //! HTTP: the only layer that knows axum. Read [`router`] to see where every request goes.
 
 pub mod admin;
+pub mod admin_clients;
+pub mod client_auth;
 pub mod error;
 pub mod extract;
 pub mod observe;
+pub mod oidc;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
@@ -23,8 +26,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/pki/ca.pem", get(ops::ca_pem))
         .merge(admin::router())
+        .merge(admin_clients::router())
         .merge(pages::router())
         .merge(passkey::router())
+        .merge(oidc::router())
         .fallback(ops::no_route)
         .method_not_allowed_fallback(ops::wrong_method)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

@@ -45,6 +45,8 @@ pub struct Metrics {
     registry: Registry,
     /// Successful passkey logins.
     pub logins: Counter,
+    /// Token responses issued.
+    pub tokens: Counter,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
 }
@@ -79,9 +81,12 @@ impl Default for Metrics {
         );
         let logins = Counter::default();
         registry.register("logins", "Successful passkey logins", logins.clone());
+        let tokens = Counter::default();
+        registry.register("tokens", "Token responses issued", tokens.clone());
         Self {
             registry,
             logins,
+            tokens,
             requests,
             latency,
         }

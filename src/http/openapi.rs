@@ -12,6 +12,7 @@ use utoipa::{Modify, OpenApi};
         super::ops::healthz, super::ops::metrics, super::ops::ca_pem,
         super::admin::create_citizen, super::admin::get_citizen, super::admin::new_enrolment,
         super::admin::revoke_passkey,
+        super::admin_clients::create_client, super::admin_clients::get_client,
     ),
     modifiers(&AdminAuth),
 )]

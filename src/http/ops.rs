@@ -24,7 +24,8 @@ pub async fn healthz(State(state): State<AppState>) -> Result<axum::Json<Health>
         .map_err(|e| ApiError::Unavailable(format!("store: {e}")))?;
     state
         .keys
-        .token_key
+        .tokens()
+        .signing(time::OffsetDateTime::now_utc())
         .sign(b"civis health probe")
         .map_err(|_| ApiError::Unavailable("token key cannot sign".into()))?;
     Ok(axum::Json(Health { status: "ok" }))

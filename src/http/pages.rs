@@ -50,6 +50,18 @@ pub fn escape(s: &str) -> String {
 
 /// A complete page. `main_attrs` are pre-escaped `data-*` attributes for the script.
 pub fn page(status: StatusCode, title: &str, main_attrs: &str, body: &str) -> Response {
+    page_with_form_targets(status, title, main_attrs, body, &[])
+}
+
+/// A page whose forms may lead (through our redirect) to the given origins: browsers apply
+/// `form-action` to the redirect that follows a form submission.
+pub fn page_with_form_targets(
+    status: StatusCode,
+    title: &str,
+    main_attrs: &str,
+    body: &str,
+    origins: &[&str],
+) -> Response {
     let html = format!(
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
@@ -65,10 +77,19 @@ pub fn page(status: StatusCode, title: &str, main_attrs: &str, body: &str) -> Re
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    let extra: String = origins
+        .iter()
+        .filter(|o| {
+            !o.is_empty()
+                && o.chars()
+                    .all(|c| c.is_ascii_graphic() && c != ';' && c != ',')
+        })
+        .map(|o| format!(" {o}"))
+        .collect();
+    let csp = CSP.replace("form-action 'self'", &format!("form-action 'self'{extra}"));
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // Enrolment links carry a secret code: never leak it in a Referer.
     h.insert(

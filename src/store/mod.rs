@@ -7,7 +7,9 @@
 
 mod backend;
 mod citizens;
+mod clients;
 mod memory;
+pub mod oidc;
 mod passkeys;
 pub mod record;
 mod sled_backend;
@@ -16,6 +18,7 @@ use std::sync::Arc;
 
 pub use backend::{Backend, BackendError, Write, WriteKind};
 pub use citizens::{CITIZENS, ENROLMENTS, NATIONAL_IDS};
+pub use clients::{CLIENT_ASSERTION_JTIS, CLIENTS};
 pub use memory::MemoryBackend;
 pub use passkeys::{CEREMONIES, CREDENTIALS, SESSIONS};
 pub use sled_backend::SledBackend;

@@ -18,6 +18,29 @@ pub trait Record: Serialize + DeserializeOwned {
     const VERSIONS: &'static [&'static str];
 }
 
+/// Declares `$name`, a record of one version (`"1"`) wrapping the frozen shape `$shape`, in
+/// tree `$tree`. When the shape must change, add a `V2` variant by hand and keep `$shape`.
+macro_rules! record_v1 {
+    ($name:ident, $tree:expr, $shape:ty) => {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        #[serde(tag = "v", content = "data")]
+        enum $name {
+            #[serde(rename = "1")]
+            V1($shape),
+        }
+        impl $crate::store::record::Record for $name {
+            const TREE: &'static str = $tree;
+            const VERSIONS: &'static [&'static str] = &["1"];
+        }
+    };
+}
+pub(crate) use record_v1;
+
+/// Lower-case hex (keys made from hashes).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Encodes a record (its serde tag carries the version).
 pub fn encode<R: Record>(record: &R) -> Vec<u8> {
     // Serialising plain data structs with string keys cannot fail; fall back to an empty

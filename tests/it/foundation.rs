@@ -420,12 +420,20 @@ fn token_key_from_keys_dev_signs_jwts_that_jsonwebtoken_verifies() {
     )
     .unwrap();
     let claims = serde_json::json!({"sub": "x", "exp": 4_000_000_000u64, "aud": "a"});
-    let jwt = keys.token_key.sign_jwt("at+jwt", &claims).unwrap();
+    let jwt = keys
+        .tokens()
+        .signing(time::OffsetDateTime::now_utc())
+        .sign_jwt("at+jwt", &claims)
+        .unwrap();
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
     v.set_audience(&["a"]);
     let data = jsonwebtoken::decode::<serde_json::Value>(
         &jwt,
-        &keys.token_key.decoding_key().unwrap(),
+        &keys
+            .tokens()
+            .signing(time::OffsetDateTime::now_utc())
+            .decoding_key()
+            .unwrap(),
         &v,
     )
     .unwrap();

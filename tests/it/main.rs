@@ -3,7 +3,10 @@
 
 mod authenticator;
 mod browser;
+mod clients;
 mod foundation;
+mod oidc;
+mod oidc_attacks;
 mod passkeys;
 mod registry;
 mod support;

@@ -19,7 +19,7 @@ fn plain(data: &tempfile::TempDir) -> Server {
 /// An HTTP answer: status and JSON body (or `null`).
 type Answer = (u16, Value);
 
-async fn post(
+pub(crate) async fn post(
     server: &Server,
     path: &str,
     body: &Value,
@@ -36,7 +36,7 @@ async fn post(
 }
 
 /// The whole enrolment ceremony as the page runs it; returns the finish answer.
-async fn enrol(server: &Server, code: &str, device: &mut Device) -> Answer {
+pub(crate) async fn enrol(server: &Server, code: &str, device: &mut Device) -> Answer {
     let (status, started, _) = post(server, "/enrol/start", &json!({ "code": code })).await;
     if status != 200 {
         return (status, started);
@@ -55,7 +55,7 @@ async fn enrol(server: &Server, code: &str, device: &mut Device) -> Answer {
 }
 
 /// Starts a login and lets the device answer; returns (ceremony, assertion).
-async fn assertion(server: &Server, device: &mut Device) -> (Value, Value) {
+pub(crate) async fn assertion(server: &Server, device: &mut Device) -> (Value, Value) {
     let (status, started, _) = post(server, "/login/start", &json!({})).await;
     assert_eq!(status, 200, "{started}");
     assert_eq!(
@@ -75,7 +75,11 @@ async fn assertion(server: &Server, device: &mut Device) -> (Value, Value) {
 }
 
 /// Finishes a login; returns the answer and the session cookie if one was set.
-async fn finish_login(server: &Server, ceremony: &Value, cred: &Value) -> (Answer, Option<String>) {
+pub(crate) async fn finish_login(
+    server: &Server,
+    ceremony: &Value,
+    cred: &Value,
+) -> (Answer, Option<String>) {
     let (status, body, headers) = post(
         server,
         "/login/finish",
@@ -88,7 +92,7 @@ async fn finish_login(server: &Server, ceremony: &Value, cred: &Value) -> (Answe
     ((status, body), cookie)
 }
 
-async fn login(server: &Server, device: &mut Device) -> (Answer, Option<String>) {
+pub(crate) async fn login(server: &Server, device: &mut Device) -> (Answer, Option<String>) {
     let (ceremony, cred) = assertion(server, device).await;
     finish_login(server, &ceremony, &cred).await
 }

@@ -231,3 +231,13 @@ pub fn http() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// Like [`http`] but never follows redirects (to see `Location`).
+pub fn http_no_redirect() -> reqwest::Client {
+    let _ = http();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
