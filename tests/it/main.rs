@@ -3,10 +3,12 @@
 
 mod authenticator;
 mod browser;
+mod client_assertions;
 mod clients;
 mod foundation;
 mod oidc;
 mod oidc_attacks;
 mod passkeys;
 mod registry;
+mod rotation;
 mod support;
