@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
-use super::record::{Record, encode};
+use super::record::{Record, encode, hex, unhex32};
 use super::{Result, Snapshot, Store, Write, WriteKind};
 use crate::domain::citizens::{Citizen, EnrolmentTicket};
 
@@ -69,21 +69,6 @@ enum StoredEnrolment {
 impl Record for StoredEnrolment {
     const TREE: &'static str = ENROLMENTS;
     const VERSIONS: &'static [&'static str] = &["1"];
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex32(s: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if s.len() != 64 {
-        return None;
-    }
-    for (i, slot) in out.iter_mut().enumerate() {
-        *slot = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 impl From<&Citizen> for StoredCitizen {
@@ -193,10 +178,7 @@ impl Store {
     pub fn citizen_for_update(&self, id: &str) -> Result<Option<Snapshot<Citizen>>> {
         Ok(self
             .read_for_update::<StoredCitizen>(id.as_bytes())?
-            .map(|s| Snapshot {
-                value: s.value.into_domain(),
-                raw: s.raw,
-            }))
+            .map(|s| s.map(StoredCitizen::into_domain)))
     }
 
     /// Replaces the snapshot's citizen by `updated` (which carries the new enrolment hash),

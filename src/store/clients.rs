@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::record::{Record, decode, encode, printable_key};
+use super::record::{Record, decode, encode, hex, printable_key, unhex32};
 use super::{Result, Store, StoreError, Write, WriteKind};
 use crate::domain::clients::{AuthMethod, Client, GrantType, SecretHash, SubjectType};
 
@@ -60,21 +60,6 @@ enum StoredAssertionJti {
 impl Record for StoredAssertionJti {
     const TREE: &'static str = CLIENT_ASSERTION_JTIS;
     const VERSIONS: &'static [&'static str] = &["1"];
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex32(s: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if s.len() != 64 {
-        return None;
-    }
-    for (i, slot) in out.iter_mut().enumerate() {
-        *slot = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 impl From<&Client> for StoredClient {

@@ -82,6 +82,14 @@ pub struct Snapshot<T> {
 }
 
 impl<T> Snapshot<T> {
+    /// Converts the value, keeping the bytes it was read from.
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Snapshot<U> {
+        Snapshot {
+            value: f(self.value),
+            raw: self.raw,
+        }
+    }
+
     fn replace(&self, tree: &'static str, key: &[u8], value: Vec<u8>) -> Write {
         Write {
             tree,

@@ -315,12 +315,7 @@ impl Store {
     pub fn grant(&self, id: &str) -> Result<Option<Snapshot<Grant>>> {
         Ok(self
             .read_for_update::<StoredGrant>(id.as_bytes())?
-            .map(|s| Snapshot {
-                value: match s.value {
-                    StoredGrant::V1(g) => g,
-                },
-                raw: s.raw,
-            }))
+            .map(|s| s.map(|StoredGrant::V1(g)| g)))
     }
 
     /// Replaces a grant read as `current` (revocation), flushed.
@@ -342,12 +337,7 @@ impl Store {
     pub fn refresh_token(&self, hash: &[u8; 32]) -> Result<Option<Snapshot<RefreshToken>>> {
         Ok(self
             .read_for_update::<StoredRefresh>(hex(hash).as_bytes())?
-            .map(|s| Snapshot {
-                value: match s.value {
-                    StoredRefresh::V1(r) => r,
-                },
-                raw: s.raw,
-            }))
+            .map(|s| s.map(|StoredRefresh::V1(r)| r)))
     }
 
     /// Rotates a refresh token: the old one is marked spent (compare-and-swap, so of two

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use webauthn_rs::prelude::{DiscoverableAuthentication, Passkey, PasskeyRegistration};
 
 use super::citizens::{citizen_update, enrolment_key};
-use super::record::{Record, decode, encode};
+use super::record::{Record, decode, encode, hex, unhex32};
 use super::{Result, Snapshot, Store, Write, WriteKind};
 use crate::domain::citizens::Citizen;
 use crate::domain::passkeys::{Ceremony, CeremonyKind, Session, StoredPasskey};
@@ -124,21 +124,6 @@ impl Record for StoredSession {
     const VERSIONS: &'static [&'static str] = &["1"];
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex32(s: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if s.len() != 64 {
-        return None;
-    }
-    for (i, slot) in out.iter_mut().enumerate() {
-        *slot = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 fn credential_write(p: &StoredPasskey, kind: fn(Vec<u8>) -> WriteKind) -> Write {
     Write {
         tree: CREDENTIALS,
@@ -244,10 +229,7 @@ impl Store {
     pub fn credential_for_update(&self, id: &str) -> Result<Option<Snapshot<StoredPasskey>>> {
         Ok(self
             .read_for_update::<StoredCredential>(id.as_bytes())?
-            .map(|s| Snapshot {
-                value: s.value.into(),
-                raw: s.raw,
-            }))
+            .map(|s| s.map(StoredPasskey::from)))
     }
 
     /// Records a newly enrolled passkey: the citizen gains it and loses the used enrolment
