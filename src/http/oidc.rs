@@ -33,6 +33,10 @@ pub fn router() -> Router<AppState> {
         .route("/authorize", get(authorize_get).post(authorize_post))
         .route("/authorize/continue", get(authorize_continue))
         .route("/authorize/consent", post(consent))
+        .route(
+            "/session/consents/{client_id}",
+            axum::routing::delete(withdraw_consent),
+        )
         .route("/token", post(token))
         .route("/userinfo", get(userinfo).post(userinfo))
         .route("/introspect", post(introspect))
@@ -445,6 +449,25 @@ async fn consent(
             };
             authorize_error(&state, AuthorizeError::Redirect(e))
         }
+    }
+}
+
+/// The signed-in citizen withdraws their consent for a client: the next authorization asks
+/// again. (Tokens already issued stay valid until they expire or are revoked.)
+async fn withdraw_consent(
+    State(state): State<AppState>,
+    _o: super::passkey::SameOrigin,
+    headers: HeaderMap,
+    axum::extract::Path(client_id): axum::extract::Path<String>,
+) -> Response {
+    let now = OffsetDateTime::now_utc();
+    match current_session(&state, &headers, now) {
+        Ok(Some((s, _))) => match provider(&state).revoke_consent(&s.citizen_id, &client_id) {
+            Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            Err(e) => ApiError::from(e).into_response(),
+        },
+        Ok(None) => ApiError::Unauthorized.into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 

@@ -754,3 +754,69 @@ async fn logout_without_a_hint_asks_first_and_checks_the_return_address() {
         401
     );
 }
+
+#[tokio::test]
+async fn consent_is_remembered_until_withdrawn() {
+    let data = tempdir();
+    let server = plain(&data);
+    let (id, _) = web_client(&server).await;
+    let (_, mut device) = citizen_with_passkey(&server, "ATK-0012").await;
+    let (_, cookie) = browse(
+        &server,
+        &auth_url(&server, &id, ""),
+        &mut device,
+        None,
+        "allow",
+    )
+    .await;
+    let cookie = cookie.unwrap();
+    // Remembered: the next authorization goes straight back with a code.
+    let resp = http_no_redirect()
+        .get(auth_url(&server, &id, ""))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert!(query(resp.headers()["location"].to_str().unwrap(), "code").is_some());
+    // prompt=consent asks again even so.
+    let resp = http_no_redirect()
+        .get(auth_url(&server, &id, "&prompt=consent"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // Withdrawn: asked again; and prompt=none now fails with consent_required.
+    let resp = http()
+        .delete(server.at(&format!("/session/consents/{id}")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let resp = http_no_redirect()
+        .get(auth_url(&server, &id, ""))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "consent page again");
+    let resp = http_no_redirect()
+        .get(auth_url(&server, &id, "&prompt=none"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        query(resp.headers()["location"].to_str().unwrap(), "error").as_deref(),
+        Some("consent_required")
+    );
+    // Without a session nothing can be withdrawn.
+    let resp = http()
+        .delete(server.at(&format!("/session/consents/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+}
