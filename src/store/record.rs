@@ -76,11 +76,12 @@ pub fn decode<R: Record>(key: &[u8], bytes: &[u8]) -> Result<R> {
         reason,
     };
     let tag: Tag = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
-    let version = match &tag.v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
+    // Tags are strings; any other JSON value is a version this build does not know.
+    let (version, known) = match &tag.v {
+        serde_json::Value::String(s) => (s.clone(), R::VERSIONS.contains(&s.as_str())),
+        other => (other.to_string(), false),
     };
-    if !R::VERSIONS.contains(&version.as_str()) {
+    if !known {
         return Err(StoreError::UnknownVersion {
             tree: R::TREE,
             key: printable_key(key),
@@ -125,6 +126,12 @@ mod tests {
         let err = decode::<Probe>(b"abc", br#"{"v":"99","data":{}}"#).err();
         let text = err.map(|e| e.to_string()).unwrap_or_default();
         assert_eq!(text, "record probe/abc has unknown version 99");
+    }
+
+    #[test]
+    fn a_numeric_tag_is_an_unknown_version() {
+        let err = decode::<Probe>(b"k", br#"{"v":1,"data":{"n":1}}"#).err();
+        assert!(matches!(err, Some(StoreError::UnknownVersion { .. })), "{err:?}");
     }
 
     #[test]
