@@ -68,16 +68,23 @@ enum KeysCommand {
     },
 }
 
-fn init_tracing() {
+/// JSON logs on stderr, written by a background thread so request handling never waits on
+/// the terminal or pipe. Not lossy: when its buffer is full, callers wait. The guard flushes
+/// on drop; keep it until the service has stopped.
+fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("CIVIS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
         .json()
         .with_current_span(true)
         .with_span_list(false)
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .init();
+    guard
 }
 
 /// Entry point of the binary; returns the process exit code.
@@ -92,7 +99,7 @@ pub fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            init_tracing();
+            let _log_guard = init_tracing();
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

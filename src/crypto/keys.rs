@@ -132,6 +132,8 @@ pub struct KeySet {
     pub admin_token: Secret,
     /// Root of the service's keyed hashes; use [`KeySet::keyed_hash`], never directly.
     pub hmac_key: Secret,
+    /// Per-purpose HMAC keys derived from `hmac_key`, computed once each.
+    derived: std::sync::Mutex<std::collections::HashMap<String, ring::hmac::Key>>,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, KeyError> {
@@ -221,6 +223,7 @@ impl KeySet {
             token_key_lead: super::token_keys::DEFAULT_LEAD,
             admin_token,
             hmac_key,
+            derived: std::sync::Mutex::default(),
         })
     }
 
@@ -260,6 +263,26 @@ impl KeySet {
     /// HMAC-SHA-256 of `data` under a key derived (HKDF-SHA-256) from the service's HMAC key
     /// for one `purpose`, so the same root never keys two uses.
     pub fn keyed_hash(&self, purpose: &str, data: &[u8]) -> [u8; 32] {
+        let cached = self
+            .derived
+            .lock()
+            .ok()
+            .and_then(|m| m.get(purpose).cloned());
+        let key = cached.unwrap_or_else(|| {
+            let key = self.derive(purpose);
+            if let Ok(mut m) = self.derived.lock() {
+                m.insert(purpose.to_owned(), key.clone());
+            }
+            key
+        });
+        let tag = ring::hmac::sign(&key, data);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+
+    /// HKDF-SHA-256 from the root key, one HMAC key per purpose.
+    fn derive(&self, purpose: &str) -> ring::hmac::Key {
         use ring::hkdf;
         struct Len;
         impl hkdf::KeyType for Len {
@@ -275,11 +298,7 @@ impl KeySet {
         if let Ok(okm) = prk.expand(&info, Len) {
             let _ = okm.fill(sub.as_mut());
         }
-        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, sub.as_ref());
-        let tag = ring::hmac::sign(&key, data);
-        let mut out = [0u8; 32];
-        out.copy_from_slice(tag.as_ref());
-        out
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, sub.as_ref())
     }
 
     /// A rustls server configuration (ring provider, TLS 1.2 and 1.3, h2 and http/1.1).

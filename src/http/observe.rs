@@ -121,6 +121,23 @@ impl Metrics {
     }
 }
 
+/// A request id unique in this process and unpredictable across processes: a random
+/// per-process prefix and a counter (no system call per request; it is not a secret).
+fn next_request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| {
+        let mut b = [0u8; 4];
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+        u32::from_be_bytes(b)
+    });
+    format!(
+        "{prefix:08x}{:016x}",
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// Accepts a caller's `x-request-id` only if it is short and harmless in a log line.
 fn incoming_id(req: &Request) -> Option<String> {
     let v = req.headers().get("x-request-id")?.to_str().ok()?;
@@ -133,13 +150,7 @@ fn incoming_id(req: &Request) -> Option<String> {
 /// The middleware; see the module documentation.
 pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let id = match incoming_id(&req) {
-        Some(id) => id,
-        None => {
-            let bytes = crate::domain::random_bytes::<12>(state.rng.as_ref()).unwrap_or_default();
-            bytes.iter().map(|b| format!("{b:02x}")).collect()
-        }
-    };
+    let id = incoming_id(&req).unwrap_or_else(next_request_id);
     // Unmatched paths share one label so scanners cannot blow up the metric cardinality.
     let route = req
         .extensions()

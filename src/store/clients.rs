@@ -139,7 +139,11 @@ impl Store {
             tree: CLIENTS,
             key: client.id.as_bytes().to_vec(),
             kind: WriteKind::PutNew(encode(&StoredClient::from(client))),
-        }])
+        }])?;
+        if let Ok(mut cache) = self.clients.write() {
+            cache.insert(client.id.clone(), client.clone());
+        }
+        Ok(())
     }
 
     /// Reads a client by id.
@@ -147,9 +151,17 @@ impl Store {
     /// # Errors
     /// Decoding and backend errors.
     pub fn client(&self, id: &str) -> Result<Option<Client>> {
-        self.read::<StoredClient>(id.as_bytes())?
+        if let Some(c) = self.clients.read().ok().and_then(|m| m.get(id).cloned()) {
+            return Ok(Some(c));
+        }
+        let found = self
+            .read::<StoredClient>(id.as_bytes())?
             .map(|c| c.into_domain(id.as_bytes()))
-            .transpose()
+            .transpose()?;
+        if let (Some(c), Ok(mut cache)) = (&found, self.clients.write()) {
+            cache.insert(id.to_owned(), c.clone());
+        }
+        Ok(found)
     }
 
     /// Spends assertion id `jti` of `client_id`, kept until `expires_at`. Returns `false`

@@ -106,6 +106,11 @@ impl<T> Snapshot<T> {
 #[derive(Clone)]
 pub struct Store {
     backend: Arc<dyn Backend>,
+    /// Decoded client registrations, read on every token request. Registrations are never
+    /// changed after creation and only this process writes (sled's lock), so entries stay
+    /// valid; `insert_client` fills the cache.
+    clients:
+        Arc<std::sync::RwLock<std::collections::HashMap<String, crate::domain::clients::Client>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -133,6 +138,7 @@ impl Store {
     pub fn new(backend: impl Backend) -> Self {
         Self {
             backend: Arc::new(backend),
+            clients: Arc::default(),
         }
     }
 

@@ -131,7 +131,10 @@ mod tests {
     #[test]
     fn a_numeric_tag_is_an_unknown_version() {
         let err = decode::<Probe>(b"k", br#"{"v":1,"data":{"n":1}}"#).err();
-        assert!(matches!(err, Some(StoreError::UnknownVersion { .. })), "{err:?}");
+        assert!(
+            matches!(err, Some(StoreError::UnknownVersion { .. })),
+            "{err:?}"
+        );
     }
 
     #[test]
