@@ -236,26 +236,8 @@ async fn a_code_is_bound_to_its_client_and_expires() {
     // Expiry: age a code on disk past its 60 s.
     let (code, _) = code_for(&server, &id, &mut device, cookie).await;
     assert!(server.stop().0.success());
-    {
-        let store = civis::store::Store::open_sled(data.path()).unwrap();
-        let key = civis::store::record::hex(&civis::domain::oidc::sha256(code.as_bytes()));
-        let raw = store
-            .backend()
-            .get(civis::store::oidc::CODES, key.as_bytes())
-            .unwrap()
-            .unwrap();
-        let mut rec: Value = serde_json::from_slice(&raw).unwrap();
-        rec["data"]["expires_at"] = json!("2020-01-01T00:00:00Z");
-        store
-            .backend()
-            .commit(vec![civis::store::Write {
-                tree: civis::store::oidc::CODES,
-                key: key.into_bytes(),
-                kind: civis::store::WriteKind::Put(serde_json::to_vec(&rec).unwrap()),
-            }])
-            .unwrap();
-        store.flush().unwrap();
-    }
+    let key = civis::store::record::hex(&civis::domain::oidc::sha256(code.as_bytes()));
+    crate::support::expire_record(data.path(), civis::store::oidc::CODES, key.as_bytes());
     let server = plain(&data);
     let secret = _secret;
     let (status, e) = redeem(&server, (&id, &secret), &code, VERIFIER).await;

@@ -473,27 +473,9 @@ async fn used_unknown_and_expired_enrolment_codes_are_refused_alike() {
     // Expired: issue a code, then move its expiry into the past on disk.
     let fresh = new_code(&server, &id).await;
     assert!(server.stop().0.success());
-    {
-        let store = civis::store::Store::open_sled(data.path()).unwrap();
-        let hash = civis::domain::citizens::enrolment_hash(&fresh);
-        let key: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-        let raw = store
-            .backend()
-            .get(civis::store::ENROLMENTS, key.as_bytes())
-            .unwrap()
-            .unwrap();
-        let mut rec: Value = serde_json::from_slice(&raw).unwrap();
-        rec["data"]["expires_at"] = json!("2020-01-01T00:00:00Z");
-        store
-            .backend()
-            .commit(vec![civis::store::Write {
-                tree: civis::store::ENROLMENTS,
-                key: key.into_bytes(),
-                kind: civis::store::WriteKind::Put(serde_json::to_vec(&rec).unwrap()),
-            }])
-            .unwrap();
-        store.flush().unwrap();
-    }
+    let hash = civis::domain::citizens::enrolment_hash(&fresh);
+    let key = civis::store::record::hex(&hash);
+    crate::support::expire_record(data.path(), civis::store::ENROLMENTS, key.as_bytes());
     let server = plain(&data);
     let expired = http()
         .get(server.at(&format!("/enrol?code={fresh}")))
@@ -526,24 +508,8 @@ async fn an_expired_ceremony_is_refused() {
     // Age the pending ceremony past its expiry while the server is down.
     assert!(server.stop().0.success());
     {
-        let store = civis::store::Store::open_sled(data.path()).unwrap();
         let key = ceremony.as_str().unwrap().as_bytes().to_vec();
-        let raw = store
-            .backend()
-            .get(civis::store::CEREMONIES, &key)
-            .unwrap()
-            .unwrap();
-        let mut rec: Value = serde_json::from_slice(&raw).unwrap();
-        rec["data"]["expires_at"] = json!("2020-01-01T00:00:00Z");
-        store
-            .backend()
-            .commit(vec![civis::store::Write {
-                tree: civis::store::CEREMONIES,
-                key,
-                kind: civis::store::WriteKind::Put(serde_json::to_vec(&rec).unwrap()),
-            }])
-            .unwrap();
-        store.flush().unwrap();
+        crate::support::expire_record(data.path(), civis::store::CEREMONIES, &key);
     }
     let server = plain(&data);
     let (answer, cookie) = finish_login(&server, &ceremony, &cred).await;
