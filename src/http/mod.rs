@@ -2,9 +2,11 @@
 
 pub mod admin;
 pub mod admin_clients;
+mod authorize;
 pub mod client_auth;
 pub mod error;
 pub mod extract;
+mod logout;
 pub mod observe;
 pub mod oidc;
 pub mod openapi;

@@ -1,51 +1,56 @@
-//! The OpenID Provider endpoints (CONTRACT.md §4): discovery, JWKS, authorization (with the
-//! consent page), token, userinfo, introspection, revocation and RP-initiated logout.
+//! The OpenID Provider endpoints (CONTRACT.md §4): the router of all of them, discovery,
+//! JWKS, token, userinfo, introspection and revocation, and helpers shared with
+//! [`super::authorize`] (authorization and consent) and [`super::logout`] (RP-initiated logout).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use time::OffsetDateTime;
 
 use super::client_auth::authenticate_client;
-use super::error::{ApiError, BearerError, OAuthError, OAuthErrorCode};
-use super::pages::{escape, page_with_form_targets, problem_page};
+use super::error::{BearerError, OAuthError, OAuthErrorCode};
 use super::passkey::{passkeys, session_token};
+use super::{authorize, logout};
 use crate::app::AppState;
 use crate::domain::DomainError;
 use crate::domain::clients::{Client, Clients};
-use crate::domain::oidc::authorize::{AuthorizeError, AuthorizeParams, Next, error_redirect_url};
 use crate::domain::oidc::{ACR_HIGH, ACR_SUBSTANTIAL, Provider, SCOPES};
 use crate::domain::passkeys::{Session, session_hash};
-use crate::store::oidc::PendingAuthorization;
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/jwks", get(jwks))
-        .route("/authorize", get(authorize_get).post(authorize_post))
-        .route("/authorize/continue", get(authorize_continue))
-        .route("/authorize/consent", post(consent))
+        .route(
+            "/authorize",
+            get(authorize::authorize_get).post(authorize::authorize_post),
+        )
+        .route("/authorize/continue", get(authorize::authorize_continue))
+        .route("/authorize/consent", post(authorize::consent))
         .route(
             "/session/consents/{client_id}",
-            axum::routing::delete(withdraw_consent),
+            axum::routing::delete(authorize::withdraw_consent),
         )
         .route("/token", post(token))
         .route("/userinfo", get(userinfo).post(userinfo))
         .route("/introspect", post(introspect))
         .route("/revoke", post(revoke))
-        .route("/end_session", get(end_session_get).post(end_session_post))
-        .route("/end_session/confirm", post(end_session_confirm))
+        .route(
+            "/end_session",
+            get(logout::end_session_get).post(logout::end_session_post),
+        )
+        .route("/end_session/confirm", post(logout::end_session_confirm))
 }
 
-fn provider(state: &AppState) -> Provider<'_> {
+pub(super) fn provider(state: &AppState) -> Provider<'_> {
     Provider {
         store: &state.store,
         rng: state.rng.as_ref(),
@@ -55,7 +60,7 @@ fn provider(state: &AppState) -> Provider<'_> {
     }
 }
 
-fn clients(state: &AppState) -> Clients<'_> {
+pub(super) fn clients(state: &AppState) -> Clients<'_> {
     Clients {
         store: &state.store,
         rng: state.rng.as_ref(),
@@ -63,7 +68,7 @@ fn clients(state: &AppState) -> Clients<'_> {
     }
 }
 
-fn no_store(mut resp: Response) -> Response {
+pub(super) fn no_store(mut resp: Response) -> Response {
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
@@ -139,7 +144,7 @@ async fn jwks(State(state): State<AppState>) -> Response {
 }
 
 /// The live session of the browser, with the hash of its token.
-fn current_session(
+pub(super) fn current_session(
     state: &AppState,
     headers: &HeaderMap,
     now: OffsetDateTime,
@@ -152,177 +157,18 @@ fn current_session(
         .map(|s| (s, session_hash(&token))))
 }
 
-fn authorize_error(state: &AppState, e: AuthorizeError) -> Response {
-    match e {
-        AuthorizeError::Page(msg) => problem_page(StatusCode::BAD_REQUEST, "Cannot continue", msg),
-        AuthorizeError::Redirect(r) => match error_redirect_url(&r, &state.issuer) {
-            Some(url) => Redirect::to(&url).into_response(),
-            None => problem_page(
-                StatusCode::BAD_REQUEST,
-                "Cannot continue",
-                "The application's return address is malformed.",
-            ),
-        },
-        AuthorizeError::Internal(e) => ApiError::from(e).into_response(),
-    }
-}
-
-async fn authorize_get(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    q: Result<Query<AuthorizeParams>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    match q {
-        Ok(Query(p)) => authorize(&state, &headers, p),
-        Err(_) => problem_page(
-            StatusCode::BAD_REQUEST,
-            "Cannot continue",
-            "The sign-in request is malformed.",
-        ),
-    }
-}
-
-async fn authorize_post(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    f: Result<axum::Form<AuthorizeParams>, axum::extract::rejection::FormRejection>,
-) -> Response {
-    match f {
-        Ok(axum::Form(p)) => authorize(&state, &headers, p),
-        Err(_) => problem_page(
-            StatusCode::BAD_REQUEST,
-            "Cannot continue",
-            "The sign-in request is malformed.",
-        ),
-    }
-}
-
-fn authorize(state: &AppState, headers: &HeaderMap, p: AuthorizeParams) -> Response {
-    let now = OffsetDateTime::now_utc();
-    let client = match p
-        .client_id
-        .as_deref()
-        .map(|id| clients(state).get(id))
-        .transpose()
-    {
-        Ok(c) => c.flatten(),
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    let prov = provider(state);
-    let pending = match prov.validate_authorization(&p, client.as_ref(), now) {
-        Ok(p) => p,
-        Err(e) => return authorize_error(state, e),
-    };
-    match prov.park(&pending) {
-        Ok(id) => proceed(state, headers, &id, &pending, client.as_ref(), now),
-        Err(e) => authorize_error(state, e),
-    }
-}
-
-/// Query of `/authorize/continue`.
-#[derive(Debug, serde::Deserialize)]
-struct ContinueQuery {
-    request: String,
-}
-
-async fn authorize_continue(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<ContinueQuery>,
-) -> Response {
-    let now = OffsetDateTime::now_utc();
-    match state.store.pending(&q.request) {
-        Ok(Some(p)) if p.expires_at > now => {
-            let client = clients(&state).get(&p.client_id).ok().flatten();
-            proceed(&state, &headers, &q.request, &p, client.as_ref(), now)
-        }
-        Ok(_) => problem_page(
-            StatusCode::BAD_REQUEST,
-            "Sign-in expired",
-            "This sign-in took too long. Please go back to the application and start again.",
-        ),
-        Err(e) => ApiError::from(DomainError::from(e)).into_response(),
-    }
-}
-
-fn proceed(
+pub(super) fn csrf(
     state: &AppState,
-    headers: &HeaderMap,
-    id: &str,
-    p: &PendingAuthorization,
-    client: Option<&Client>,
-    now: OffsetDateTime,
-) -> Response {
-    let session = match current_session(state, headers, now) {
-        Ok(s) => s,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    match provider(state).decide(p, session.as_ref().map(|s| &s.0), now) {
-        Ok(Next::Login) => {
-            let back = format!("/authorize/continue?request={id}");
-            let url = format!(
-                "/login?return_to={}",
-                url::form_urlencoded::byte_serialize(back.as_bytes()).collect::<String>()
-            );
-            Redirect::to(&url).into_response()
-        }
-        Ok(Next::Consent) => match (session, client) {
-            (Some((_, hash)), Some(c)) => consent_page(state, id, p, c, &hash),
-            _ => problem_page(
-                StatusCode::BAD_REQUEST,
-                "Cannot continue",
-                "Please start again from the application.",
-            ),
-        },
-        Ok(Next::Issue) => match session {
-            Some((s, hash)) => issue(state, id, &s, &hash, now),
-            None => problem_page(
-                StatusCode::BAD_REQUEST,
-                "Cannot continue",
-                "Please start again from the application.",
-            ),
-        },
-        Err(e) => authorize_error(state, e),
-    }
-}
-
-fn issue(
-    state: &AppState,
-    id: &str,
-    s: &Session,
-    hash: &[u8; 32],
-    now: OffsetDateTime,
-) -> Response {
-    let p = match state.store.take_pending(id) {
-        Ok(Some(p)) => p,
-        Ok(None) => {
-            return problem_page(
-                StatusCode::BAD_REQUEST,
-                "Already done",
-                "This sign-in was already completed. Please go back to the application.",
-            );
-        }
-        Err(e) => return ApiError::from(DomainError::from(e)).into_response(),
-    };
-    let backup_eligible = state
-        .store
-        .credential(&s.credential_id)
-        .ok()
-        .flatten()
-        .is_some_and(|c| c.summary().backup_eligible);
-    match provider(state).issue_code(&p, s, hash, backup_eligible, now) {
-        Ok(url) => Redirect::to(&url).into_response(),
-        Err(e) => ApiError::from(e).into_response(),
-    }
-}
-
-fn csrf(state: &AppState, purpose: &str, session_hash: &[u8; 32], bound_to: &str) -> String {
+    purpose: &str,
+    session_hash: &[u8; 32],
+    bound_to: &str,
+) -> String {
     let mut data = session_hash.to_vec();
     data.extend_from_slice(bound_to.as_bytes());
     crate::store::record::hex(&state.keys.keyed_hash(purpose, &data))
 }
 
-fn csrf_ok(
+pub(super) fn csrf_ok(
     state: &AppState,
     purpose: &str,
     session_hash: &[u8; 32],
@@ -336,139 +182,10 @@ fn csrf_ok(
         .into()
 }
 
-fn origin_of(uri: &str) -> Option<String> {
+pub(super) fn origin_of(uri: &str) -> Option<String> {
     url::Url::parse(uri)
         .ok()
         .map(|u| u.origin().ascii_serialization())
-}
-
-fn scope_text(scope: &str) -> &'static str {
-    match scope {
-        "openid" => "Confirm who you are (a pseudonymous identifier)",
-        "profile" => "Your name and date of birth",
-        "email" => "Your e-mail address",
-        "national_id" => "Your national identification number",
-        "sign" => "Request signatures in your name (each one needs your approval)",
-        "seal" => "Seal documents for the organisation",
-        _ => "Other access",
-    }
-}
-
-fn consent_page(
-    state: &AppState,
-    id: &str,
-    p: &PendingAuthorization,
-    client: &Client,
-    hash: &[u8; 32],
-) -> Response {
-    let items: String = p
-        .scopes
-        .iter()
-        .map(|s| format!("<li>{}</li>", escape(scope_text(s))))
-        .collect();
-    let body = format!(
-        "<p><strong>{name}</strong> asks to use your civis account. It will receive:</p>\n<ul>{items}</ul>\n\
-         <form method=\"post\" action=\"/authorize/consent\">\n\
-         <input type=\"hidden\" name=\"request\" value=\"{id}\">\n\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
-         <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\n\
-         <button type=\"submit\" name=\"decision\" value=\"deny\" class=\"secondary\">Deny</button>\n</form>\n\
-         <p class=\"note\">You can withdraw this later; civis remembers your answer for this application.</p>",
-        name = escape(&client.name),
-        id = escape(id),
-        csrf = csrf(state, "consent-csrf", hash, id),
-    );
-    let target = origin_of(&p.redirect_uri).unwrap_or_default();
-    page_with_form_targets(StatusCode::OK, "Allow access?", "", &body, &[&target])
-}
-
-/// Form of the consent page.
-#[derive(Debug, serde::Deserialize)]
-struct ConsentForm {
-    request: String,
-    csrf: String,
-    decision: String,
-}
-
-async fn consent(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    f: Result<axum::Form<ConsentForm>, axum::extract::rejection::FormRejection>,
-) -> Response {
-    let now = OffsetDateTime::now_utc();
-    let Ok(axum::Form(f)) = f else {
-        return problem_page(
-            StatusCode::BAD_REQUEST,
-            "Cannot continue",
-            "The form was incomplete.",
-        );
-    };
-    let session = match current_session(&state, &headers, now) {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            return problem_page(
-                StatusCode::BAD_REQUEST,
-                "Signed out",
-                "Your session has ended. Please start again from the application.",
-            );
-        }
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    if !csrf_ok(&state, "consent-csrf", &session.1, &f.request, &f.csrf) {
-        return problem_page(
-            StatusCode::FORBIDDEN,
-            "Cannot continue",
-            "This form was not issued for your session. Please start again.",
-        );
-    }
-    let p = match state.store.pending(&f.request) {
-        Ok(Some(p)) if p.expires_at > now => p,
-        Ok(_) => {
-            return problem_page(
-                StatusCode::BAD_REQUEST,
-                "Sign-in expired",
-                "This sign-in took too long. Please go back to the application and start again.",
-            );
-        }
-        Err(e) => return ApiError::from(DomainError::from(e)).into_response(),
-    };
-    match f.decision.as_str() {
-        "allow" => {
-            if let Err(e) = provider(&state).remember_consent(&session.0.citizen_id, &p, now) {
-                return ApiError::from(e).into_response();
-            }
-            issue(&state, &f.request, &session.0, &session.1, now)
-        }
-        _ => {
-            let _ = state.store.take_pending(&f.request);
-            let e = crate::domain::oidc::authorize::ErrorRedirect {
-                redirect_uri: p.redirect_uri.clone(),
-                error: "access_denied",
-                description: "the citizen denied the request".into(),
-                state: p.state.clone(),
-            };
-            authorize_error(&state, AuthorizeError::Redirect(e))
-        }
-    }
-}
-
-/// The signed-in citizen withdraws their consent for a client: the next authorization asks
-/// again. (Tokens already issued stay valid until they expire or are revoked.)
-async fn withdraw_consent(
-    State(state): State<AppState>,
-    _o: super::passkey::SameOrigin,
-    headers: HeaderMap,
-    axum::extract::Path(client_id): axum::extract::Path<String>,
-) -> Response {
-    let now = OffsetDateTime::now_utc();
-    match current_session(&state, &headers, now) {
-        Ok(Some((s, _))) => match provider(&state).revoke_consent(&s.citizen_id, &client_id) {
-            Ok(()) => StatusCode::NO_CONTENT.into_response(),
-            Err(e) => ApiError::from(e).into_response(),
-        },
-        Ok(None) => ApiError::Unauthorized.into_response(),
-        Err(e) => ApiError::from(e).into_response(),
-    }
 }
 
 /// An `application/x-www-form-urlencoded` body with OAuth error handling: wrong type, bad
@@ -662,235 +379,5 @@ async fn revoke(
     match provider(&state).revoke(&client, token, now) {
         Ok(()) => no_store(StatusCode::OK.into_response()),
         Err(e) => no_store(OAuthError::from(e).into_response()),
-    }
-}
-
-/// Parameters of RP-initiated logout.
-#[derive(Debug, Default, serde::Deserialize)]
-struct EndSessionParams {
-    id_token_hint: Option<String>,
-    post_logout_redirect_uri: Option<String>,
-    state: Option<String>,
-    client_id: Option<String>,
-}
-
-async fn end_session_get(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(p): Query<EndSessionParams>,
-) -> Response {
-    end_session(&state, &headers, p)
-}
-
-async fn end_session_post(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    f: Result<axum::Form<EndSessionParams>, axum::extract::rejection::FormRejection>,
-) -> Response {
-    match f {
-        Ok(axum::Form(p)) => end_session(&state, &headers, p),
-        Err(_) => problem_page(
-            StatusCode::BAD_REQUEST,
-            "Cannot log out",
-            "The logout request is malformed.",
-        ),
-    }
-}
-
-/// The client named by a valid (possibly expired) ID token of ours.
-fn hinted_client(state: &AppState, hint: &str) -> Option<Client> {
-    crate::crypto::jwt::install_provider();
-    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
-    v.set_issuer(&[&*state.issuer]);
-    v.validate_exp = false;
-    v.validate_aud = false;
-    v.set_required_spec_claims(&["iss", "aud"]);
-    let kid = jsonwebtoken::decode_header(hint).ok()?.kid?;
-    let dk = state.keys.tokens().by_kid(&kid)?.decoding_key().ok()?;
-    let data = jsonwebtoken::decode::<serde_json::Value>(hint, &dk, &v).ok()?;
-    if data
-        .header
-        .typ
-        .as_deref()
-        .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt"))
-    {
-        return None;
-    }
-    let aud = data.claims.get("aud")?.as_str()?.to_owned();
-    clients(state).get(&aud).ok().flatten()
-}
-
-/// Where to send the browser after logout: the requested address if it is registered
-/// exactly for the client, with `state`. The error is the page to show instead.
-fn logout_redirect(
-    client: Option<&Client>,
-    p: &EndSessionParams,
-) -> Result<Option<String>, Box<Response>> {
-    let Some(uri) = p.post_logout_redirect_uri.as_deref() else {
-        return Ok(None);
-    };
-    let refuse = |msg: &str| Box::new(problem_page(StatusCode::BAD_REQUEST, "Cannot log out", msg));
-    if !client.is_some_and(|c| c.post_logout_redirect_uris.iter().any(|u| u == uri)) {
-        return Err(refuse(
-            "The application asked to return to an address that is not registered with civis.",
-        ));
-    }
-    let mut url = url::Url::parse(uri).map_err(|_| refuse("The return address is malformed."))?;
-    if let Some(s) = &p.state {
-        url.query_pairs_mut().append_pair("state", s);
-    }
-    Ok(Some(url.into()))
-}
-
-fn clear_session(state: &AppState, headers: &HeaderMap, mut resp: Response) -> Response {
-    if let Some(token) = session_token(headers)
-        && let Err(e) = passkeys(state).logout(&token)
-    {
-        return ApiError::from(e).into_response();
-    }
-    resp.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static(
-            "__Host-civis_session=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax",
-        ),
-    );
-    resp
-}
-
-fn logged_out(state: &AppState, headers: &HeaderMap, redirect: Option<String>) -> Response {
-    tracing::info!("session ended (RP-initiated logout)");
-    let resp = match redirect {
-        Some(url) => Redirect::to(&url).into_response(),
-        None => problem_page(
-            StatusCode::OK,
-            "Logged out",
-            "You have been logged out of civis.",
-        ),
-    };
-    clear_session(state, headers, resp)
-}
-
-fn end_session(state: &AppState, headers: &HeaderMap, p: EndSessionParams) -> Response {
-    let now = OffsetDateTime::now_utc();
-    if let Some(hint) = p.id_token_hint.as_deref() {
-        let Some(client) = hinted_client(state, hint) else {
-            return problem_page(
-                StatusCode::BAD_REQUEST,
-                "Cannot log out",
-                "The logout request carries an invalid token.",
-            );
-        };
-        if p.client_id.as_deref().is_some_and(|c| c != client.id) {
-            return problem_page(
-                StatusCode::BAD_REQUEST,
-                "Cannot log out",
-                "The logout request is inconsistent.",
-            );
-        }
-        return match logout_redirect(Some(&client), &p) {
-            Ok(r) => logged_out(state, headers, r),
-            Err(page) => *page,
-        };
-    }
-    // Without a hint anyone could link here: ask the person.
-    let client = p
-        .client_id
-        .as_deref()
-        .and_then(|id| clients(state).get(id).ok().flatten());
-    if let Err(page) = logout_redirect(client.as_ref(), &p) {
-        return *page;
-    }
-    let session = match current_session(state, headers, now) {
-        Ok(s) => s,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    let Some((_, hash)) = session else {
-        return problem_page(
-            StatusCode::OK,
-            "Logged out",
-            "You are not logged in to civis.",
-        );
-    };
-    let hidden = |k: &str, v: Option<&str>| {
-        v.map(|v| {
-            format!(
-                "<input type=\"hidden\" name=\"{k}\" value=\"{}\">\n",
-                escape(v)
-            )
-        })
-        .unwrap_or_default()
-    };
-    let body = format!(
-        "<p>Do you want to log out of civis?</p>\n<form method=\"post\" action=\"/end_session/confirm\">\n\
-         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\n{}{}{}<button type=\"submit\">Log out</button>\n</form>",
-        csrf(state, "logout-csrf", &hash, ""),
-        hidden(
-            "post_logout_redirect_uri",
-            p.post_logout_redirect_uri.as_deref()
-        ),
-        hidden("state", p.state.as_deref()),
-        hidden("client_id", p.client_id.as_deref()),
-    );
-    let target = p
-        .post_logout_redirect_uri
-        .as_deref()
-        .and_then(origin_of)
-        .unwrap_or_default();
-    page_with_form_targets(StatusCode::OK, "Log out", "", &body, &[&target])
-}
-
-/// Form of the logout confirmation.
-#[derive(Debug, serde::Deserialize)]
-struct ConfirmForm {
-    csrf: String,
-    post_logout_redirect_uri: Option<String>,
-    state: Option<String>,
-    client_id: Option<String>,
-}
-
-async fn end_session_confirm(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    f: Result<axum::Form<ConfirmForm>, axum::extract::rejection::FormRejection>,
-) -> Response {
-    let now = OffsetDateTime::now_utc();
-    let Ok(axum::Form(f)) = f else {
-        return problem_page(
-            StatusCode::BAD_REQUEST,
-            "Cannot log out",
-            "The form was incomplete.",
-        );
-    };
-    let session = match current_session(&state, &headers, now) {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            return problem_page(
-                StatusCode::OK,
-                "Logged out",
-                "You are not logged in to civis.",
-            );
-        }
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    if !csrf_ok(&state, "logout-csrf", &session.1, "", &f.csrf) {
-        return problem_page(
-            StatusCode::FORBIDDEN,
-            "Cannot log out",
-            "This form was not issued for your session.",
-        );
-    }
-    let p = EndSessionParams {
-        id_token_hint: None,
-        post_logout_redirect_uri: f.post_logout_redirect_uri,
-        state: f.state,
-        client_id: f.client_id,
-    };
-    let client = p
-        .client_id
-        .as_deref()
-        .and_then(|id| clients(&state).get(id).ok().flatten());
-    match logout_redirect(client.as_ref(), &p) {
-        Ok(r) => logged_out(&state, &headers, r),
-        Err(page) => *page,
     }
 }

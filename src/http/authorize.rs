@@ -1,0 +1,310 @@
+//! The authorization endpoint's pages: `/authorize` (GET and POST), the return from login
+//! (`/authorize/continue`), the consent page with **Allow** / **Deny**, and consent withdrawal.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use time::OffsetDateTime;
+
+use super::error::ApiError;
+use super::oidc::{clients, csrf, csrf_ok, current_session, origin_of, provider};
+use super::pages::{escape, page_with_form_targets, problem_page};
+use crate::app::AppState;
+use crate::domain::DomainError;
+use crate::domain::clients::Client;
+use crate::domain::oidc::authorize::{AuthorizeError, AuthorizeParams, Next, error_redirect_url};
+use crate::domain::passkeys::Session;
+use crate::store::oidc::PendingAuthorization;
+
+fn authorize_error(state: &AppState, e: AuthorizeError) -> Response {
+    match e {
+        AuthorizeError::Page(msg) => problem_page(StatusCode::BAD_REQUEST, "Cannot continue", msg),
+        AuthorizeError::Redirect(r) => match error_redirect_url(&r, &state.issuer) {
+            Some(url) => Redirect::to(&url).into_response(),
+            None => problem_page(
+                StatusCode::BAD_REQUEST,
+                "Cannot continue",
+                "The application's return address is malformed.",
+            ),
+        },
+        AuthorizeError::Internal(e) => ApiError::from(e).into_response(),
+    }
+}
+
+pub(super) async fn authorize_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<AuthorizeParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    match q {
+        Ok(Query(p)) => authorize(&state, &headers, p),
+        Err(_) => problem_page(
+            StatusCode::BAD_REQUEST,
+            "Cannot continue",
+            "The sign-in request is malformed.",
+        ),
+    }
+}
+
+pub(super) async fn authorize_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    f: Result<axum::Form<AuthorizeParams>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    match f {
+        Ok(axum::Form(p)) => authorize(&state, &headers, p),
+        Err(_) => problem_page(
+            StatusCode::BAD_REQUEST,
+            "Cannot continue",
+            "The sign-in request is malformed.",
+        ),
+    }
+}
+
+fn authorize(state: &AppState, headers: &HeaderMap, p: AuthorizeParams) -> Response {
+    let now = OffsetDateTime::now_utc();
+    let client = match p
+        .client_id
+        .as_deref()
+        .map(|id| clients(state).get(id))
+        .transpose()
+    {
+        Ok(c) => c.flatten(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let prov = provider(state);
+    let pending = match prov.validate_authorization(&p, client.as_ref(), now) {
+        Ok(p) => p,
+        Err(e) => return authorize_error(state, e),
+    };
+    match prov.park(&pending) {
+        Ok(id) => proceed(state, headers, &id, &pending, client.as_ref(), now),
+        Err(e) => authorize_error(state, e),
+    }
+}
+
+/// Query of `/authorize/continue`.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct ContinueQuery {
+    request: String,
+}
+
+pub(super) async fn authorize_continue(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ContinueQuery>,
+) -> Response {
+    let now = OffsetDateTime::now_utc();
+    match state.store.pending(&q.request) {
+        Ok(Some(p)) if p.expires_at > now => {
+            let client = clients(&state).get(&p.client_id).ok().flatten();
+            proceed(&state, &headers, &q.request, &p, client.as_ref(), now)
+        }
+        Ok(_) => problem_page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in expired",
+            "This sign-in took too long. Please go back to the application and start again.",
+        ),
+        Err(e) => ApiError::from(DomainError::from(e)).into_response(),
+    }
+}
+
+fn proceed(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    p: &PendingAuthorization,
+    client: Option<&Client>,
+    now: OffsetDateTime,
+) -> Response {
+    let session = match current_session(state, headers, now) {
+        Ok(s) => s,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    match provider(state).decide(p, session.as_ref().map(|s| &s.0), now) {
+        Ok(Next::Login) => {
+            let back = format!("/authorize/continue?request={id}");
+            let url = format!(
+                "/login?return_to={}",
+                url::form_urlencoded::byte_serialize(back.as_bytes()).collect::<String>()
+            );
+            Redirect::to(&url).into_response()
+        }
+        Ok(Next::Consent) => match (session, client) {
+            (Some((_, hash)), Some(c)) => consent_page(state, id, p, c, &hash),
+            _ => problem_page(
+                StatusCode::BAD_REQUEST,
+                "Cannot continue",
+                "Please start again from the application.",
+            ),
+        },
+        Ok(Next::Issue) => match session {
+            Some((s, hash)) => issue(state, id, &s, &hash, now),
+            None => problem_page(
+                StatusCode::BAD_REQUEST,
+                "Cannot continue",
+                "Please start again from the application.",
+            ),
+        },
+        Err(e) => authorize_error(state, e),
+    }
+}
+
+fn issue(
+    state: &AppState,
+    id: &str,
+    s: &Session,
+    hash: &[u8; 32],
+    now: OffsetDateTime,
+) -> Response {
+    let p = match state.store.take_pending(id) {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return problem_page(
+                StatusCode::BAD_REQUEST,
+                "Already done",
+                "This sign-in was already completed. Please go back to the application.",
+            );
+        }
+        Err(e) => return ApiError::from(DomainError::from(e)).into_response(),
+    };
+    let backup_eligible = state
+        .store
+        .credential(&s.credential_id)
+        .ok()
+        .flatten()
+        .is_some_and(|c| c.summary().backup_eligible);
+    match provider(state).issue_code(&p, s, hash, backup_eligible, now) {
+        Ok(url) => Redirect::to(&url).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+fn scope_text(scope: &str) -> &'static str {
+    match scope {
+        "openid" => "Confirm who you are (a pseudonymous identifier)",
+        "profile" => "Your name and date of birth",
+        "email" => "Your e-mail address",
+        "national_id" => "Your national identification number",
+        "sign" => "Request signatures in your name (each one needs your approval)",
+        "seal" => "Seal documents for the organisation",
+        _ => "Other access",
+    }
+}
+
+fn consent_page(
+    state: &AppState,
+    id: &str,
+    p: &PendingAuthorization,
+    client: &Client,
+    hash: &[u8; 32],
+) -> Response {
+    let items: String = p
+        .scopes
+        .iter()
+        .map(|s| format!("<li>{}</li>", escape(scope_text(s))))
+        .collect();
+    let body = format!(
+        "<p><strong>{name}</strong> asks to use your civis account. It will receive:</p>\n<ul>{items}</ul>\n\
+         <form method=\"post\" action=\"/authorize/consent\">\n\
+         <input type=\"hidden\" name=\"request\" value=\"{id}\">\n\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
+         <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\n\
+         <button type=\"submit\" name=\"decision\" value=\"deny\" class=\"secondary\">Deny</button>\n</form>\n\
+         <p class=\"note\">You can withdraw this later; civis remembers your answer for this application.</p>",
+        name = escape(&client.name),
+        id = escape(id),
+        csrf = csrf(state, "consent-csrf", hash, id),
+    );
+    let target = origin_of(&p.redirect_uri).unwrap_or_default();
+    page_with_form_targets(StatusCode::OK, "Allow access?", "", &body, &[&target])
+}
+
+/// Form of the consent page.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct ConsentForm {
+    request: String,
+    csrf: String,
+    decision: String,
+}
+
+pub(super) async fn consent(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    f: Result<axum::Form<ConsentForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let now = OffsetDateTime::now_utc();
+    let Ok(axum::Form(f)) = f else {
+        return problem_page(
+            StatusCode::BAD_REQUEST,
+            "Cannot continue",
+            "The form was incomplete.",
+        );
+    };
+    let session = match current_session(&state, &headers, now) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return problem_page(
+                StatusCode::BAD_REQUEST,
+                "Signed out",
+                "Your session has ended. Please start again from the application.",
+            );
+        }
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if !csrf_ok(&state, "consent-csrf", &session.1, &f.request, &f.csrf) {
+        return problem_page(
+            StatusCode::FORBIDDEN,
+            "Cannot continue",
+            "This form was not issued for your session. Please start again.",
+        );
+    }
+    let p = match state.store.pending(&f.request) {
+        Ok(Some(p)) if p.expires_at > now => p,
+        Ok(_) => {
+            return problem_page(
+                StatusCode::BAD_REQUEST,
+                "Sign-in expired",
+                "This sign-in took too long. Please go back to the application and start again.",
+            );
+        }
+        Err(e) => return ApiError::from(DomainError::from(e)).into_response(),
+    };
+    match f.decision.as_str() {
+        "allow" => {
+            if let Err(e) = provider(&state).remember_consent(&session.0.citizen_id, &p, now) {
+                return ApiError::from(e).into_response();
+            }
+            issue(&state, &f.request, &session.0, &session.1, now)
+        }
+        _ => {
+            let _ = state.store.take_pending(&f.request);
+            let e = crate::domain::oidc::authorize::ErrorRedirect {
+                redirect_uri: p.redirect_uri.clone(),
+                error: "access_denied",
+                description: "the citizen denied the request".into(),
+                state: p.state.clone(),
+            };
+            authorize_error(&state, AuthorizeError::Redirect(e))
+        }
+    }
+}
+
+/// The signed-in citizen withdraws their consent for a client: the next authorization asks
+/// again. (Tokens already issued stay valid until they expire or are revoked.)
+pub(super) async fn withdraw_consent(
+    State(state): State<AppState>,
+    _o: super::passkey::SameOrigin,
+    headers: HeaderMap,
+    axum::extract::Path(client_id): axum::extract::Path<String>,
+) -> Response {
+    let now = OffsetDateTime::now_utc();
+    match current_session(&state, &headers, now) {
+        Ok(Some((s, _))) => match provider(&state).revoke_consent(&s.citizen_id, &client_id) {
+            Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            Err(e) => ApiError::from(e).into_response(),
+        },
+        Ok(None) => ApiError::Unauthorized.into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}

@@ -1,0 +1,244 @@
+//! RP-initiated logout (`end_session_endpoint`): with a valid `id_token_hint` it logs out
+//! without asking; without one it shows a page with the button **Log out**.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use time::OffsetDateTime;
+
+use super::error::ApiError;
+use super::oidc::{clients, csrf, csrf_ok, current_session, origin_of};
+use super::pages::{escape, page_with_form_targets, problem_page};
+use super::passkey::{passkeys, session_token};
+use crate::app::AppState;
+use crate::domain::clients::Client;
+
+/// Parameters of RP-initiated logout.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct EndSessionParams {
+    id_token_hint: Option<String>,
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
+    client_id: Option<String>,
+}
+
+pub(super) async fn end_session_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<EndSessionParams>,
+) -> Response {
+    end_session(&state, &headers, p)
+}
+
+pub(super) async fn end_session_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    f: Result<axum::Form<EndSessionParams>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    match f {
+        Ok(axum::Form(p)) => end_session(&state, &headers, p),
+        Err(_) => problem_page(
+            StatusCode::BAD_REQUEST,
+            "Cannot log out",
+            "The logout request is malformed.",
+        ),
+    }
+}
+
+/// The client named by a valid (possibly expired) ID token of ours.
+fn hinted_client(state: &AppState, hint: &str) -> Option<Client> {
+    crate::crypto::jwt::install_provider();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    v.set_issuer(&[&*state.issuer]);
+    v.validate_exp = false;
+    v.validate_aud = false;
+    v.set_required_spec_claims(&["iss", "aud"]);
+    let kid = jsonwebtoken::decode_header(hint).ok()?.kid?;
+    let dk = state.keys.tokens().by_kid(&kid)?.decoding_key().ok()?;
+    let data = jsonwebtoken::decode::<serde_json::Value>(hint, &dk, &v).ok()?;
+    if data
+        .header
+        .typ
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt"))
+    {
+        return None;
+    }
+    let aud = data.claims.get("aud")?.as_str()?.to_owned();
+    clients(state).get(&aud).ok().flatten()
+}
+
+/// Where to send the browser after logout: the requested address if it is registered
+/// exactly for the client, with `state`. The error is the page to show instead.
+fn logout_redirect(
+    client: Option<&Client>,
+    p: &EndSessionParams,
+) -> Result<Option<String>, Box<Response>> {
+    let Some(uri) = p.post_logout_redirect_uri.as_deref() else {
+        return Ok(None);
+    };
+    let refuse = |msg: &str| Box::new(problem_page(StatusCode::BAD_REQUEST, "Cannot log out", msg));
+    if !client.is_some_and(|c| c.post_logout_redirect_uris.iter().any(|u| u == uri)) {
+        return Err(refuse(
+            "The application asked to return to an address that is not registered with civis.",
+        ));
+    }
+    let mut url = url::Url::parse(uri).map_err(|_| refuse("The return address is malformed."))?;
+    if let Some(s) = &p.state {
+        url.query_pairs_mut().append_pair("state", s);
+    }
+    Ok(Some(url.into()))
+}
+
+fn clear_session(state: &AppState, headers: &HeaderMap, mut resp: Response) -> Response {
+    if let Some(token) = session_token(headers)
+        && let Err(e) = passkeys(state).logout(&token)
+    {
+        return ApiError::from(e).into_response();
+    }
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "__Host-civis_session=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax",
+        ),
+    );
+    resp
+}
+
+fn logged_out(state: &AppState, headers: &HeaderMap, redirect: Option<String>) -> Response {
+    tracing::info!("session ended (RP-initiated logout)");
+    let resp = match redirect {
+        Some(url) => Redirect::to(&url).into_response(),
+        None => problem_page(
+            StatusCode::OK,
+            "Logged out",
+            "You have been logged out of civis.",
+        ),
+    };
+    clear_session(state, headers, resp)
+}
+
+fn end_session(state: &AppState, headers: &HeaderMap, p: EndSessionParams) -> Response {
+    let now = OffsetDateTime::now_utc();
+    if let Some(hint) = p.id_token_hint.as_deref() {
+        let Some(client) = hinted_client(state, hint) else {
+            return problem_page(
+                StatusCode::BAD_REQUEST,
+                "Cannot log out",
+                "The logout request carries an invalid token.",
+            );
+        };
+        if p.client_id.as_deref().is_some_and(|c| c != client.id) {
+            return problem_page(
+                StatusCode::BAD_REQUEST,
+                "Cannot log out",
+                "The logout request is inconsistent.",
+            );
+        }
+        return match logout_redirect(Some(&client), &p) {
+            Ok(r) => logged_out(state, headers, r),
+            Err(page) => *page,
+        };
+    }
+    // Without a hint anyone could link here: ask the person.
+    let client = p
+        .client_id
+        .as_deref()
+        .and_then(|id| clients(state).get(id).ok().flatten());
+    if let Err(page) = logout_redirect(client.as_ref(), &p) {
+        return *page;
+    }
+    let session = match current_session(state, headers, now) {
+        Ok(s) => s,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let Some((_, hash)) = session else {
+        return problem_page(
+            StatusCode::OK,
+            "Logged out",
+            "You are not logged in to civis.",
+        );
+    };
+    let hidden = |k: &str, v: Option<&str>| {
+        v.map(|v| {
+            format!(
+                "<input type=\"hidden\" name=\"{k}\" value=\"{}\">\n",
+                escape(v)
+            )
+        })
+        .unwrap_or_default()
+    };
+    let body = format!(
+        "<p>Do you want to log out of civis?</p>\n<form method=\"post\" action=\"/end_session/confirm\">\n\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\n{}{}{}<button type=\"submit\">Log out</button>\n</form>",
+        csrf(state, "logout-csrf", &hash, ""),
+        hidden(
+            "post_logout_redirect_uri",
+            p.post_logout_redirect_uri.as_deref()
+        ),
+        hidden("state", p.state.as_deref()),
+        hidden("client_id", p.client_id.as_deref()),
+    );
+    let target = p
+        .post_logout_redirect_uri
+        .as_deref()
+        .and_then(origin_of)
+        .unwrap_or_default();
+    page_with_form_targets(StatusCode::OK, "Log out", "", &body, &[&target])
+}
+
+/// Form of the logout confirmation.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct ConfirmForm {
+    csrf: String,
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
+    client_id: Option<String>,
+}
+
+pub(super) async fn end_session_confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    f: Result<axum::Form<ConfirmForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let now = OffsetDateTime::now_utc();
+    let Ok(axum::Form(f)) = f else {
+        return problem_page(
+            StatusCode::BAD_REQUEST,
+            "Cannot log out",
+            "The form was incomplete.",
+        );
+    };
+    let session = match current_session(&state, &headers, now) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return problem_page(
+                StatusCode::OK,
+                "Logged out",
+                "You are not logged in to civis.",
+            );
+        }
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if !csrf_ok(&state, "logout-csrf", &session.1, "", &f.csrf) {
+        return problem_page(
+            StatusCode::FORBIDDEN,
+            "Cannot log out",
+            "This form was not issued for your session.",
+        );
+    }
+    let p = EndSessionParams {
+        id_token_hint: None,
+        post_logout_redirect_uri: f.post_logout_redirect_uri,
+        state: f.state,
+        client_id: f.client_id,
+    };
+    let client = p
+        .client_id
+        .as_deref()
+        .and_then(|id| clients(&state).get(id).ok().flatten());
+    match logout_redirect(client.as_ref(), &p) {
+        Ok(r) => logged_out(&state, &headers, r),
+        Err(page) => *page,
+    }
+}
