@@ -224,17 +224,20 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
     }
 }
 
-/// Authenticates the client of an OAuth request (failures throttled per address).
+/// The form of an OAuth request and its authenticated client (failures throttled per
+/// address); the error is the answer to send instead.
 fn authenticate(
     state: &AppState,
     peer: SocketAddr,
     headers: &HeaderMap,
-    form: &HashMap<String, String>,
-) -> Result<Client, Box<Response>> {
+    form: Result<OAuthForm, Response>,
+) -> Result<(HashMap<String, String>, Client), Box<Response>> {
+    let OAuthForm(form) = form.map_err(Box::new)?;
     let token_url = format!("{}/token", state.issuer);
     let audiences = [token_url.as_str(), &*state.issuer];
-    authenticate_client(state, peer.ip(), headers, form, &audiences)
-        .map_err(|e| Box::new(no_store(e.into_response())))
+    let client = authenticate_client(state, peer.ip(), headers, &form, &audiences)
+        .map_err(|e| Box::new(no_store(e.into_response())))?;
+    Ok((form, client))
 }
 
 async fn token(
@@ -244,12 +247,8 @@ async fn token(
     form: Result<OAuthForm, Response>,
 ) -> Response {
     let now = OffsetDateTime::now_utc();
-    let OAuthForm(form) = match form {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let client = match authenticate(&state, peer, &headers, &form) {
-        Ok(c) => c,
+    let (form, client) = match authenticate(&state, peer, &headers, form) {
+        Ok(fc) => fc,
         Err(r) => return *r,
     };
     let get = |k: &str| form.get(k).map(String::as_str);
@@ -328,12 +327,8 @@ async fn introspect(
     form: Result<OAuthForm, Response>,
 ) -> Response {
     let now = OffsetDateTime::now_utc();
-    let OAuthForm(form) = match form {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let client = match authenticate(&state, peer, &headers, &form) {
-        Ok(c) if !c.is_public() => c,
+    let (form, client) = match authenticate(&state, peer, &headers, form) {
+        Ok((form, c)) if !c.is_public() => (form, c),
         Ok(_) => {
             return no_store(
                 OAuthError::new(
@@ -363,12 +358,8 @@ async fn revoke(
     form: Result<OAuthForm, Response>,
 ) -> Response {
     let now = OffsetDateTime::now_utc();
-    let OAuthForm(form) = match form {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let client = match authenticate(&state, peer, &headers, &form) {
-        Ok(c) => c,
+    let (form, client) = match authenticate(&state, peer, &headers, form) {
+        Ok(fc) => fc,
         Err(r) => return *r,
     };
     let Some(token) = form.get("token") else {

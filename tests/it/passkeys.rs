@@ -97,6 +97,15 @@ pub(crate) async fn login(server: &Server, device: &mut Device) -> (Answer, Opti
     finish_login(server, &ceremony, &cred).await
 }
 
+/// A device holding a passkey enrolled with the registration answer `created`.
+async fn enrolled_device(server: &Server, created: &Value) -> Device {
+    let mut device = Device::new(&server.url);
+    let code = created["enrolment_code"].as_str().unwrap();
+    let (status, body) = enrol(server, code, &mut device).await;
+    assert_eq!(status, 201, "{body}");
+    device
+}
+
 async fn citizen(server: &Server, id: &str) -> Value {
     http()
         .get(server.at(&format!("/admin/v1/citizens/{id}")))
@@ -249,17 +258,7 @@ async fn a_second_passkey_excludes_the_first_and_both_log_in() {
     let server = plain(&data);
     let created = register(&server, "PK-0002").await;
     let id = created["id"].as_str().unwrap();
-    let mut phone = Device::new(&server.url);
-    assert_eq!(
-        enrol(
-            &server,
-            created["enrolment_code"].as_str().unwrap(),
-            &mut phone
-        )
-        .await
-        .0,
-        201
-    );
+    let mut phone = enrolled_device(&server, &created).await;
     let first = citizen(&server, id).await["passkeys"][0]["id"].clone();
 
     let code = new_code(&server, id).await;
@@ -298,17 +297,7 @@ async fn a_revoked_passkey_no_longer_logs_in_and_its_sessions_end() {
     let server = plain(&data);
     let created = register(&server, "PK-0003").await;
     let id = created["id"].as_str().unwrap();
-    let mut device = Device::new(&server.url);
-    assert_eq!(
-        enrol(
-            &server,
-            created["enrolment_code"].as_str().unwrap(),
-            &mut device
-        )
-        .await
-        .0,
-        201
-    );
+    let mut device = enrolled_device(&server, &created).await;
     let ((status, _), cookie) = login(&server, &mut device).await;
     assert_eq!(status, 200);
     let cookie = cookie.unwrap();
@@ -369,17 +358,7 @@ async fn a_replayed_assertion_is_refused() {
     let data = tempdir();
     let server = plain(&data);
     let created = register(&server, "PK-0004").await;
-    let mut device = Device::new(&server.url);
-    assert_eq!(
-        enrol(
-            &server,
-            created["enrolment_code"].as_str().unwrap(),
-            &mut device
-        )
-        .await
-        .0,
-        201
-    );
+    let mut device = enrolled_device(&server, &created).await;
 
     let (ceremony, cred) = assertion(&server, &mut device).await;
     assert_eq!(finish_login(&server, &ceremony, &cred).await.0.0, 200);
@@ -492,17 +471,7 @@ async fn an_expired_ceremony_is_refused() {
     let data = tempdir();
     let server = plain(&data);
     let created = register(&server, "PK-0007").await;
-    let mut device = Device::new(&server.url);
-    assert_eq!(
-        enrol(
-            &server,
-            created["enrolment_code"].as_str().unwrap(),
-            &mut device
-        )
-        .await
-        .0,
-        201
-    );
+    let mut device = enrolled_device(&server, &created).await;
     let (ceremony, cred) = assertion(&server, &mut device).await;
 
     // Age the pending ceremony past its expiry while the server is down.
@@ -523,17 +492,7 @@ async fn a_signature_counter_going_backwards_is_refused_as_a_clone() {
     let data = tempdir();
     let server = plain(&data);
     let created = register(&server, "PK-0008").await;
-    let mut device = Device::new(&server.url);
-    assert_eq!(
-        enrol(
-            &server,
-            created["enrolment_code"].as_str().unwrap(),
-            &mut device
-        )
-        .await
-        .0,
-        201
-    );
+    let mut device = enrolled_device(&server, &created).await;
     assert_eq!(login(&server, &mut device).await.0.0, 200);
     // Copy the key material now (counter 1), keep using the original (counter 2)…
     let copy = device.passkey();
