@@ -42,6 +42,19 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `TOKEN_BENCH_K=16,64` overrides the connection counts.
+fn concurrency() -> Vec<usize> {
+    std::env::var("TOKEN_BENCH_K")
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .filter_map(|k| k.trim().parse().ok())
+                .collect::<Vec<usize>>()
+        })
+        .filter(|ks| !ks.is_empty())
+        .unwrap_or_else(|| CONCURRENCY.to_vec())
+}
+
 fn http_measure() -> Duration {
     let secs = std::env::var("TOKEN_BENCH_SECONDS")
         .ok()
@@ -111,7 +124,10 @@ impl Server {
         let data = tempfile::tempdir().expect("temporary directory");
         let log = data.path().join("server.stderr");
         let log_file = std::fs::File::create(&log).expect("server log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_civis"))
+        // TOKEN_BENCH_SERVER runs another build (e.g. one with frame pointers, for `perf`).
+        let bin = std::env::var_os("TOKEN_BENCH_SERVER")
+            .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_civis")), PathBuf::from);
+        let mut child = Command::new(bin)
             .current_dir(root())
             .env_remove("CIVIS_LISTEN")
             .env_remove("CIVIS_DATA_DIR")
@@ -217,6 +233,19 @@ fn client() -> reqwest::Client {
         .expect("reqwest client")
 }
 
+/// Concurrent requests sharing one HTTP/2 connection in the `h2` series.
+const H2_STREAMS: usize = 16;
+
+/// A client that speaks HTTP/2 without TLS (prior knowledge) over one connection.
+fn h2_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("reqwest HTTP/2 client")
+}
+
 /// Registers the confidential client_credentials client; returns (id, secret).
 async fn register(server: &Server) -> (String, String) {
     let admin =
@@ -247,13 +276,25 @@ enum Driver {
     /// A hand-written keep-alive HTTP/1.1 loop on a tokio `TcpStream`: the cheapest possible
     /// client, to show how much of the shared CPU the load generator itself takes.
     Raw,
+    /// One HTTP/2 connection (h2c, prior knowledge) per 16 concurrent requests, multiplexed:
+    /// what a stock client (reqwest, Go, Java) negotiates over TLS with civis (ALPN `h2`).
+    H2,
 }
 
 impl Driver {
+    fn key(self) -> &'static str {
+        match self {
+            Self::Reqwest => "reqwest",
+            Self::Raw => "raw",
+            Self::H2 => "h2",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Self::Reqwest => "reqwest",
             Self::Raw => "raw TCP",
+            Self::H2 => "reqwest HTTP/2",
         }
     }
 }
@@ -464,10 +505,18 @@ async fn drive(
     let from = start + HTTP_WARMUP;
     let until = from + measure;
     let mut tasks = Vec::new();
+    let h2_clients: Vec<reqwest::Client> =
+        (0..k.div_ceil(H2_STREAMS)).map(|_| h2_client()).collect();
     for _ in 0..k {
         let mut conn = match driver {
             Driver::Reqwest => Conn::Reqwest {
                 client: client(),
+                url: format!("{}/token", server.url),
+                id: id.to_owned(),
+                secret: secret.to_owned(),
+            },
+            Driver::H2 => Conn::Reqwest {
+                client: h2_clients[(tasks.len() / H2_STREAMS) % h2_clients.len()].clone(),
                 url: format!("{}/token", server.url),
                 id: id.to_owned(),
                 secret: secret.to_owned(),
@@ -542,6 +591,25 @@ async fn drive(
     point
 }
 
+/// The load generator's runtime: `TOKEN_BENCH_LOAD_THREADS` worker threads (default: one per
+/// core; 1 means a single-threaded runtime).
+fn load_runtime() -> tokio::runtime::Runtime {
+    let threads = std::env::var("TOKEN_BENCH_LOAD_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0);
+    let mut b = match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    b.enable_all().build().expect("tokio runtime")
+}
+
 struct Run {
     log_level: &'static str,
     driver: Driver,
@@ -552,16 +620,13 @@ struct Run {
 
 fn run_server(log_level: &'static str, drivers: &[Driver], measure: Duration) -> Vec<Run> {
     let server = Server::start(log_level);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = load_runtime();
     let mut runs = rt.block_on(async {
         let (id, secret) = register(&server).await;
         let mut runs = Vec::new();
         for &driver in drivers {
             let mut points = Vec::new();
-            for k in CONCURRENCY {
+            for k in concurrency() {
                 let p = drive(&server, driver, (&id, &secret), k, measure).await;
                 println!(
                     "  {} CIVIS_LOG={log_level} K={k:>2}: {:.0}/s ok={} errors={}",
@@ -637,8 +702,19 @@ fn main() {
     });
     println!("  raw sign {sign:.0}/s, sign_jwt {sign_jwt:.0}/s");
 
-    let mut runs = run_server("info", &[Driver::Reqwest, Driver::Raw], measure);
-    runs.extend(run_server("warn", &[Driver::Reqwest], measure));
+    let only = std::env::var("TOKEN_BENCH_ONLY").unwrap_or_default();
+    let mut runs = Vec::new();
+    for level in ["info", "warn"] {
+        let drivers: Vec<Driver> = [Driver::Reqwest, Driver::Raw, Driver::H2]
+            .into_iter()
+            .filter(|d| {
+                only.is_empty() || only.split(',').any(|o| o == format!("{}-{level}", d.key()))
+            })
+            .collect();
+        if !drivers.is_empty() {
+            runs.extend(run_server(level, &drivers, measure));
+        }
+    }
 
     println!();
     println!(

@@ -68,15 +68,12 @@ enum KeysCommand {
     },
 }
 
-/// JSON logs on stderr, written by a background thread so request handling never waits on
-/// the terminal or pipe. Not lossy: when its buffer is full, callers wait. The guard flushes
-/// on drop; keep it until the service has stopped.
-fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
+/// JSON logs on stderr, written in batches by a background thread (see [`crate::log_sink`]).
+/// The guard flushes on drop; keep it until the service has stopped.
+fn init_tracing() -> std::io::Result<crate::log_sink::Guard> {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("CIVIS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::stderr());
+    let (writer, guard) = crate::log_sink::start(std::io::stderr())?;
     tracing_subscriber::fmt()
         .json()
         .with_current_span(true)
@@ -84,7 +81,7 @@ fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
         .with_env_filter(filter)
         .with_writer(writer)
         .init();
-    guard
+    Ok(guard)
 }
 
 /// Entry point of the binary; returns the process exit code.
@@ -99,7 +96,13 @@ pub fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let _log_guard = init_tracing();
+            let _log_guard = match init_tracing() {
+                Ok(g) => g,
+                Err(e) => {
+                    eprintln!("error: cannot start the log writer: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
