@@ -5,22 +5,30 @@
 //!    input, and `TokenKey::sign_jwt` (JSON + base64 + signature) of access-token-shaped
 //!    claims.
 //! 2. The real server binary (`serve --plain-http` on 127.0.0.1:0, its own temporary data
-//!    directory, stderr to a file) driven over loopback by K = 1, 4, 16 concurrent keep-alive
-//!    HTTP/1.1 connections, each a sequential loop of `grant_type=client_credentials`
-//!    requests, for a fixed time after a warm-up. Only 200 answers with an access token
-//!    count; anything else is reported as an error. Three series: reqwest with the server's
-//!    default logging (`CIVIS_LOG=info`: one JSON line per request), a minimal hand-written
-//!    HTTP/1.1 client (to show the load generator's own share of the CPU), and reqwest with
-//!    `CIVIS_LOG=warn`.
-//! 3. A table and the ratio best reqwest `/token` throughput ÷ raw signing rate (target
-//!    ≥ 0.5).
+//!    directory, stderr to a file) driven over loopback by K = 1, 4, 16, 32 concurrent
+//!    keep-alive connections for a fixed time after a warm-up. Only 200 answers with an
+//!    access token count; anything else is reported as an error. Four clients, each against
+//!    the default logging (`CIVIS_LOG=info`: one JSON line per request) and `CIVIS_LOG=warn`:
+//!    - `reqwest`: a stock HTTP/1.1 client, one request at a time per connection;
+//!    - `raw TCP`: a minimal hand-written HTTP/1.1 client, one request at a time (the load
+//!      generator's own CPU share is smallest);
+//!    - `raw TCP pipelined`: the same client writing 4 requests at once per connection
+//!      (HTTP/1.1 pipelining), so the per-request system calls and cross-CPU wake-ups of
+//!      loopback TCP are shared by 4 tokens on both sides;
+//!    - `reqwest HTTP/2`: up to 16 concurrent requests multiplexed on one h2c connection.
+//! 3. A table, and per client the ratio of its best `/token` rate to the raw signing rate
+//!    (target ≥ 0.5).
 //!
 //! Server and load generator share the machine's cores. The table shows the CPU time each
 //! process spent per token (from /proc) and how busy other processes kept the machine
 //! meanwhile (a noisy neighbour makes a run worthless).
 //!
-//! `TOKEN_BENCH_SECONDS` overrides the measured duration per point (default 5; the signing
-//! baseline always uses 3 s after 0.5 s of warm-up).
+//! Environment: `TOKEN_BENCH_SECONDS` (measured time per point, default 4; the signing
+//! baseline always uses 3 s after 0.5 s of warm-up), `TOKEN_BENCH_K=16,32` (connection
+//! counts), `TOKEN_BENCH_ONLY=raw-warn,pipelined-info` (series: `reqwest`, `raw`,
+//! `pipelined`, `h2`, each `-info` or `-warn`), `TOKEN_BENCH_LOAD_THREADS` (load generator
+//! threads), `TOKEN_BENCH_SERVER` (another civis binary, e.g. one built with frame pointers
+//! for `perf`).
 
 use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
@@ -35,7 +43,7 @@ use serde_json::{Value, json};
 const SIGN_WARMUP: Duration = Duration::from_millis(500);
 const SIGN_MEASURE: Duration = Duration::from_secs(3);
 const HTTP_WARMUP: Duration = Duration::from_secs(1);
-const CONCURRENCY: [usize; 3] = [1, 4, 16];
+const CONCURRENCY: [usize; 4] = [1, 4, 16, 32];
 const TARGET_RATIO: f64 = 0.5;
 
 fn root() -> PathBuf {
@@ -60,7 +68,7 @@ fn http_measure() -> Duration {
         .ok()
         .and_then(|s| s.parse::<f64>().ok())
         .filter(|s| *s > 0.0)
-        .unwrap_or(5.0);
+        .unwrap_or(4.0);
     Duration::from_secs_f64(secs)
 }
 
@@ -236,6 +244,9 @@ fn client() -> reqwest::Client {
 /// Concurrent requests sharing one HTTP/2 connection in the `h2` series.
 const H2_STREAMS: usize = 16;
 
+/// Requests in flight per connection in the pipelined series.
+const PIPELINE_DEPTH: usize = 4;
+
 /// A client that speaks HTTP/2 without TLS (prior knowledge) over one connection.
 fn h2_client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -276,6 +287,10 @@ enum Driver {
     /// A hand-written keep-alive HTTP/1.1 loop on a tokio `TcpStream`: the cheapest possible
     /// client, to show how much of the shared CPU the load generator itself takes.
     Raw,
+    /// The raw client with HTTP/1.1 pipelining: `PIPELINE_DEPTH` requests written at once,
+    /// then their answers read in order. Not what OIDC clients do; it shows what the server
+    /// does when the per-request system calls and wake-ups are shared.
+    Pipelined,
     /// One HTTP/2 connection (h2c, prior knowledge) per 16 concurrent requests, multiplexed:
     /// what a stock client (reqwest, Go, Java) negotiates over TLS with civis (ALPN `h2`).
     H2,
@@ -286,6 +301,7 @@ impl Driver {
         match self {
             Self::Reqwest => "reqwest",
             Self::Raw => "raw",
+            Self::Pipelined => "pipelined",
             Self::H2 => "h2",
         }
     }
@@ -294,6 +310,7 @@ impl Driver {
         match self {
             Self::Reqwest => "reqwest",
             Self::Raw => "raw TCP",
+            Self::Pipelined => "raw TCP pipelined",
             Self::H2 => "reqwest HTTP/2",
         }
     }
@@ -360,15 +377,18 @@ enum Conn {
     },
     Raw {
         addr: String,
+        /// `depth` requests back to back.
         request: Arc<Vec<u8>>,
+        depth: usize,
         stream: Option<tokio::net::TcpStream>,
         buf: Vec<u8>,
     },
 }
 
 impl Conn {
-    /// One `POST /token`; `Ok` only for a 200 with an access token.
-    async fn request(&mut self) -> Result<(), String> {
+    /// One `POST /token` (or a pipelined batch); `Ok(n)` only when all `n` answers are a
+    /// 200 with an access token.
+    async fn request(&mut self) -> Result<usize, String> {
         match self {
             Self::Reqwest {
                 client,
@@ -390,7 +410,7 @@ impl Conn {
                     .await
                     .map_err(|e| format!("{status}: body: {e}"))?;
                 if status == 200 && b.starts_with(b"{\"access_token\":\"ey") {
-                    Ok(())
+                    Ok(1)
                 } else {
                     Err(format!("{status}: {}", String::from_utf8_lossy(&b)))
                 }
@@ -398,6 +418,7 @@ impl Conn {
             Self::Raw {
                 addr,
                 request,
+                depth,
                 stream,
                 buf,
             } => {
@@ -408,21 +429,24 @@ impl Conn {
                     s.set_nodelay(true).map_err(|e| e.to_string())?;
                     *stream = Some(s);
                 }
-                let result = raw_exchange(stream.as_ref().expect("connected"), request, buf).await;
+                buf.clear();
+                let result =
+                    raw_exchange(stream.as_ref().expect("connected"), request, *depth, buf).await;
                 if result.is_err() {
                     // Start afresh on the next request.
                     *stream = None;
                 }
-                result
+                result.map(|()| *depth)
             }
         }
     }
 }
 
-/// Writes `request` and reads one HTTP/1.1 response (Content-Length framed) into `buf`.
+/// Writes `request` (`count` requests back to back) and reads `count` responses.
 async fn raw_exchange(
     s: &tokio::net::TcpStream,
     request: &[u8],
+    count: usize,
     buf: &mut Vec<u8>,
 ) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
@@ -435,7 +459,16 @@ async fn raw_exchange(
             Err(e) => return Err(e.to_string()),
         }
     }
-    buf.clear();
+    for _ in 0..count {
+        read_response(s, buf).await?;
+    }
+    Ok(())
+}
+
+/// Reads one HTTP/1.1 response (Content-Length framed) from `s`; `buf` keeps any bytes of
+/// the next one.
+async fn read_response(s: &tokio::net::TcpStream, buf: &mut Vec<u8>) -> Result<(), String> {
+    let io = |e: std::io::Error| e.to_string();
     let mut need: Option<usize> = None;
     loop {
         if let Some(n) = need {
@@ -466,16 +499,20 @@ async fn raw_exchange(
             Err(e) => return Err(e.to_string()),
         }
     }
+    let n = need.unwrap_or_default();
     let end = buf
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .unwrap_or_default();
-    let body = &buf[end + 4..];
-    if buf.starts_with(b"HTTP/1.1 200 ") && body.starts_with(b"{\"access_token\":\"ey") {
+    let ok =
+        buf.starts_with(b"HTTP/1.1 200 ") && buf[end + 4..n].starts_with(b"{\"access_token\":\"ey");
+    let result = if ok {
         Ok(())
     } else {
-        Err(String::from_utf8_lossy(buf).into_owned())
-    }
+        Err(String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    buf.drain(..n);
+    result
 }
 
 /// K connections, each a sequential keep-alive loop, for warm-up + `measure`.
@@ -524,6 +561,14 @@ async fn drive(
             Driver::Raw => Conn::Raw {
                 addr: addr.clone(),
                 request: raw_request.clone(),
+                depth: 1,
+                stream: None,
+                buf: Vec::with_capacity(4096),
+            },
+            Driver::Pipelined => Conn::Raw {
+                addr: addr.clone(),
+                request: Arc::new(raw_request.repeat(PIPELINE_DEPTH)),
+                depth: PIPELINE_DEPTH,
                 stream: None,
                 buf: Vec::with_capacity(4096),
             },
@@ -545,7 +590,7 @@ async fn drive(
                     continue;
                 }
                 match outcome {
-                    Ok(()) => latencies.push(done - sent),
+                    Ok(n) => latencies.extend(std::iter::repeat_n(done - sent, n)),
                     Err(e) => {
                         errors += 1;
                         first_error.get_or_insert(e);
@@ -705,7 +750,7 @@ fn main() {
     let only = std::env::var("TOKEN_BENCH_ONLY").unwrap_or_default();
     let mut runs = Vec::new();
     for level in ["info", "warn"] {
-        let drivers: Vec<Driver> = [Driver::Reqwest, Driver::Raw, Driver::H2]
+        let drivers: Vec<Driver> = [Driver::Reqwest, Driver::Raw, Driver::Pipelined, Driver::H2]
             .into_iter()
             .filter(|d| {
                 only.is_empty() || only.split(',').any(|o| o == format!("{}-{level}", d.key()))
@@ -774,76 +819,42 @@ fn main() {
             );
         }
     }
-    let best_of = |pick: &dyn Fn(&Run) -> bool| {
-        runs.iter()
-            .filter(|r| pick(r))
-            .flat_map(|r| r.points.iter().map(move |p| (p.per_second, r, p.k)))
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(v, r, k)| {
-                (
-                    v,
-                    format!("{}, CIVIS_LOG={}, K={k}", r.driver.name(), r.log_level),
-                )
-            })
-            .unwrap_or((0.0, "none".into()))
-    };
-    let (best, best_at) = best_of(&|r| r.driver == Driver::Reqwest);
-    let (default_best, default_at) =
-        best_of(&|r| r.driver == Driver::Reqwest && r.log_level == "info");
-    let (raw_best, raw_at) = best_of(&|r| r.driver == Driver::Raw);
-    let ratio = best / sign;
     println!();
     println!("cores: {cores}");
     println!("raw ring ES256 signing rate (1 core):  {sign:.0}/s");
     println!("sign_jwt rate (1 core):                {sign_jwt:.0}/s");
-    for r in runs.iter().filter(|r| r.driver == Driver::Reqwest) {
-        for p in &r.points {
-            println!(
-                "/token throughput, CIVIS_LOG={}, K={:>2}: {:.0}/s",
-                r.log_level, p.k, p.per_second
-            );
-        }
-    }
     println!(
-        "best /token with default logging: {default_best:.0}/s ({default_at}), ratio {:.2}",
-        default_best / sign
+        "/token ÷ raw signing at the best K, per client and log level (target ≥ {TARGET_RATIO}):"
     );
-    println!(
-        "best /token with a raw HTTP client: {raw_best:.0}/s ({raw_at}), ratio {:.2}",
-        raw_best / sign
-    );
-    println!(
-        "ratio best /token ÷ raw signing: {best:.0} / {sign:.0} = {ratio:.2} ({best_at}); target ≥ {TARGET_RATIO}: {}",
-        if ratio >= TARGET_RATIO {
-            "MET"
-        } else {
-            "NOT MET"
-        }
-    );
-    // Where the CPU goes at the best point: the cores are shared, so the ceiling is
-    // cores ÷ (server + load generator CPU per token).
-    if let Some((r, p)) = runs
-        .iter()
-        .filter(|r| r.driver == Driver::Reqwest)
-        .flat_map(|r| r.points.iter().map(move |p| (r, p)))
-        .max_by(|a, b| a.1.per_second.total_cmp(&b.1.per_second))
-        && let (Some(server), Some(load)) = (p.server_cpu_us, p.client_cpu_us)
-    {
-        let sign_us = 1e6 / sign;
+    for r in &runs {
+        let Some(p) = r
+            .points
+            .iter()
+            .max_by(|a, b| a.per_second.total_cmp(&b.per_second))
+        else {
+            continue;
+        };
+        let ratio = p.per_second / sign;
         println!(
-            "CPU per token at the best point (CIVIS_LOG={}, K={}): server {server:.0} µs (signing {sign_us:.0} µs = {:.0}% of it) + load generator {load:.0} µs = {:.0} µs; \
-             {cores} cores allow ≤ {:.0}/s",
+            "  {:<18} CIVIS_LOG={:<4} K={:>2}: {:>6.0}/s  ratio {ratio:.2} {:<7}  CPU per token: server {} µs + load generator {} µs",
+            r.driver.name(),
             r.log_level,
             p.k,
-            100.0 * sign_us / server,
-            server + load,
-            cores as f64 * 1e6 / (server + load)
-        );
-        println!(
-            "the target needs ≤ {:.0} µs of CPU per token in total ({cores} cores ÷ ({TARGET_RATIO} × {sign:.0}/s))",
-            cores as f64 * 1e6 / (TARGET_RATIO * sign)
+            p.per_second,
+            if ratio >= TARGET_RATIO {
+                "met"
+            } else {
+                "not met"
+            },
+            opt(p.server_cpu_us, 0),
+            opt(p.client_cpu_us, 0),
         );
     }
+    println!(
+        "the target allows {:.0} µs of CPU per token, server and load generator together ({cores} cores ÷ ({TARGET_RATIO} × {sign:.0}/s)); one signature is {:.0} µs",
+        cores as f64 * 1e6 / (TARGET_RATIO * sign),
+        1e6 / sign
+    );
     if runs.iter().any(|r| r.points.iter().any(|p| p.errors > 0)) {
         println!("some requests failed: see above");
     }

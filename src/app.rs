@@ -7,15 +7,31 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::crypto::{KeyError, KeySet};
 use crate::domain::{Rng, SystemRng};
+use axum_server::accept::NoDelayAcceptor;
+use axum_server::tls_rustls::RustlsAcceptor;
+
 use crate::http::observe::Metrics;
 use crate::store::{Store, StoreError};
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Everything a handler may use; cheap to clone.
+/// Everything a handler may use. Cheap to clone (one reference count): axum clones the state for every extractor and
+/// middleware of every request.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// What every handler can reach, through [`AppState`].
+#[derive(Debug)]
+pub struct Services {
     /// Validated configuration.
     pub config: Arc<Config>,
     /// Effective issuer / public base URL (no trailing slash).
@@ -136,7 +152,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         Some(keys.tls_server_config()?)
     };
     let (webauthn, public_origin) = relying_party(&issuer)?;
-    let state = AppState {
+    let state = AppState(Arc::new(Services {
         config: Arc::new(config.clone()),
         issuer: issuer.into(),
         store: store.clone(),
@@ -149,7 +165,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             config.throttle_burst,
             config.throttle_per_minute,
         )),
-    };
+    }));
     let state_keys = state.keys.clone();
     let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
 
@@ -161,19 +177,18 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     println!("listening on {scheme}://{bound}");
     tracing::info!(%bound, "listening");
 
+    // TCP_NODELAY: a response written in more than one piece (HTTP/2 frames, pipelined
+    // HTTP/1.1 answers) must not wait for the peer's delayed ACK (Nagle: up to 40 ms).
+    let mut server = axum_server::from_tcp(listener).map_err(StartError::Serve)?;
+    // Answers to pipelined requests leave in one write instead of one each.
+    server.http_builder().http1().pipeline_flush(true);
+    let server = server.handle(handle);
     let served = match tls {
-        None => {
-            axum_server::from_tcp(listener)
-                .map_err(StartError::Serve)?
-                .handle(handle)
-                .serve(app)
-                .await
-        }
+        None => server.acceptor(NoDelayAcceptor).serve(app).await,
         Some(tls) => {
             let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls));
-            axum_server::tls_rustls::from_tcp_rustls(listener, tls)
-                .map_err(StartError::Serve)?
-                .handle(handle)
+            server
+                .acceptor(RustlsAcceptor::new(tls).acceptor(NoDelayAcceptor))
                 .serve(app)
                 .await
         }

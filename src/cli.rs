@@ -68,22 +68,6 @@ enum KeysCommand {
     },
 }
 
-/// JSON logs on stderr, written in batches by a background thread (see [`crate::log_sink`]).
-/// The guard flushes on drop; keep it until the service has stopped.
-fn init_tracing() -> std::io::Result<crate::log_sink::Guard> {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("CIVIS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, guard) = crate::log_sink::start(std::io::stderr())?;
-    tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .init();
-    Ok(guard)
-}
-
 /// Entry point of the binary; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -96,7 +80,7 @@ pub fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let _log_guard = match init_tracing() {
+            let _log_guard = match crate::logging::init() {
                 Ok(g) => g,
                 Err(e) => {
                     eprintln!("error: cannot start the log writer: {e}");

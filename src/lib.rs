@@ -26,5 +26,5 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod http;
-pub mod log_sink;
+pub mod logging;
 pub mod store;

@@ -440,3 +440,63 @@ fn token_key_from_keys_dev_signs_jwts_that_jsonwebtoken_verifies() {
     assert_eq!(data.claims["sub"], "x");
     assert_eq!(data.header.typ.as_deref(), Some("at+jwt"));
 }
+
+#[tokio::test]
+async fn pipelined_requests_on_one_connection_are_answered_in_order() {
+    use std::io::{Read as _, Write as _};
+    let data = tempdir();
+    let server = Server::start(
+        data.path(),
+        Opts {
+            plain_http: true,
+            ..Default::default()
+        },
+    );
+    let addr = server.url.strip_prefix("http://").unwrap().to_owned();
+    let answers = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr.replace("localhost", "127.0.0.1")).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut batch = Vec::new();
+        for (i, path) in ["/healthz", "/nope", "/healthz"].iter().enumerate() {
+            let close = if i == 2 { "connection: close\r\n" } else { "" };
+            write!(
+                batch,
+                "GET {path} HTTP/1.1\r\nhost: {addr}\r\nx-request-id: pipelined-{i}\r\n{close}\r\n"
+            )
+            .unwrap();
+        }
+        s.write_all(&batch).unwrap();
+        let mut all = String::new();
+        s.read_to_string(&mut all).unwrap();
+        all
+    })
+    .await
+    .unwrap();
+    let heads: Vec<&str> = answers
+        .split("HTTP/1.1 ")
+        .skip(1)
+        .map(|r| &r[..3])
+        .collect();
+    assert_eq!(heads, ["200", "404", "200"], "{answers}");
+    let ids: Vec<usize> = (0..3)
+        .map(|i| answers.find(&format!("pipelined-{i}")).unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order: {answers}");
+}
+
+#[tokio::test]
+async fn tls_clients_that_offer_http2_get_it() {
+    let data = tempdir();
+    let server = Server::start(data.path(), Opts::default());
+    let mut tls = crate::support::tls_trusting(&root().join("keys-dev/ca.pem"));
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let client = crate::support::client_with_tls(tls);
+    let resp = client.get(server.at("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2, "ALPN h2");
+    // A client that offers nothing gets HTTP/1.1.
+    let plain = client_trusting(&root().join("keys-dev/ca.pem"));
+    let resp = plain.get(server.at("/healthz")).send().await.unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_11);
+}

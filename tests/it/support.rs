@@ -179,6 +179,11 @@ fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
 
 /// An HTTPS client whose only trust anchor is the CA certificate in `ca_pem` (ring provider).
 pub fn client_trusting(ca_pem: &Path) -> reqwest::Client {
+    client_with_tls(tls_trusting(ca_pem))
+}
+
+/// A rustls client configuration (ring) trusting only the CAs in `ca_pem`; no ALPN.
+pub fn tls_trusting(ca_pem: &Path) -> rustls::ClientConfig {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
@@ -186,11 +191,14 @@ pub fn client_trusting(ca_pem: &Path) -> reqwest::Client {
         roots.add(cert.unwrap()).unwrap();
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
+    rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_no_client_auth()
+}
+
+pub fn client_with_tls(tls: rustls::ClientConfig) -> reqwest::Client {
     reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .timeout(Duration::from_secs(30))
