@@ -58,20 +58,21 @@ impl Shared {
     }
 }
 
-/// Writes batches to `out` until closed; returns after the last bytes are written.
-fn run_writer(shared: &Shared, mut out: impl Write) {
+/// Writes batches to `out` until closed; returns after the last bytes are written. Lines
+/// that are not urgent wait up to `flush_every`.
+fn run_writer(shared: &Shared, mut out: impl Write, flush_every: Duration) {
     let mut batch = Vec::new();
     loop {
         let closed = {
             let mut p = shared.lock();
-            let mut deadline = Instant::now() + FLUSH_EVERY;
+            let mut deadline = Instant::now() + flush_every;
             while !p.closed && !p.urgent && p.bytes.len() < FLUSH_AT {
                 let now = Instant::now();
                 if now >= deadline {
                     if !p.bytes.is_empty() {
                         break;
                     }
-                    deadline = now + FLUSH_EVERY;
+                    deadline = now + flush_every;
                 }
                 p = shared
                     .wake
@@ -126,11 +127,18 @@ impl Drop for Guard {
 /// # Errors
 /// If the thread cannot be started.
 pub fn start(out: impl Write + Send + 'static) -> std::io::Result<(Sink, Guard)> {
+    start_with(out, FLUSH_EVERY)
+}
+
+fn start_with(
+    out: impl Write + Send + 'static,
+    flush_every: Duration,
+) -> std::io::Result<(Sink, Guard)> {
     let shared = Arc::new(Shared::default());
     let for_thread = shared.clone();
     let thread = std::thread::Builder::new()
         .name("log writer".into())
-        .spawn(move || run_writer(&for_thread, out))?;
+        .spawn(move || run_writer(&for_thread, out, flush_every))?;
     Ok((
         Sink {
             shared: shared.clone(),
@@ -232,13 +240,51 @@ mod tests {
     #[test]
     fn a_warning_is_written_without_waiting_for_the_batch() {
         let out = Collect::default();
-        let (sink, _guard) = start(out.clone()).unwrap();
-        let mut w = sink.make_writer();
-        w.write_all(b"urgent\n").unwrap();
+        // Ordinary lines would wait an hour.
+        let (sink, guard) = start_with(out.clone(), Duration::from_secs(3600)).unwrap();
+        let info = tracing::Metadata::new(
+            "i",
+            "t",
+            tracing::Level::INFO,
+            None,
+            None,
+            None,
+            tracing::field::FieldSet::new(&[], tracing::callsite::Identifier(&CALLSITE)),
+            tracing::metadata::Kind::EVENT,
+        );
+        sink.make_writer_for(&info).write_all(b"info\n").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(out.0.lock().unwrap().is_empty(), "info lines are batched");
+        let warn = tracing::Metadata::new(
+            "w",
+            "t",
+            tracing::Level::WARN,
+            None,
+            None,
+            None,
+            tracing::field::FieldSet::new(&[], tracing::callsite::Identifier(&CALLSITE)),
+            tracing::metadata::Kind::EVENT,
+        );
+        sink.make_writer_for(&warn).write_all(b"warn\n").unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while out.0.lock().unwrap().is_empty() {
             assert!(std::time::Instant::now() < deadline, "never written");
             std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(
+            &*out.0.lock().unwrap(),
+            b"info\nwarn\n",
+            "the batch goes with it"
+        );
+        drop(guard);
+    }
+
+    struct Callsite;
+    static CALLSITE: Callsite = Callsite;
+    impl tracing::callsite::Callsite for Callsite {
+        fn set_interest(&self, _: tracing::subscriber::Interest) {}
+        fn metadata(&self) -> &tracing::Metadata<'_> {
+            unreachable!("not registered")
         }
     }
 }
