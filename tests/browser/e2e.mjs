@@ -1,7 +1,11 @@
 // End-to-end passkey enrolment and login in a real headless Chromium with a virtual WebAuthn
 // authenticator (CDP). Driven by tests/it/browser.rs; see README.md beside this file.
 //
-//   node e2e.mjs <enrolment_url> <login_url>
+//   node e2e.mjs <enrolment_url> <login_url> [<relying party JSON>]
+//
+// With the third argument ({issuer, client_id, client_secret, redirect_uri,
+// post_logout_redirect_uri}), the signed-in browser then goes through an OpenID Connect code
+// flow driven by panva's openid-client (oidc-rp.mjs).
 //
 // Prints one JSON summary line on stdout and exits 0 on success. On failure it prints what the
 // page's status region said, the ceremony requests that failed, the browser console errors and
@@ -11,11 +15,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { relyingParty } from './oidc-rp.mjs';
 
 const HARD_TIMEOUT_MS = 60_000;
 const STEP_TIMEOUT_MS = 20_000;
 
-const [enrolUrl, loginUrl] = process.argv.slice(2);
+const [enrolUrl, loginUrl, rpJson] = process.argv.slice(2);
 if (!enrolUrl || !loginUrl) {
   console.error('usage: node e2e.mjs <enrolment_url> <login_url>');
   process.exit(64);
@@ -226,6 +231,8 @@ async function main() {
     `session does not match the passkey: ${JSON.stringify(session.body)}`,
   );
 
+  const oidcResult = rpJson ? await relyingParty(page, JSON.parse(rpJson), diag) : null;
+
   diag.step = 'close';
   const browserVersion = await cdp
     .send('Browser.getVersion')
@@ -254,6 +261,7 @@ async function main() {
       status_before_click: statusBeforeClick,
       csp,
       session: session.body,
+      oidc: oidcResult,
       console_errors: diag.consoleErrors,
     }),
   );

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the browser end-to-end test needs (tests/it/browser.rs): Debian's Chromium and
-# playwright-core from the lock file. Idempotent; run as root on a Debian machine.
+# Installs what the browser end-to-end test needs (tests/it/browser.rs): Debian's Chromium,
+# playwright-core and openid-client from the lock file. Idempotent; run as root on a Debian machine.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -10,9 +10,10 @@ if [ ! -x /usr/bin/chromium ]; then
   apt-get install -y --no-install-recommends chromium
 fi
 
-if [ ! -d node_modules/playwright-core ]; then
+if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/openid-client ]; then
   # playwright-core never downloads a browser of its own; the test uses /usr/bin/chromium.
+  # openid-client plays the agency app (oidc-rp.mjs).
   npm ci --no-audit --no-fund
 fi
 
-echo "browser test setup: ok ($(/usr/bin/chromium --version 2>/dev/null || echo 'chromium ?'), playwright-core $(node -p "require('./node_modules/playwright-core/package.json').version"))"
+echo "browser test setup: ok ($(/usr/bin/chromium --version 2>/dev/null || echo 'chromium ?'), playwright-core $(node -p "require('./node_modules/playwright-core/package.json').version"), openid-client $(node -p "require('./node_modules/openid-client/package.json').version"))"

@@ -1,6 +1,7 @@
 //! End to end in a real browser: Debian's headless Chromium, driven by playwright-core over CDP
 //! with a virtual WebAuthn authenticator, enrols a citizen's passkey and signs in with it by
-//! clicking the buttons by their accessible names (tests/browser/e2e.mjs). Needs
+//! clicking the buttons by their accessible names (tests/browser/e2e.mjs); then, as an agency
+//! app, panva's openid-client runs the code flow in that browser (tests/browser/oidc-rp.mjs). Needs
 //! `tests/browser/setup.sh`; without it the test is skipped, or fails when `CI` is set.
 
 use std::path::Path;
@@ -20,9 +21,11 @@ fn missing_prerequisites() -> Vec<String> {
     if !Path::new(&chromium).exists() {
         missing.push(chromium);
     }
-    let playwright = root().join("tests/browser/node_modules/playwright-core");
-    if !playwright.exists() {
-        missing.push(playwright.display().to_string());
+    for package in ["playwright-core", "openid-client"] {
+        let dir = root().join("tests/browser/node_modules").join(package);
+        if !dir.exists() {
+            missing.push(dir.display().to_string());
+        }
     }
     if Command::new("node").arg("--version").output().is_err() {
         missing.push("node".to_owned());
@@ -67,6 +70,27 @@ async fn passkey_enrolment_and_login_in_headless_chromium() {
         server.url
     );
     let login_url = server.at("/login");
+    // The agency app of the relying-party part: nothing serves its addresses (any port Chromium
+    // does not block); the browser's
+    // visits there are answered inside the script.
+    let (client_id, client_secret) = crate::oidc::new_client(
+        &server,
+        serde_json::json!({
+            "name": "Agency app (openid-client)",
+            "redirect_uris": ["http://localhost:43117/callback"],
+            "post_logout_redirect_uris": ["http://localhost:43117/signed-out"],
+            "scope": "openid profile",
+        }),
+    )
+    .await;
+    let rp = serde_json::json!({
+        "issuer": server.url,
+        "client_id": client_id,
+        "client_secret": client_secret.expect("confidential client"),
+        "redirect_uri": "http://localhost:43117/callback",
+        "post_logout_redirect_uri": "http://localhost:43117/signed-out",
+    })
+    .to_string();
 
     let started = Instant::now();
     let out = tokio::task::spawn_blocking(move || {
@@ -74,6 +98,7 @@ async fn passkey_enrolment_and_login_in_headless_chromium() {
             .arg("tests/browser/e2e.mjs")
             .arg(&enrolment_url)
             .arg(&login_url)
+            .arg(&rp)
             .current_dir(root())
             .output()
             .expect("run node")
@@ -118,6 +143,33 @@ async fn passkey_enrolment_and_login_in_headless_chromium() {
     assert_eq!(
         summary["session"]["citizen_id"], citizen_id,
         "the browser's session is the citizen's: {summary}"
+    );
+
+    // The stock relying party validated the ID token itself (signature against the JWKS,
+    // iss, aud, exp, nonce); these are the values it saw.
+    let rp = &summary["oidc"];
+    assert_eq!(rp["issuer"], server.url.as_str(), "{rp}");
+    let claims = &rp["id_token_claims"];
+    assert_eq!(claims["iss"], server.url.as_str(), "{rp}");
+    assert_eq!(claims["aud"], client_id.as_str(), "{rp}");
+    assert!(
+        claims["sub"].is_string() && claims["sid"].is_string(),
+        "{rp}"
+    );
+    assert!(
+        claims["acr"].is_string() && claims["amr"].is_array(),
+        "{rp}"
+    );
+    assert_eq!(rp["userinfo"]["sub"], claims["sub"], "{rp}");
+    assert_eq!(rp["userinfo"]["given_name"], "Ana", "{rp}");
+    assert_eq!(rp["userinfo"]["family_name"], "Novak", "{rp}");
+    assert_eq!(rp["introspection"]["active"], true, "{rp}");
+    assert_eq!(rp["introspection"]["client_id"], client_id.as_str(), "{rp}");
+    assert_eq!(rp["revoked_refresh_token_active"], false, "{rp}");
+    assert_eq!(rp["logout_returned_state"], true, "{rp}");
+    assert_eq!(
+        rp["session_after_logout"], 401,
+        "logout ended the civis session: {rp}"
     );
 
     let resp = crate::support::http()
