@@ -6,7 +6,7 @@
 //! back from text for every line; at one access-log line per request this was a tenth of
 //! the server's CPU per token.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
@@ -19,27 +19,37 @@ use tracing_subscriber::registry::LookupSpan;
 /// Writes `s` as a JSON string literal.
 fn write_json_str(out: &mut impl fmt::Write, s: &str) -> fmt::Result {
     out.write_char('"')?;
-    let mut plain = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let escaped = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0..=0x1f | 0x7f => "",
-            _ => continue,
-        };
-        out.write_str(&s[plain..i])?;
-        if escaped.is_empty() {
-            write!(out, "\\u{b:04x}")?;
-        } else {
-            out.write_str(escaped)?;
-        }
-        plain = i + 1;
-    }
-    out.write_str(&s[plain..])?;
+    Escaped(out).write_str(s)?;
     out.write_char('"')
+}
+
+/// Passes text through JSON string escaping (quotes, backslashes, control characters), so
+/// `Debug` and `Display` output can be written into a string literal without a copy.
+struct Escaped<'a, W: fmt::Write>(&'a mut W);
+
+impl<W: fmt::Write> fmt::Write for Escaped<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut plain = 0;
+        for (i, b) in s.bytes().enumerate() {
+            let escaped = match b {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                b'\t' => "\\t",
+                0..=0x1f | 0x7f => "",
+                _ => continue,
+            };
+            self.0.write_str(&s[plain..i])?;
+            if escaped.is_empty() {
+                write!(self.0, "\\u{b:04x}")?;
+            } else {
+                self.0.write_str(escaped)?;
+            }
+            plain = i + 1;
+        }
+        self.0.write_str(&s[plain..])
+    }
 }
 
 /// Writes fields as `"name":value` pairs separated by commas (no braces).
@@ -99,9 +109,12 @@ impl<W: fmt::Write> Visit for FieldWriter<'_, W> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        // `message` and `%display` fields arrive here; most are short.
-        let text = format!("{value:?}");
-        self.entry(field, |o| write_json_str(o, &text));
+        // `message` and `%display` fields arrive here.
+        self.entry(field, |o| {
+            o.write_char('"')?;
+            write!(Escaped(o), "{value:?}")?;
+            o.write_char('"')
+        });
     }
 }
 

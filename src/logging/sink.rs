@@ -151,12 +151,13 @@ fn start_with(
 }
 
 /// One event's writer: `tracing_subscriber` formats a whole line, then writes it once.
-pub struct LineWriter {
-    shared: Arc<Shared>,
+/// Borrows the sink, so logging a line touches no shared reference count.
+pub struct LineWriter<'a> {
+    shared: &'a Shared,
     urgent: bool,
 }
 
-impl Write for LineWriter {
+impl Write for LineWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.shared.push(buf, self.urgent);
         Ok(buf.len())
@@ -168,18 +169,18 @@ impl Write for LineWriter {
 }
 
 impl<'a> MakeWriter<'a> for Sink {
-    type Writer = LineWriter;
+    type Writer = LineWriter<'a>;
 
-    fn make_writer(&'a self) -> LineWriter {
+    fn make_writer(&'a self) -> LineWriter<'a> {
         LineWriter {
-            shared: self.shared.clone(),
+            shared: &self.shared,
             urgent: true,
         }
     }
 
-    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> LineWriter {
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> LineWriter<'a> {
         LineWriter {
-            shared: self.shared.clone(),
+            shared: &self.shared,
             urgent: *meta.level() <= tracing::Level::WARN,
         }
     }
