@@ -1,0 +1,203 @@
+//! The civis server under test (a child process), CPU time from /proc, and registering the
+//! bench's client.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::root;
+
+/// CPU seconds (user + system) of a process, from /proc/<pid>/stat.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some((utime + stime) / 100.0)
+}
+
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub log: PathBuf,
+    pub _data: tempfile::TempDir,
+}
+
+impl Server {
+    pub fn start(log_level: &str) -> Self {
+        let data = tempfile::tempdir().expect("temporary directory");
+        let log = data.path().join("server.stderr");
+        let log_file = std::fs::File::create(&log).expect("server log file");
+        // TOKEN_BENCH_SERVER runs another build (e.g. one with frame pointers, for `perf`).
+        let bin = std::env::var_os("TOKEN_BENCH_SERVER")
+            .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_civis")), PathBuf::from);
+        let mut child = Command::new(bin)
+            .current_dir(root())
+            .env_remove("CIVIS_LISTEN")
+            .env_remove("CIVIS_DATA_DIR")
+            .env_remove("CIVIS_ISSUER")
+            .env_remove("CIVIS_PLAIN_HTTP")
+            .env_remove("CIVIS_CONFIG")
+            .env("CIVIS_LOG", log_level)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--plain-http",
+                "--data-dir",
+            ])
+            .arg(data.path().join("store"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            // A file never fills up, so the server never blocks on its log.
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .expect("start civis");
+        let out = child.stdout.take().expect("stdout pipe");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(out).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            for _ in lines {}
+        });
+        let mut server = Self {
+            child,
+            url: String::new(),
+            log,
+            _data: data,
+        };
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => {
+                server.url = line
+                    .strip_prefix("listening on ")
+                    .unwrap_or_else(|| panic!("unexpected ready line {line:?}"))
+                    .to_owned();
+            }
+            Err(_) => {
+                let err = std::fs::read_to_string(&server.log).unwrap_or_default();
+                panic!("civis did not start within 30 s:\n{err}");
+            }
+        }
+        server
+    }
+
+    pub fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    pub fn log_stats(&self) -> (usize, u64) {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        (text.lines().count(), text.len() as u64)
+    }
+
+    /// SIGTERM, then wait up to 30 s (SIGKILL after that).
+    pub fn stop(mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.pid()]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    if !status.success() {
+                        eprintln!("warning: civis exited with {status}");
+                    }
+                    return;
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                _ => {
+                    eprintln!("warning: civis ignored SIGTERM for 30 s; killing it");
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .http1_only()
+        .pool_max_idle_per_host(1)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("reqwest client")
+}
+
+/// Registers the confidential client_credentials client; returns (id, secret).
+pub async fn register(server: &Server) -> (String, String) {
+    let admin =
+        std::fs::read_to_string(root().join("keys-dev/admin-token")).expect("keys-dev/admin-token");
+    let resp = client()
+        .post(format!("{}/admin/v1/clients", server.url))
+        .bearer_auth(admin.trim())
+        .json(&json!({"name": "bench", "redirect_uris": [], "grant_types": ["client_credentials"], "scope": "seal"}))
+        .send()
+        .await
+        .expect("POST /admin/v1/clients");
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or_default();
+    assert_eq!(status, 201, "client registration failed: {body}");
+    let id = body["client_id"].as_str().expect("client_id").to_owned();
+    let secret = body["client_secret"]
+        .as_str()
+        .expect("client_secret")
+        .to_owned();
+    (id, secret)
+}
+
+/// Snapshot of CPU seconds: the server, this process, and the whole machine (busy, steal).
+#[derive(Clone, Copy, Default)]
+pub struct Cpu {
+    pub server: Option<f64>,
+    pub me: Option<f64>,
+    pub machine: Option<f64>,
+}
+
+fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let f: Vec<f64> = line
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...: busy = all but idle and iowait.
+    let busy = f.get(..8)?.iter().sum::<f64>() - f.get(3)? - f.get(4)?;
+    Some(busy / 100.0)
+}
+
+impl Cpu {
+    pub fn now(server_pid: Option<&str>) -> Self {
+        Self {
+            server: server_pid.and_then(cpu_seconds),
+            me: cpu_seconds("self"),
+            machine: machine_busy_seconds(),
+        }
+    }
+
+    /// CPU used by everything else on the machine between `self` and `later`, in cores.
+    pub fn others(&self, later: &Self, wall: Duration) -> Option<f64> {
+        let d = |a: Option<f64>, b: Option<f64>| Some(b? - a?);
+        let mine = d(self.me, later.me)? + d(self.server, later.server).unwrap_or(0.0);
+        Some((d(self.machine, later.machine)? - mine).max(0.0) / wall.as_secs_f64())
+    }
+}
