@@ -210,22 +210,8 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Collect(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Collect {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::logging::Collect;
 
     fn lines(f: impl FnOnce()) -> Vec<serde_json::Value> {
         let out = Collect::default();

@@ -22,3 +22,20 @@ pub fn init() -> std::io::Result<sink::Guard> {
         .init();
     Ok(guard)
 }
+
+/// An in-memory `Write` for the tests of this module's parts.
+#[cfg(test)]
+#[derive(Clone, Default)]
+struct Collect(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl std::io::Write for Collect {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
