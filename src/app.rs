@@ -4,20 +4,20 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::Config;
-use crate::crypto::{KeyError, KeySet};
-use crate::domain::{Rng, SystemRng};
 use axum_server::accept::NoDelayAcceptor;
 use axum_server::tls_rustls::RustlsAcceptor;
 
+use crate::config::Config;
+use crate::crypto::{KeyError, KeySet};
+use crate::domain::{Rng, SystemRng};
 use crate::http::observe::Metrics;
 use crate::store::{Store, StoreError};
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Everything a handler may use. Cheap to clone (one reference count): axum clones the state for every extractor and
-/// middleware of every request.
+/// Everything a handler may use. Cheap to clone (one reference count): axum clones the state
+/// for every extractor and middleware of every request.
 #[derive(Clone, Debug)]
 pub struct AppState(Arc<Services>);
 
