@@ -118,17 +118,16 @@ impl<W: fmt::Write> Visit for FieldWriter<'_, W> {
     }
 }
 
-/// Span fields, stored once per span as the text of a JSON object.
+/// Span fields, stored once per span as the text of JSON object members (`"a":1,"b":"x"`,
+/// no braces), so each line copies them as they are.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct JsonFields;
 
 impl<'w> FormatFields<'w> for JsonFields {
     fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
-        writer.write_char('{')?;
         let mut v = FieldWriter::new(&mut writer);
         fields.record(&mut v);
-        v.result?;
-        writer.write_char('}')
+        v.result
     }
 
     fn add_fields(
@@ -140,19 +139,11 @@ impl<'w> FormatFields<'w> for JsonFields {
         let mut v = FieldWriter::new(&mut added);
         fields.record(&mut v);
         v.result?;
-        if added.is_empty() {
-            return Ok(());
-        }
-        if current.fields.len() < 2 {
-            current.fields = format!("{{{added}}}");
-        } else {
-            // `{…}` becomes `{…,added}`.
-            current.fields.pop();
-            if current.fields.len() > 1 {
+        if !added.is_empty() {
+            if !current.fields.is_empty() {
                 current.fields.push(',');
             }
             current.fields.push_str(&added);
-            current.fields.push('}');
         }
         Ok(())
     }
@@ -188,17 +179,11 @@ where
         if let Some(span) = span {
             w.write_str(",\"span\":{")?;
             let ext = span.extensions();
-            if let Some(fields) = ext.get::<FormattedFields<JsonFields>>() {
-                // Stored as `{…}`: copy what is inside the braces.
-                let inner = fields
-                    .fields
-                    .strip_prefix('{')
-                    .and_then(|f| f.strip_suffix('}'))
-                    .unwrap_or("");
-                if !inner.is_empty() {
-                    w.write_str(inner)?;
-                    w.write_char(',')?;
-                }
+            if let Some(fields) = ext.get::<FormattedFields<JsonFields>>()
+                && !fields.fields.is_empty()
+            {
+                w.write_str(&fields.fields)?;
+                w.write_char(',')?;
             }
             w.write_str("\"name\":")?;
             write_json_str(&mut w, span.name())?;
