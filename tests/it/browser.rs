@@ -49,13 +49,7 @@ async fn passkey_enrolment_and_login_in_headless_chromium() {
     }
 
     let data = tempdir();
-    let server = Server::start(
-        data.path(),
-        Opts {
-            plain_http: true,
-            ..Default::default()
-        },
-    );
+    let server = Server::start(data.path(), Opts::plain());
     assert!(
         server.url.starts_with("http://localhost:"),
         "WebAuthn needs the localhost origin: {}",

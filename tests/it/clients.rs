@@ -6,13 +6,7 @@ use serde_json::{Value, json};
 use crate::support::{Opts, Server, admin_token, http, tempdir};
 
 fn plain(data: &tempfile::TempDir) -> Server {
-    Server::start(
-        data.path(),
-        Opts {
-            plain_http: true,
-            ..Default::default()
-        },
-    )
+    Server::start(data.path(), Opts::plain())
 }
 
 async fn post(server: &Server, body: &Value) -> reqwest::Response {

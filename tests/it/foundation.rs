@@ -55,13 +55,7 @@ async fn healthz_over_tls_with_a_client_trusting_only_the_dev_ca() {
 #[tokio::test]
 async fn plain_http_serves_health_and_prometheus_metrics() {
     let data = tempdir();
-    let server = Server::start(
-        data.path(),
-        Opts {
-            plain_http: true,
-            ..Default::default()
-        },
-    );
+    let server = Server::start(data.path(), Opts::plain());
     assert!(
         server.url.starts_with("http://localhost:"),
         "{}",
@@ -100,13 +94,7 @@ async fn plain_http_serves_health_and_prometheus_metrics() {
 #[tokio::test]
 async fn request_ids_are_echoed_and_logged() {
     let data = tempdir();
-    let server = Server::start(
-        data.path(),
-        Opts {
-            plain_http: true,
-            ..Default::default()
-        },
-    );
+    let server = Server::start(data.path(), Opts::plain());
     let client = crate::support::http();
     let resp = client
         .get(server.at("/healthz"))
@@ -222,21 +210,9 @@ fn unknown_config_key_is_rejected_by_name() {
 #[tokio::test]
 async fn second_serve_on_the_same_data_dir_fails_naming_it() {
     let data = tempdir();
-    let first = Server::start(
-        data.path(),
-        Opts {
-            plain_http: true,
-            ..Default::default()
-        },
-    );
+    let first = Server::start(data.path(), Opts::plain());
     let started = std::time::Instant::now();
-    let Err((status, err)) = Server::try_start(
-        data.path(),
-        Opts {
-            plain_http: true,
-            ..Default::default()
-        },
-    ) else {
+    let Err((status, err)) = Server::try_start(data.path(), Opts::plain()) else {
         panic!("second server must not start");
     };
     assert!(
@@ -283,13 +259,7 @@ async fn acknowledged_write_survives_sigterm_and_restart() {
 #[tokio::test]
 async fn a_record_of_unknown_version_is_reported_not_panicked_on() {
     let data = tempdir();
-    let server = Server::start(
-        data.path(),
-        Opts {
-            plain_http: true,
-            ..Default::default()
-        },
-    );
+    let server = Server::start(data.path(), Opts::plain());
     let id = register(&server, "VER-0001").await["id"]
         .as_str()
         .unwrap()
@@ -310,13 +280,7 @@ async fn a_record_of_unknown_version_is_reported_not_panicked_on() {
         store.flush().unwrap();
     }
 
-    let server = Server::start(
-        data.path(),
-        Opts {
-            plain_http: true,
-            ..Default::default()
-        },
-    );
+    let server = Server::start(data.path(), Opts::plain());
     let resp = crate::support::http()
         .get(server.at(&format!("/admin/v1/citizens/{id}")))
         .bearer_auth(admin_token())
@@ -445,13 +409,7 @@ fn token_key_from_keys_dev_signs_jwts_that_jsonwebtoken_verifies() {
 async fn pipelined_requests_on_one_connection_are_answered_in_order() {
     use std::io::{Read as _, Write as _};
     let data = tempdir();
-    let server = Server::start(
-        data.path(),
-        Opts {
-            plain_http: true,
-            ..Default::default()
-        },
-    );
+    let server = Server::start(data.path(), Opts::plain());
     let addr = server.url.strip_prefix("http://").unwrap().to_owned();
     let answers = tokio::task::spawn_blocking(move || {
         let mut s = std::net::TcpStream::connect(addr.replace("localhost", "127.0.0.1")).unwrap();

@@ -18,13 +18,7 @@ pub(crate) const REDIRECT: &str = "http://localhost:9/cb";
 pub(crate) const LOGGED_OUT: &str = "http://localhost:9/bye";
 
 pub(crate) fn plain(data: &tempfile::TempDir) -> Server {
-    Server::start(
-        data.path(),
-        Opts {
-            plain_http: true,
-            ..Default::default()
-        },
-    )
+    Server::start(data.path(), Opts::plain())
 }
 
 /// Registers a client; returns (client_id, client_secret).

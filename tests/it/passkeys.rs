@@ -7,13 +7,7 @@ use crate::authenticator::Device;
 use crate::support::{Opts, Server, admin_token, http, register, tempdir};
 
 fn plain(data: &tempfile::TempDir) -> Server {
-    Server::start(
-        data.path(),
-        Opts {
-            plain_http: true,
-            ..Default::default()
-        },
-    )
+    Server::start(data.path(), Opts::plain())
 }
 
 /// An HTTP answer: status and JSON body (or `null`).

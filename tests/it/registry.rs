@@ -5,13 +5,7 @@ use serde_json::{Value, json};
 use crate::support::{Opts, Server, admin_token, register, tempdir};
 
 fn plain(data: &tempfile::TempDir) -> Server {
-    Server::start(
-        data.path(),
-        Opts {
-            plain_http: true,
-            ..Default::default()
-        },
-    )
+    Server::start(data.path(), Opts::plain())
 }
 
 #[tokio::test]

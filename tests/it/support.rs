@@ -37,6 +37,16 @@ pub struct Opts {
     pub env: Vec<(String, String)>,
 }
 
+impl Opts {
+    /// Plain HTTP (`--plain-http`), nothing else changed.
+    pub fn plain() -> Self {
+        Self {
+            plain_http: true,
+            ..Self::default()
+        }
+    }
+}
+
 /// The `civis` command with the repository root as working directory.
 pub fn civis() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_civis"));
