@@ -52,6 +52,30 @@ pub struct Services {
     pub throttle: Arc<crate::http::throttle::Throttle>,
 }
 
+impl AppState {
+    /// Runs a domain call on the blocking pool ([`crate::store::offload::run`]): the one
+    /// way handlers reach anything that may touch storage.
+    pub async fn run<T, F>(&self, call: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce(&AppState) -> T + Send + 'static,
+    {
+        let state = self.clone();
+        crate::store::offload::run(move || call(&state)).await
+    }
+
+    /// Like [`AppState::run`], but in place first: for calls that usually need no storage
+    /// ([`crate::store::offload::run_inline_first`] says what they must not do).
+    pub async fn run_inline_first<T, F>(&self, call: F) -> T
+    where
+        T: Send + 'static,
+        F: Fn(&AppState) -> T + Send + 'static,
+    {
+        let state = self.clone();
+        crate::store::offload::run_inline_first(move || call(&state)).await
+    }
+}
+
 impl std::fmt::Debug for dyn Rng {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Rng")
@@ -170,6 +194,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
 
     tokio::spawn(reload_token_keys(state_keys.clone()));
+    tokio::spawn(sweep_expired(store.clone()));
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
 
@@ -194,7 +219,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         }
     };
     // Flush even if serving failed: whatever was acknowledged must survive.
-    let flushed = store.flush();
+    let flushed = crate::store::offload::run(move || store.flush()).await;
     served.map_err(StartError::Serve)?;
     flushed?;
     tracing::info!("stopped; storage flushed");
@@ -228,12 +253,48 @@ async fn reload_token_keys(keys: Arc<KeySet>) {
     let mut tick = tokio::time::interval(Duration::from_secs(30));
     loop {
         tick.tick().await;
-        match keys.reload_token_keys() {
+        let on_disk = keys.clone();
+        // Reading key files is I/O: off the async threads like storage.
+        match crate::store::offload::run(move || on_disk.reload_token_keys()).await {
             Ok(true) => tracing::info!(kids = ?keys.tokens().kids(), "token keys reloaded"),
             Ok(false) => {}
             Err(e) => {
                 tracing::error!(error = %e, "token keys could not be reloaded; keeping the old set")
             }
+        }
+    }
+}
+
+/// How often the expiry sweeper looks for expired records.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// Records removed per sweeper transaction, and transactions per pass: the bound on the
+/// work one pass does (and on how long it holds sled's transaction lock).
+const SWEEP_BATCH: usize = 500;
+const SWEEP_BATCHES_PER_PASS: usize = 20;
+
+/// Removes expired ceremonies, codes, sessions, tokens and markers, a bounded amount per pass.
+async fn sweep_expired(store: Store) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tick.tick().await;
+        let s = store.clone();
+        let swept = crate::store::offload::run(move || {
+            let now = time::OffsetDateTime::now_utc();
+            let mut total = 0;
+            for _ in 0..SWEEP_BATCHES_PER_PASS {
+                let n = s.sweep_expired(now, SWEEP_BATCH)?;
+                total += n;
+                if n < SWEEP_BATCH {
+                    break;
+                }
+            }
+            Ok::<_, StoreError>(total)
+        })
+        .await;
+        match swept {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(records = n, "expired records swept"),
+            Err(e) => tracing::error!(error = %e, "expiry sweep failed"),
         }
     }
 }

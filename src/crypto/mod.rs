@@ -2,6 +2,7 @@
 //!
 //! One crypto stack only: ring (through rustls, rcgen and our own JWT provider).
 
+pub mod digest;
 pub mod jwt;
 pub mod keys;
 mod secret;

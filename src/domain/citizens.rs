@@ -165,7 +165,10 @@ impl Registry<'_> {
             citizen_id: citizen.id.clone(),
             ..ticket
         };
-        match self.store.insert_citizen(&citizen, &hash, &ticket) {
+        match self
+            .store
+            .transact(|tx| tx.citizens().insert(&citizen, &hash, &ticket))
+        {
             Ok(()) => Ok((citizen, code)),
             Err(StoreError::Conflict { tree, .. }) if tree == crate::store::NATIONAL_IDS => Err(
                 DomainError::Conflict("a citizen with this national_id is already registered"),
@@ -180,7 +183,8 @@ impl Registry<'_> {
     /// [`DomainError::NotFound`] when there is no such id; storage errors.
     pub fn get(&self, id: &str) -> Result<Citizen> {
         self.store
-            .citizen(id)?
+            .citizens()
+            .get(id)?
             .ok_or(DomainError::NotFound("citizen"))
     }
 
@@ -189,27 +193,21 @@ impl Registry<'_> {
     /// # Errors
     /// [`DomainError::NotFound`]; storage errors.
     pub fn new_enrolment(&self, id: &str, now: OffsetDateTime) -> Result<EnrolmentCode> {
-        // Optimistic update: retry if the record changed between read and write.
-        for _ in 0..8 {
-            let current = self
-                .store
-                .citizen_for_update(id)?
+        let (code, hash, ticket) = self.issue_code(id.to_owned(), now)?;
+        self.store.transact(|tx| {
+            let mut citizen = tx
+                .citizens()
+                .get(id)?
                 .ok_or(DomainError::NotFound("citizen"))?;
-            let (code, hash, ticket) = self.issue_code(current.value.id.clone(), now)?;
-            let mut updated = current.value.clone();
-            updated.enrolment_hash = Some(hash);
-            match self
-                .store
-                .replace_enrolment(&current, &updated, &hash, &ticket)
-            {
-                Ok(()) => return Ok(code),
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
+            if let Some(old) = citizen.enrolment_hash {
+                tx.citizens().delete_enrolment(&old);
             }
-        }
-        Err(DomainError::Internal(
-            "citizen record kept changing during enrolment".into(),
-        ))
+            citizen.enrolment_hash = Some(hash);
+            tx.citizens().update(&citizen);
+            tx.citizens().put_enrolment(&hash, &ticket)?;
+            Ok::<_, DomainError>(())
+        })?;
+        Ok(code)
     }
 
     fn issue_code(
@@ -269,6 +267,7 @@ mod tests {
         let again = registry(&store).get(&c.id).unwrap();
         assert_eq!(again, c);
         let ticket = store
+            .citizens()
             .enrolment_ticket(&enrolment_hash(&code.code))
             .unwrap()
             .unwrap();
@@ -285,13 +284,19 @@ mod tests {
         let err = registry(&store).register(input("ab-1234".replace('-', "").as_str()), "o", now);
         assert!(matches!(err, Err(DomainError::Conflict(_))));
         assert_eq!(
-            store.backend().scan_prefix("citizens", b"").unwrap().len(),
+            store
+                .backend()
+                .unwrap()
+                .scan("citizens", b"", b"", 10)
+                .unwrap()
+                .len(),
             1
         );
         assert_eq!(
             store
                 .backend()
-                .scan_prefix("enrolments", b"")
+                .unwrap()
+                .scan("enrolments", b"", b"", 10)
                 .unwrap()
                 .len(),
             1
@@ -335,12 +340,14 @@ mod tests {
         let second = reg.new_enrolment(&c.id, now).unwrap();
         assert!(
             store
+                .citizens()
                 .enrolment_ticket(&enrolment_hash(&first.code))
                 .unwrap()
                 .is_none()
         );
         assert!(
             store
+                .citizens()
                 .enrolment_ticket(&enrolment_hash(&second.code))
                 .unwrap()
                 .is_some()

@@ -20,8 +20,6 @@ use crate::store::{Store, StoreError};
 pub const CEREMONY_TTL: Duration = Duration::minutes(5);
 /// How long a login session lasts.
 pub const SESSION_TTL: Duration = Duration::hours(8);
-/// Optimistic-update retries before giving up.
-const RETRIES: usize = 8;
 
 /// A pending WebAuthn ceremony, kept server-side only.
 #[derive(Debug)]
@@ -140,18 +138,17 @@ pub struct Passkeys<'a> {
 impl Passkeys<'_> {
     fn new_ceremony(&self, kind: CeremonyKind, now: OffsetDateTime) -> Result<String> {
         let id = b64(&random_bytes::<32>(self.rng)?);
-        self.store.put_ceremony(
-            &id,
-            &Ceremony {
-                kind,
-                expires_at: now + CEREMONY_TTL,
-            },
-        )?;
+        let ceremony = Ceremony {
+            kind,
+            expires_at: now + CEREMONY_TTL,
+        };
+        self.store
+            .transact(|tx| tx.passkeys().insert_ceremony(&id, &ceremony))?;
         Ok(id)
     }
 
     fn take_ceremony(&self, id: &str, now: OffsetDateTime) -> Result<CeremonyKind> {
-        match self.store.take_ceremony(id)? {
+        match self.store.transact(|tx| tx.passkeys().take_ceremony(id))? {
             Some(c) if c.expires_at > now => Ok(c.kind),
             Some(_) => Err(Refusal::CeremonyExpired.into()),
             None => Err(Refusal::CeremonyExpired.into()),
@@ -167,11 +164,13 @@ impl Passkeys<'_> {
         let hash = enrolment_hash(code);
         let ticket = self
             .store
+            .citizens()
             .enrolment_ticket(&hash)?
             .filter(|t| t.expires_at > now)
             .ok_or(Refusal::EnrolmentLinkInvalid)?;
         self.store
-            .citizen(&ticket.citizen_id)?
+            .citizens()
+            .get(&ticket.citizen_id)?
             .filter(|c| c.enrolment_hash == Some(hash))
             .ok_or_else(|| Refusal::EnrolmentLinkInvalid.into())
     }
@@ -193,7 +192,7 @@ impl Passkeys<'_> {
         for id in &citizen.passkey_ids {
             // Revoked ones too: the authenticator should not create a second credential
             // beside a revoked one on the same device silently.
-            if let Some(p) = self.store.credential(id)? {
+            if let Some(p) = self.store.passkeys().credential(id)? {
                 exclude.push(p.passkey.cred_id().clone());
             }
         }
@@ -250,33 +249,31 @@ impl Passkeys<'_> {
             last_used_at: None,
             revoked_at: None,
         };
-        for _ in 0..RETRIES {
-            let ticket_ok = self
-                .store
+        self.store.transact(|tx| {
+            let ticket_ok = tx
+                .citizens()
                 .enrolment_ticket(&hash)?
                 .is_some_and(|t| t.expires_at > now && t.citizen_id == citizen_id);
-            let citizen = self
-                .store
-                .citizen_for_update(&citizen_id)?
-                .filter(|c| ticket_ok && c.value.enrolment_hash == Some(hash))
+            let mut citizen = tx
+                .citizens()
+                .get(&citizen_id)?
+                .filter(|c| ticket_ok && c.enrolment_hash == Some(hash))
                 .ok_or(Refusal::EnrolmentLinkInvalid)?;
-            let mut updated = citizen.value.clone();
-            updated.passkey_ids.push(stored.id.clone());
-            updated.enrolment_hash = None;
-            match self.store.enrol_passkey(&citizen, &updated, &stored, &hash) {
-                Ok(()) => return Ok(stored.summary()),
-                Err(StoreError::Conflict { tree, .. }) if tree == crate::store::CREDENTIALS => {
+            match tx.passkeys().insert_credential(&stored) {
+                Err(StoreError::Conflict { .. }) => {
                     return Err(Refusal::CredentialRejected(
                         "credential id already registered".into(),
                     )
                     .into());
                 }
-                // The citizen changed (e.g. the same code used concurrently): re-check.
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
+                other => other?,
             }
-        }
-        Err(DomainError::Internal("enrolment kept conflicting".into()))
+            citizen.passkey_ids.push(stored.id.clone());
+            citizen.enrolment_hash = None;
+            tx.citizens().update(&citizen);
+            tx.citizens().delete_enrolment(&hash);
+            Ok(stored.summary())
+        })
     }
 
     /// Starts a usernameless login.
@@ -314,75 +311,66 @@ impl Passkeys<'_> {
         let unknown = |why: &str| Refusal::PasskeyUnknown(format!("{why}: credential {cred_id}"));
         let current = self
             .store
-            .credential_for_update(&cred_id)?
+            .passkeys()
+            .credential(&cred_id)?
             .ok_or_else(|| unknown("not registered"))?;
-        if current.value.revoked_at.is_some() {
+        if current.revoked_at.is_some() {
             return Err(unknown("revoked").into());
         }
-        if current.value.citizen_id != user.to_string() {
+        if current.citizen_id != user.to_string() {
             return Err(unknown("user handle does not match owner").into());
         }
         let result = self
             .webauthn
-            .finish_discoverable_authentication_v2(assertion, state, &current.value.passkey)
+            .finish_discoverable_authentication_v2(assertion, state, &current.passkey)
             .map_err(|e| match e {
                 WebauthnError::CredentialPossibleCompromise => Refusal::PossibleClone(format!(
                     "signature counter did not increase: credential {cred_id} of citizen {}",
-                    current.value.citizen_id
+                    current.citizen_id
                 )),
                 other => Refusal::CredentialRejected(other.to_string()),
             })?;
         let token = SessionToken(Zeroizing::new(b64(&random_bytes::<32>(self.rng)?)));
         let session = Session {
-            citizen_id: current.value.citizen_id.clone(),
+            citizen_id: current.citizen_id.clone(),
             credential_id: cred_id.clone(),
             auth_time: now,
             expires_at: now + SESSION_TTL,
             user_verified: result.user_verified(),
         };
-        let mut snapshot = current;
-        for _ in 0..RETRIES {
-            let mut updated = snapshot.value.clone();
-            updated.passkey.update_credential(&result);
-            updated.last_used_at = Some(now);
-            match self
-                .store
-                .record_login(&snapshot, &updated, &session_hash(&token.0), &session)
-            {
-                Ok(()) => {
-                    let citizen = self
-                        .store
-                        .citizen(&session.citizen_id)?
-                        .ok_or(DomainError::NotFound("citizen"))?;
-                    return Ok(Login {
-                        citizen,
-                        session,
-                        token,
-                    });
-                }
-                Err(StoreError::Conflict { .. }) => {
-                    // Another login with this credential landed first. If its counter is not
-                    // below ours, two assertions carried the same counter: a clone.
-                    snapshot = self
-                        .store
-                        .credential_for_update(&cred_id)?
-                        .ok_or_else(|| unknown("vanished"))?;
-                    let stored: Credential = snapshot.value.passkey.clone().into();
-                    if result.counter() > 0 && result.counter() <= stored.counter {
-                        return Err(Refusal::PossibleClone(format!(
-                            "concurrent use with counter {}: credential {cred_id}",
-                            result.counter()
-                        ))
-                        .into());
-                    }
-                    if snapshot.value.revoked_at.is_some() {
-                        return Err(unknown("revoked").into());
-                    }
-                }
-                Err(e) => return Err(e.into()),
+        let token_hash = session_hash(&token.0);
+        // The signature was checked against the credential as first read; the transaction
+        // re-reads it, so a login that landed meanwhile with the same or a higher counter,
+        // or a revocation, is seen.
+        let citizen = self.store.transact(|tx| {
+            let mut credential = tx
+                .passkeys()
+                .credential(&cred_id)?
+                .ok_or_else(|| unknown("vanished"))?;
+            if credential.revoked_at.is_some() {
+                return Err(unknown("revoked").into());
             }
-        }
-        Err(DomainError::Internal("login kept conflicting".into()))
+            let stored: Credential = credential.passkey.clone().into();
+            if result.counter() > 0 && result.counter() <= stored.counter {
+                return Err(Refusal::PossibleClone(format!(
+                    "concurrent use with counter {}: credential {cred_id}",
+                    result.counter()
+                ))
+                .into());
+            }
+            credential.passkey.update_credential(&result);
+            credential.last_used_at = Some(now);
+            tx.passkeys().update_credential(&credential);
+            tx.passkeys().insert_session(&token_hash, &session)?;
+            tx.citizens()
+                .get(&session.citizen_id)?
+                .ok_or(DomainError::NotFound("citizen"))
+        })?;
+        Ok(Login {
+            citizen,
+            session,
+            token,
+        })
     }
 
     /// The live session for a token, if any (expired sessions and sessions of revoked
@@ -392,18 +380,19 @@ impl Passkeys<'_> {
     /// Storage errors.
     pub fn session(&self, token: &str, now: OffsetDateTime) -> Result<Option<Session>> {
         let hash = session_hash(token);
-        let Some(session) = self.store.session(&hash)? else {
+        let Some(session) = self.store.passkeys().session(&hash)? else {
             return Ok(None);
         };
         let live = session.expires_at > now
             && self
                 .store
+                .passkeys()
                 .credential(&session.credential_id)?
                 .is_some_and(|c| c.revoked_at.is_none());
         if live {
             Ok(Some(session))
         } else {
-            self.store.delete_session(&hash)?;
+            self.end_session(&hash)?;
             Ok(None)
         }
     }
@@ -413,7 +402,14 @@ impl Passkeys<'_> {
     /// # Errors
     /// Storage errors.
     pub fn logout(&self, token: &str) -> Result<()> {
-        Ok(self.store.delete_session(&session_hash(token))?)
+        self.end_session(&session_hash(token))
+    }
+
+    fn end_session(&self, hash: &[u8; 32]) -> Result<()> {
+        Ok(self.store.transact(|tx| {
+            tx.passkeys().delete_session(hash);
+            Ok::<_, StoreError>(())
+        })?)
     }
 
     /// The registry view of a citizen's passkeys.
@@ -423,7 +419,7 @@ impl Passkeys<'_> {
     pub fn summaries(&self, citizen: &Citizen) -> Result<Vec<PasskeySummary>> {
         let mut out = Vec::new();
         for id in &citizen.passkey_ids {
-            if let Some(p) = self.store.credential(id)? {
+            if let Some(p) = self.store.passkeys().credential(id)? {
                 out.push(p.summary());
             }
         }
@@ -437,30 +433,24 @@ impl Passkeys<'_> {
     /// # Errors
     /// [`DomainError::NotFound`] when the citizen or the passkey (of that citizen) is unknown.
     pub fn revoke(&self, citizen_id: &str, passkey_id: &str, now: OffsetDateTime) -> Result<()> {
-        let citizen = self
-            .store
-            .citizen(citizen_id)?
-            .ok_or(DomainError::NotFound("citizen"))?;
-        if !citizen.passkey_ids.iter().any(|p| p == passkey_id) {
-            return Err(DomainError::NotFound("passkey"));
-        }
-        for _ in 0..RETRIES {
-            let cred = self
-                .store
-                .credential_for_update(passkey_id)?
-                .filter(|c| c.value.citizen_id == citizen_id)
+        self.store.transact(|tx| {
+            let citizen = tx
+                .citizens()
+                .get(citizen_id)?
+                .ok_or(DomainError::NotFound("citizen"))?;
+            if !citizen.passkey_ids.iter().any(|p| p == passkey_id) {
+                return Err(DomainError::NotFound("passkey"));
+            }
+            let mut credential = tx
+                .passkeys()
+                .credential(passkey_id)?
+                .filter(|c| c.citizen_id == citizen_id)
                 .ok_or(DomainError::NotFound("passkey"))?;
-            if cred.value.revoked_at.is_some() {
-                return Ok(());
+            if credential.revoked_at.is_none() {
+                credential.revoked_at = Some(now);
+                tx.passkeys().update_credential(&credential);
             }
-            let mut revoked = cred.value.clone();
-            revoked.revoked_at = Some(now);
-            match self.store.replace_credential(&cred, &revoked) {
-                Ok(()) => return Ok(()),
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(DomainError::Internal("revocation kept conflicting".into()))
+            Ok(())
+        })
     }
 }

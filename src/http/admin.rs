@@ -182,8 +182,10 @@ pub async fn create_citizen(
         national_id: body.national_id,
         email: body.email,
     };
-    let (citizen, code) =
-        registry(&state).register(input, &admin.actor, OffsetDateTime::now_utc())?;
+    let actor = admin.actor.clone();
+    let (citizen, code) = state
+        .run(move |s| registry(s).register(input, &actor, OffsetDateTime::now_utc()))
+        .await?;
     tracing::info!(citizen_id = %citizen.id, actor = %admin.actor, "citizen registered");
     let location = format!("/admin/v1/citizens/{}", citizen.id);
     Ok(created(
@@ -204,9 +206,14 @@ pub async fn get_citizen(
     _admin: Admin,
     Path(id): Path<String>,
 ) -> Result<axum::Json<CitizenView>> {
-    let citizen = registry(&state).get(&id)?;
-    let passkeys = super::passkey::passkeys(&state).summaries(&citizen)?;
-    Ok(axum::Json(CitizenView::new(citizen, passkeys)))
+    let view = state
+        .run(move |s| {
+            let citizen = registry(s).get(&id)?;
+            let passkeys = super::passkey::passkeys(s).summaries(&citizen)?;
+            Ok::<_, crate::domain::DomainError>(CitizenView::new(citizen, passkeys))
+        })
+        .await?;
+    Ok(axum::Json(view))
 }
 
 /// Issues a new enrolment link (recovery); the previous link stops working.
@@ -218,7 +225,10 @@ pub async fn new_enrolment(
     admin: Admin,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let code = registry(&state).new_enrolment(&id, OffsetDateTime::now_utc())?;
+    let citizen_id = id.clone();
+    let code = state
+        .run(move |s| registry(s).new_enrolment(&citizen_id, OffsetDateTime::now_utc()))
+        .await?;
     tracing::info!(citizen_id = %id, actor = %admin.actor, "enrolment code issued");
     Ok(created(None, enrolment(&state, code)))
 }
@@ -234,7 +244,16 @@ pub async fn revoke_passkey(
     admin: Admin,
     Path((id, passkey_id)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    super::passkey::passkeys(&state).revoke(&id, &passkey_id, OffsetDateTime::now_utc())?;
+    let (citizen_id, credential_id) = (id.clone(), passkey_id.clone());
+    state
+        .run(move |s| {
+            super::passkey::passkeys(s).revoke(
+                &citizen_id,
+                &credential_id,
+                OffsetDateTime::now_utc(),
+            )
+        })
+        .await?;
     tracing::info!(citizen_id = %id, %passkey_id, actor = %admin.actor, "passkey revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -131,7 +131,9 @@ pub async fn create_client(
         subject_type: body.subject_type,
         grant_types: body.grant_types,
     };
-    let (client, secret) = clients(&state).register(input, OffsetDateTime::now_utc())?;
+    let (client, secret) = state
+        .run(move |s| clients(s).register(input, OffsetDateTime::now_utc()))
+        .await?;
     tracing::info!(
         client_id = %client.id,
         auth_method = client.auth_method.as_str(),
@@ -161,8 +163,9 @@ pub async fn get_client(
     _admin: Admin,
     Path(id): Path<String>,
 ) -> Result<axum::Json<ClientView>> {
-    let client = clients(&state)
-        .get(&id)?
+    let client = state
+        .run(move |s| clients(s).get(&id))
+        .await?
         .ok_or(DomainError::NotFound("client"))?;
     Ok(axum::Json(client.into()))
 }

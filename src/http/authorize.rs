@@ -10,11 +10,10 @@ use super::error::ApiError;
 use super::oidc::{clients, csrf, csrf_ok, current_session, origin_of, provider};
 use super::pages::{escape, page_with_form_targets, problem_page};
 use crate::app::AppState;
-use crate::domain::DomainError;
 use crate::domain::clients::Client;
 use crate::domain::oidc::authorize::{AuthorizeError, AuthorizeParams, Next, error_redirect_url};
+use crate::domain::oidc::model::PendingAuthorization;
 use crate::domain::passkeys::Session;
-use crate::store::oidc::PendingAuthorization;
 
 fn authorize_error(state: &AppState, e: AuthorizeError) -> Response {
     match e {
@@ -37,7 +36,7 @@ pub(super) async fn authorize_get(
     q: Result<Query<AuthorizeParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     match q {
-        Ok(Query(p)) => authorize(&state, &headers, p),
+        Ok(Query(p)) => state.run(move |s| authorize(s, &headers, p)).await,
         Err(_) => problem_page(
             StatusCode::BAD_REQUEST,
             "Cannot continue",
@@ -52,7 +51,7 @@ pub(super) async fn authorize_post(
     f: Result<axum::Form<AuthorizeParams>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     match f {
-        Ok(axum::Form(p)) => authorize(&state, &headers, p),
+        Ok(axum::Form(p)) => state.run(move |s| authorize(s, &headers, p)).await,
         Err(_) => problem_page(
             StatusCode::BAD_REQUEST,
             "Cannot continue",
@@ -94,18 +93,27 @@ pub(super) async fn authorize_continue(
     headers: HeaderMap,
     Query(q): Query<ContinueQuery>,
 ) -> Response {
+    state
+        .run(move |s| continue_after_login(s, &headers, &q))
+        .await
+}
+
+fn continue_after_login(state: &AppState, headers: &HeaderMap, q: &ContinueQuery) -> Response {
     let now = OffsetDateTime::now_utc();
-    match state.store.pending(&q.request) {
-        Ok(Some(p)) if p.expires_at > now => {
-            let client = clients(&state).get(&p.client_id).ok().flatten();
-            proceed(&state, &headers, &q.request, &p, client.as_ref(), now)
+    match provider(state).pending(&q.request, now) {
+        Ok(Some(p)) => {
+            let client = match clients(state).get(&p.client_id) {
+                Ok(c) => c,
+                Err(e) => return ApiError::from(e).into_response(),
+            };
+            proceed(state, headers, &q.request, &p, client.as_ref(), now)
         }
         Ok(_) => problem_page(
             StatusCode::BAD_REQUEST,
             "Sign-in expired",
             "This sign-in took too long. Please go back to the application and start again.",
         ),
-        Err(e) => ApiError::from(DomainError::from(e)).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -157,7 +165,7 @@ fn issue(
     hash: &[u8; 32],
     now: OffsetDateTime,
 ) -> Response {
-    let p = match state.store.take_pending(id) {
+    let p = match provider(state).take_pending(id, now) {
         Ok(Some(p)) => p,
         Ok(None) => {
             return problem_page(
@@ -166,10 +174,11 @@ fn issue(
                 "This sign-in was already completed. Please go back to the application.",
             );
         }
-        Err(e) => return ApiError::from(DomainError::from(e)).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let backup_eligible = state
         .store
+        .passkeys()
         .credential(&s.credential_id)
         .ok()
         .flatten()
@@ -233,7 +242,6 @@ pub(super) async fn consent(
     headers: HeaderMap,
     f: Result<axum::Form<ConsentForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let now = OffsetDateTime::now_utc();
     let Ok(axum::Form(f)) = f else {
         return problem_page(
             StatusCode::BAD_REQUEST,
@@ -241,7 +249,12 @@ pub(super) async fn consent(
             "The form was incomplete.",
         );
     };
-    let session = match current_session(&state, &headers, now) {
+    state.run(move |s| answer_consent(s, &headers, &f)).await
+}
+
+fn answer_consent(state: &AppState, headers: &HeaderMap, f: &ConsentForm) -> Response {
+    let now = OffsetDateTime::now_utc();
+    let session = match current_session(state, headers, now) {
         Ok(Some(s)) => s,
         Ok(None) => {
             return problem_page(
@@ -252,15 +265,15 @@ pub(super) async fn consent(
         }
         Err(e) => return ApiError::from(e).into_response(),
     };
-    if !csrf_ok(&state, "consent-csrf", &session.1, &f.request, &f.csrf) {
+    if !csrf_ok(state, "consent-csrf", &session.1, &f.request, &f.csrf) {
         return problem_page(
             StatusCode::FORBIDDEN,
             "Cannot continue",
             "This form was not issued for your session. Please start again.",
         );
     }
-    let p = match state.store.pending(&f.request) {
-        Ok(Some(p)) if p.expires_at > now => p,
+    let p = match provider(state).pending(&f.request, now) {
+        Ok(Some(p)) => p,
         Ok(_) => {
             return problem_page(
                 StatusCode::BAD_REQUEST,
@@ -268,24 +281,24 @@ pub(super) async fn consent(
                 "This sign-in took too long. Please go back to the application and start again.",
             );
         }
-        Err(e) => return ApiError::from(DomainError::from(e)).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     match f.decision.as_str() {
         "allow" => {
-            if let Err(e) = provider(&state).remember_consent(&session.0.citizen_id, &p, now) {
+            if let Err(e) = provider(state).remember_consent(&session.0.citizen_id, &p, now) {
                 return ApiError::from(e).into_response();
             }
-            issue(&state, &f.request, &session.0, &session.1, now)
+            issue(state, &f.request, &session.0, &session.1, now)
         }
         _ => {
-            let _ = state.store.take_pending(&f.request);
+            let _ = provider(state).take_pending(&f.request, now);
             let e = crate::domain::oidc::authorize::ErrorRedirect {
                 redirect_uri: p.redirect_uri.clone(),
                 error: "access_denied",
                 description: "the citizen denied the request".into(),
                 state: p.state.clone(),
             };
-            authorize_error(&state, AuthorizeError::Redirect(e))
+            authorize_error(state, AuthorizeError::Redirect(e))
         }
     }
 }
@@ -298,13 +311,18 @@ pub(super) async fn withdraw_consent(
     headers: HeaderMap,
     axum::extract::Path(client_id): axum::extract::Path<String>,
 ) -> Response {
-    let now = OffsetDateTime::now_utc();
-    match current_session(&state, &headers, now) {
-        Ok(Some((s, _))) => match provider(&state).revoke_consent(&s.citizen_id, &client_id) {
-            Ok(()) => StatusCode::NO_CONTENT.into_response(),
-            Err(e) => ApiError::from(e).into_response(),
-        },
-        Ok(None) => ApiError::Unauthorized.into_response(),
-        Err(e) => ApiError::from(e).into_response(),
-    }
+    state
+        .run(move |state| {
+            let now = OffsetDateTime::now_utc();
+            match current_session(state, &headers, now) {
+                Ok(Some((s, _))) => match provider(state).revoke_consent(&s.citizen_id, &client_id)
+                {
+                    Ok(()) => StatusCode::NO_CONTENT.into_response(),
+                    Err(e) => ApiError::from(e).into_response(),
+                },
+                Ok(None) => ApiError::Unauthorized.into_response(),
+                Err(e) => ApiError::from(e).into_response(),
+            }
+        })
+        .await
 }

@@ -130,6 +130,13 @@ pub fn map_auth_failure(e: AuthFailure) -> OAuthError {
             tracing::warn!(%reason, "client authentication failed");
             invalid_client()
         }
+        // Not a failure: the call is about to run again on the blocking pool.
+        AuthFailure::Domain(crate::domain::DomainError::Store(
+            crate::store::StoreError::WouldBlock,
+        )) => OAuthError {
+            code: OAuthErrorCode::ServerError,
+            description: None,
+        },
         AuthFailure::Domain(error) => {
             tracing::error!(%error, "client authentication could not be completed");
             OAuthError {

@@ -27,7 +27,7 @@ pub(super) async fn end_session_get(
     headers: HeaderMap,
     Query(p): Query<EndSessionParams>,
 ) -> Response {
-    end_session(&state, &headers, p)
+    state.run(move |s| end_session(s, &headers, p)).await
 }
 
 pub(super) async fn end_session_post(
@@ -36,7 +36,7 @@ pub(super) async fn end_session_post(
     f: Result<axum::Form<EndSessionParams>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     match f {
-        Ok(axum::Form(p)) => end_session(&state, &headers, p),
+        Ok(axum::Form(p)) => state.run(move |s| end_session(s, &headers, p)).await,
         Err(_) => problem_page(
             StatusCode::BAD_REQUEST,
             "Cannot log out",
@@ -201,7 +201,6 @@ pub(super) async fn end_session_confirm(
     headers: HeaderMap,
     f: Result<axum::Form<ConfirmForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let now = OffsetDateTime::now_utc();
     let Ok(axum::Form(f)) = f else {
         return problem_page(
             StatusCode::BAD_REQUEST,
@@ -209,7 +208,12 @@ pub(super) async fn end_session_confirm(
             "The form was incomplete.",
         );
     };
-    let session = match current_session(&state, &headers, now) {
+    state.run(move |s| confirm_logout(s, &headers, f)).await
+}
+
+fn confirm_logout(state: &AppState, headers: &HeaderMap, f: ConfirmForm) -> Response {
+    let now = OffsetDateTime::now_utc();
+    let session = match current_session(state, headers, now) {
         Ok(Some(s)) => s,
         Ok(None) => {
             return problem_page(
@@ -220,7 +224,7 @@ pub(super) async fn end_session_confirm(
         }
         Err(e) => return ApiError::from(e).into_response(),
     };
-    if !csrf_ok(&state, "logout-csrf", &session.1, "", &f.csrf) {
+    if !csrf_ok(state, "logout-csrf", &session.1, "", &f.csrf) {
         return problem_page(
             StatusCode::FORBIDDEN,
             "Cannot log out",
@@ -236,9 +240,9 @@ pub(super) async fn end_session_confirm(
     let client = p
         .client_id
         .as_deref()
-        .and_then(|id| clients(&state).get(id).ok().flatten());
+        .and_then(|id| clients(state).get(id).ok().flatten());
     match logout_redirect(client.as_ref(), &p) {
-        Ok(r) => logged_out(&state, &headers, r),
+        Ok(r) => logged_out(state, headers, r),
         Err(page) => *page,
     }
 }

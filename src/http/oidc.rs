@@ -165,7 +165,7 @@ pub(super) fn csrf(
 ) -> String {
     let mut data = session_hash.to_vec();
     data.extend_from_slice(bound_to.as_bytes());
-    crate::store::record::hex(&state.keys.keyed_hash(purpose, &data))
+    crate::crypto::digest::hex(&state.keys.keyed_hash(purpose, &data))
 }
 
 pub(super) fn csrf_ok(
@@ -224,20 +224,18 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
     }
 }
 
-/// The form of an OAuth request and its authenticated client (failures throttled per
-/// address); the error is the answer to send instead.
+/// The authenticated client of an OAuth request (failures throttled per address); the
+/// error is the answer to send instead.
 fn authenticate(
     state: &AppState,
     peer: SocketAddr,
     headers: &HeaderMap,
-    form: Result<OAuthForm, Response>,
-) -> Result<(HashMap<String, String>, Client), Box<Response>> {
-    let OAuthForm(form) = form.map_err(Box::new)?;
+    form: &HashMap<String, String>,
+) -> Result<Client, Box<Response>> {
     let token_url = format!("{}/token", state.issuer);
     let audiences = [token_url.as_str(), &*state.issuer];
-    let client = authenticate_client(state, peer.ip(), headers, &form, &audiences)
-        .map_err(|e| Box::new(no_store(e.into_response())))?;
-    Ok((form, client))
+    authenticate_client(state, peer.ip(), headers, form, &audiences)
+        .map_err(|e| Box::new(no_store(e.into_response())))
 }
 
 async fn token(
@@ -246,13 +244,36 @@ async fn token(
     headers: HeaderMap,
     form: Result<OAuthForm, Response>,
 ) -> Response {
+    let OAuthForm(form) = match form {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    // client_credentials for a cached client is a signature and nothing else: answered in
+    // place. Every other grant reads and writes the store, on the blocking pool.
+    let stateless = form
+        .get("grant_type")
+        .is_some_and(|g| g == "client_credentials");
+    let answer = move |s: &AppState| token_answer(s, peer, &headers, &form);
+    if stateless {
+        state.run_inline_first(answer).await
+    } else {
+        state.run(answer).await
+    }
+}
+
+fn token_answer(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Response {
     let now = OffsetDateTime::now_utc();
-    let (form, client) = match authenticate(&state, peer, &headers, form) {
-        Ok(fc) => fc,
+    let client = match authenticate(state, peer, headers, form) {
+        Ok(c) => c,
         Err(r) => return *r,
     };
     let get = |k: &str| form.get(k).map(String::as_str);
-    let prov = provider(&state);
+    let prov = provider(state);
     let result = match get("grant_type") {
         Some("authorization_code") => prov.exchange_code(
             &client,
@@ -300,24 +321,48 @@ fn bearer(
 async fn userinfo(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let form: Option<HashMap<String, String>> =
         (!body.is_empty()).then(|| url::form_urlencoded::parse(&body).into_owned().collect());
-    let result = (|| {
-        let token = bearer(&headers, form.as_ref())?;
-        let prov = provider(&state);
-        let claims = prov
-            .verify_access_token(&token, OffsetDateTime::now_utc())
-            .map_err(|e| match e {
-                crate::domain::oidc::tokens::InvalidToken::Internal(d) => BearerError::Internal(d),
-                other => BearerError::Invalid(other.to_string()),
-            })?;
-        if claims.gid.is_none() || !claims.scope.split(' ').any(|s| s == "openid") {
-            return Err(BearerError::InsufficientScope("openid"));
-        }
-        prov.userinfo(&claims).map_err(BearerError::Internal)
-    })();
+    let token = match bearer(&headers, form.as_ref()) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let result = state
+        .run(move |s| {
+            let prov = provider(s);
+            let claims = prov
+                .verify_access_token(&token, OffsetDateTime::now_utc())
+                .map_err(|e| match e {
+                    crate::domain::oidc::tokens::InvalidToken::Internal(d) => {
+                        BearerError::Internal(d)
+                    }
+                    other => BearerError::Invalid(other.to_string()),
+                })?;
+            if claims.gid.is_none() || !claims.scope.split(' ').any(|s| s == "openid") {
+                return Err(BearerError::InsufficientScope("openid"));
+            }
+            prov.userinfo(&claims).map_err(BearerError::Internal)
+        })
+        .await;
     match result {
         Ok(v) => no_store(axum::Json(v).into_response()),
         Err(e) => e.into_response(),
     }
+}
+
+/// The preamble of introspection and revocation: the form, the authenticated client, and
+/// the `token` parameter.
+fn token_request(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<(Client, String), Box<Response>> {
+    let client = authenticate(state, peer, headers, form)?;
+    let token = form.get("token").cloned().ok_or_else(|| {
+        Box::new(no_store(
+            OAuthError::new(OAuthErrorCode::InvalidRequest, "token is required").into_response(),
+        ))
+    })?;
+    Ok((client, token))
 }
 
 async fn introspect(
@@ -326,29 +371,31 @@ async fn introspect(
     headers: HeaderMap,
     form: Result<OAuthForm, Response>,
 ) -> Response {
-    let now = OffsetDateTime::now_utc();
-    let (form, client) = match authenticate(&state, peer, &headers, form) {
-        Ok((form, c)) if !c.is_public() => (form, c),
-        Ok(_) => {
-            return no_store(
-                OAuthError::new(
-                    OAuthErrorCode::InvalidClient,
-                    "public clients cannot introspect",
-                )
-                .into_response(),
-            );
-        }
-        Err(r) => return *r,
+    let OAuthForm(form) = match form {
+        Ok(f) => f,
+        Err(r) => return r,
     };
-    let Some(token) = form.get("token") else {
-        return no_store(
-            OAuthError::new(OAuthErrorCode::InvalidRequest, "token is required").into_response(),
-        );
-    };
-    match provider(&state).introspect(&client, token, now) {
-        Ok(v) => no_store(axum::Json(v).into_response()),
-        Err(e) => no_store(OAuthError::from(e).into_response()),
-    }
+    state
+        .run(move |s| {
+            let (client, token) = match token_request(s, peer, &headers, &form) {
+                Ok(ct) => ct,
+                Err(r) => return *r,
+            };
+            if client.is_public() {
+                return no_store(
+                    OAuthError::new(
+                        OAuthErrorCode::InvalidClient,
+                        "public clients cannot introspect",
+                    )
+                    .into_response(),
+                );
+            }
+            match provider(s).introspect(&client, &token, OffsetDateTime::now_utc()) {
+                Ok(v) => no_store(axum::Json(v).into_response()),
+                Err(e) => no_store(OAuthError::from(e).into_response()),
+            }
+        })
+        .await
 }
 
 async fn revoke(
@@ -357,18 +404,20 @@ async fn revoke(
     headers: HeaderMap,
     form: Result<OAuthForm, Response>,
 ) -> Response {
-    let now = OffsetDateTime::now_utc();
-    let (form, client) = match authenticate(&state, peer, &headers, form) {
-        Ok(fc) => fc,
-        Err(r) => return *r,
+    let OAuthForm(form) = match form {
+        Ok(f) => f,
+        Err(r) => return r,
     };
-    let Some(token) = form.get("token") else {
-        return no_store(
-            OAuthError::new(OAuthErrorCode::InvalidRequest, "token is required").into_response(),
-        );
-    };
-    match provider(&state).revoke(&client, token, now) {
-        Ok(()) => no_store(StatusCode::OK.into_response()),
-        Err(e) => no_store(OAuthError::from(e).into_response()),
-    }
+    state
+        .run(move |s| {
+            let (client, token) = match token_request(s, peer, &headers, &form) {
+                Ok(ct) => ct,
+                Err(r) => return *r,
+            };
+            match provider(s).revoke(&client, &token, OffsetDateTime::now_utc()) {
+                Ok(()) => no_store(StatusCode::OK.into_response()),
+                Err(e) => no_store(OAuthError::from(e).into_response()),
+            }
+        })
+        .await
 }

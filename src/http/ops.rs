@@ -19,8 +19,8 @@ pub struct Health {
     responses((status = 200, body = Health), (status = 503, body = super::error::Problem)))]
 pub async fn healthz(State(state): State<AppState>) -> Result<axum::Json<Health>> {
     state
-        .store
-        .probe()
+        .run(|s| s.store.probe())
+        .await
         .map_err(|e| ApiError::Unavailable(format!("store: {e}")))?;
     state
         .keys

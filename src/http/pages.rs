@@ -134,7 +134,11 @@ async fn enrol_page(
         .into_response_with_retry(wait));
     }
     let code = q.code.unwrap_or_default();
-    match passkeys(&state).enrolment_citizen(&code, OffsetDateTime::now_utc()) {
+    let presented = code.clone();
+    let found = state
+        .run(move |s| passkeys(s).enrolment_citizen(&presented, OffsetDateTime::now_utc()))
+        .await;
+    match found {
         Ok(citizen) => Ok(page(
             StatusCode::OK,
             "Create your passkey",

@@ -104,7 +104,9 @@ async fn enrol_start(
     ApiJson(body): ApiJson<EnrolStart>,
 ) -> Result<Response> {
     throttle(&state, peer)?;
-    let r = passkeys(&state).start_enrolment(&body.code, OffsetDateTime::now_utc());
+    let r = state
+        .run(move |s| passkeys(s).start_enrolment(&body.code, OffsetDateTime::now_utc()))
+        .await;
     let (ceremony, options) = charge_on_refusal(&state, peer, r)?;
     Ok(no_store(axum::Json(Started::<CreationChallengeResponse> {
         ceremony,
@@ -127,11 +129,15 @@ async fn enrol_finish(
     _o: SameOrigin,
     ApiJson(body): ApiJson<EnrolFinish>,
 ) -> Result<Response> {
-    let r = passkeys(&state).finish_enrolment(
-        &body.ceremony,
-        &body.credential,
-        OffsetDateTime::now_utc(),
-    );
+    let r = state
+        .run(move |s| {
+            passkeys(s).finish_enrolment(
+                &body.ceremony,
+                &body.credential,
+                OffsetDateTime::now_utc(),
+            )
+        })
+        .await;
     let summary = charge_on_refusal(&state, peer, r)?;
     tracing::info!(passkey_id = %summary.id, "passkey enrolled");
     let body = serde_json::json!({ "status": "created", "passkey_id": summary.id });
@@ -144,7 +150,9 @@ async fn login_start(
     _o: SameOrigin,
 ) -> Result<Response> {
     throttle(&state, peer)?;
-    let (ceremony, options) = passkeys(&state).start_login(OffsetDateTime::now_utc())?;
+    let (ceremony, options) = state
+        .run(|s| passkeys(s).start_login(OffsetDateTime::now_utc()))
+        .await?;
     Ok(no_store(axum::Json(Started::<RequestChallengeResponse> {
         ceremony,
         options,
@@ -175,8 +183,10 @@ async fn login_finish(
     _o: SameOrigin,
     ApiJson(body): ApiJson<LoginFinish>,
 ) -> Result<Response> {
-    let r =
-        passkeys(&state).finish_login(&body.ceremony, &body.credential, OffsetDateTime::now_utc());
+    let (ceremony, credential) = (body.ceremony, body.credential);
+    let r = state
+        .run(move |s| passkeys(s).finish_login(&ceremony, &credential, OffsetDateTime::now_utc()))
+        .await;
     let login = charge_on_refusal(&state, peer, r)?;
     tracing::info!(citizen_id = %login.citizen.id, passkey_id = %login.session.credential_id, "login");
     state.metrics.logins.inc();
@@ -230,8 +240,9 @@ struct SessionView {
 
 async fn session(State(state): State<AppState>, headers: HeaderMap) -> Result<Response> {
     let token = session_token(&headers).ok_or(ApiError::Unauthorized)?;
-    let s = passkeys(&state)
-        .session(&token, OffsetDateTime::now_utc())?
+    let s = state
+        .run(move |s| passkeys(s).session(&token, OffsetDateTime::now_utc()))
+        .await?
         .ok_or(ApiError::Unauthorized)?;
     Ok(no_store(axum::Json(SessionView {
         citizen_id: s.citizen_id,
@@ -248,7 +259,7 @@ async fn logout(
     headers: HeaderMap,
 ) -> Result<Response> {
     if let Some(token) = session_token(&headers) {
-        passkeys(&state).logout(&token)?;
+        state.run(move |s| passkeys(s).logout(&token)).await?;
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut().insert(

@@ -1,4 +1,6 @@
-//! The byte-level storage interface the sled and memory backends implement.
+//! The byte-level storage interface every backend implements: point reads, prefix and range
+//! scans, and transactions whose body reads a consistent state and stages writes that are
+//! applied all together or not at all.
 
 /// A backend failure, with the backend's own words (logged, never shown to clients).
 #[derive(Debug, thiserror::Error)]
@@ -8,66 +10,69 @@ pub struct BackendError(pub String);
 /// A key and its value, as a scan returns them.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
-/// One write of an atomic batch.
-#[derive(Debug, Clone)]
+/// One staged change of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Write {
     /// Tree (table) the key lives in.
     pub tree: &'static str,
     /// The key.
     pub key: Vec<u8>,
-    /// What to do with it.
-    pub kind: WriteKind,
+    /// The new value, or `None` to remove the key.
+    pub value: Option<Vec<u8>>,
 }
 
-/// The kinds of write a batch can hold.
-#[derive(Debug, Clone)]
-pub enum WriteKind {
-    /// Set the value, whatever was there.
-    Put(Vec<u8>),
-    /// Set the value only if the key is absent; otherwise the whole batch is abandoned.
-    PutNew(Vec<u8>),
-    /// Set the value only if the key currently holds exactly `expected` (optimistic
-    /// concurrency: a concurrent change abandons the batch and the caller retries).
-    Swap {
-        /// The bytes read before the change.
-        expected: Vec<u8>,
-        /// The bytes to write.
-        value: Vec<u8>,
-    },
-    /// Remove the key if present.
-    Delete,
+/// Reads inside a transaction: they see the state the transaction started from, and no
+/// other transaction commits in between (the backend's isolation).
+pub trait TxRead {
+    /// Reads one value as committed before this transaction.
+    ///
+    /// # Errors
+    /// Backend I/O failure, or a tree the backend does not know.
+    fn get(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
 }
 
-/// Byte-level key-value storage with named trees and atomic multi-tree batches.
+/// What a transaction body decided.
+#[derive(Debug)]
+pub enum Decision {
+    /// Apply these writes atomically.
+    Commit(Vec<Write>),
+    /// Apply nothing.
+    Abort,
+}
+
+/// A transaction body: may run more than once when a backend retries after a conflict, so
+/// it must act only through the reads it is given and the decision it returns.
+pub type TxBody<'a> = dyn FnMut(&dyn TxRead) -> Result<Decision, BackendError> + 'a;
+
+/// Byte-level key-value storage with named trees and serialisable transactions.
 pub trait Backend: Send + Sync + 'static {
-    /// Reads one value.
+    /// Reads one committed value.
     ///
     /// # Errors
     /// Backend I/O failure.
     fn get(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
 
-    /// Applies every write or none. Returns `Some((tree, key))` naming the first
-    /// [`WriteKind::PutNew`] or [`WriteKind::Swap`] whose precondition failed (and then
-    /// nothing was written).
+    /// Up to `limit` entries with `key >= start` whose key starts with `prefix`, in key order.
     ///
     /// # Errors
     /// Backend I/O failure.
-    fn commit(&self, writes: Vec<Write>) -> Result<Option<(&'static str, Vec<u8>)>, BackendError>;
+    fn scan(
+        &self,
+        tree: &'static str,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Entry>, BackendError>;
 
-    /// Atomically removes a key and returns what it held: the primitive behind single-use
-    /// codes and ceremonies (two concurrent takers cannot both get the value).
+    /// Runs `body` in isolation from every other transaction and applies its writes
+    /// atomically when it decides to commit. Does not make them durable: see
+    /// [`Backend::flush`].
     ///
     /// # Errors
-    /// Backend I/O failure.
-    fn take(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
+    /// The body's error (nothing is written), or a backend failure.
+    fn transact(&self, body: &mut TxBody<'_>) -> Result<(), BackendError>;
 
-    /// All entries whose key starts with `prefix`, in key order.
-    ///
-    /// # Errors
-    /// Backend I/O failure.
-    fn scan_prefix(&self, tree: &'static str, prefix: &[u8]) -> Result<Vec<Entry>, BackendError>;
-
-    /// Makes every completed write durable.
+    /// Makes every committed transaction durable.
     ///
     /// # Errors
     /// Backend I/O failure.

@@ -3,8 +3,10 @@
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
-use super::record::{Record, encode, hex, unhex32};
-use super::{Result, Snapshot, Store, Write, WriteKind};
+use super::record::Record;
+use super::tx::Read;
+use super::{Result, Store, Tx};
+use crate::crypto::digest::{hex, unhex32};
 use crate::domain::citizens::{Citizen, EnrolmentTicket};
 
 /// Tree of citizens by id.
@@ -106,112 +108,50 @@ impl StoredCitizen {
     }
 }
 
-/// The compare-and-swap write that replaces a citizen read as `current` by `updated`.
-pub(super) fn citizen_update(current: &Snapshot<Citizen>, updated: &Citizen) -> Write {
-    current.replace(
-        CITIZENS,
-        current.value.id.as_bytes(),
-        encode(&StoredCitizen::from(updated)),
-    )
-}
-
-/// Key of an enrolment ticket.
-pub(super) fn enrolment_key(hash: &[u8; 32]) -> Vec<u8> {
-    hex(hash).into_bytes()
-}
-
-fn enrolment_write(hash: &[u8; 32], t: &EnrolmentTicket) -> Write {
-    Write {
-        tree: ENROLMENTS,
-        key: enrolment_key(hash),
-        kind: WriteKind::PutNew(encode(&StoredEnrolment::V1 {
-            citizen_id: t.citizen_id.clone(),
-            created_at: t.created_at,
-            expires_at: t.expires_at,
-        })),
-    }
-}
+/// The citizen registry's storage: citizens, the national-id index and enrolment tickets.
+/// Reads work on the committed store and in a transaction; writes only in a transaction.
+pub struct Citizens<S>(pub(super) S);
 
 impl Store {
-    /// Creates a citizen, claims its national id and stores its first enrolment ticket, all
-    /// or nothing, flushed.
-    ///
-    /// # Errors
-    /// [`super::StoreError::Conflict`] naming [`NATIONAL_IDS`] when the id is taken.
-    pub fn insert_citizen(
-        &self,
-        citizen: &Citizen,
-        hash: &[u8; 32],
-        ticket: &EnrolmentTicket,
-    ) -> Result<()> {
-        self.commit(vec![
-            Write {
-                tree: NATIONAL_IDS,
-                key: citizen.national_id.as_bytes().to_vec(),
-                kind: WriteKind::PutNew(encode(&StoredNationalId::V1 {
-                    citizen_id: citizen.id.clone(),
-                })),
-            },
-            Write {
-                tree: CITIZENS,
-                key: citizen.id.as_bytes().to_vec(),
-                kind: WriteKind::PutNew(encode(&StoredCitizen::from(citizen))),
-            },
-            enrolment_write(hash, ticket),
-        ])
+    /// Committed citizens.
+    pub fn citizens(&self) -> Citizens<&Self> {
+        Citizens(self)
     }
+}
 
-    /// Reads a citizen by id.
+impl<'a> Tx<'a> {
+    /// Citizens in this transaction.
+    pub fn citizens(&mut self) -> Citizens<&mut Tx<'a>> {
+        Citizens(self)
+    }
+}
+
+fn ticket_record(t: &EnrolmentTicket) -> StoredEnrolment {
+    StoredEnrolment::V1 {
+        citizen_id: t.citizen_id.clone(),
+        created_at: t.created_at,
+        expires_at: t.expires_at,
+    }
+}
+
+impl<S: Read> Citizens<S> {
+    /// A citizen by id.
     ///
     /// # Errors
     /// Decoding and backend errors.
-    pub fn citizen(&self, id: &str) -> Result<Option<Citizen>> {
+    pub fn get(&self, id: &str) -> Result<Option<Citizen>> {
         Ok(self
-            .read::<StoredCitizen>(id.as_bytes())?
+            .0
+            .get::<StoredCitizen>(id.as_bytes())?
             .map(StoredCitizen::into_domain))
     }
 
-    /// Reads a citizen for a later compare-and-swap update.
-    ///
-    /// # Errors
-    /// Decoding and backend errors.
-    pub fn citizen_for_update(&self, id: &str) -> Result<Option<Snapshot<Citizen>>> {
-        Ok(self
-            .read_for_update::<StoredCitizen>(id.as_bytes())?
-            .map(|s| s.map(StoredCitizen::into_domain)))
-    }
-
-    /// Replaces the snapshot's citizen by `updated` (which carries the new enrolment hash),
-    /// voids the old enrolment ticket and stores the new one, flushed.
-    ///
-    /// # Errors
-    /// [`super::StoreError::Conflict`] when the citizen changed since the snapshot was read.
-    pub fn replace_enrolment(
-        &self,
-        current: &Snapshot<Citizen>,
-        updated: &Citizen,
-        hash: &[u8; 32],
-        ticket: &EnrolmentTicket,
-    ) -> Result<()> {
-        let mut writes = vec![citizen_update(current, updated)];
-        if let Some(old) = current.value.enrolment_hash {
-            writes.push(Write {
-                tree: ENROLMENTS,
-                key: hex(&old).into_bytes(),
-                kind: WriteKind::Delete,
-            });
-        }
-        writes.push(enrolment_write(hash, ticket));
-        self.commit(writes)
-    }
-
-    /// Looks up an enrolment ticket by code hash.
+    /// An enrolment ticket by the hash of its code.
     ///
     /// # Errors
     /// Decoding and backend errors.
     pub fn enrolment_ticket(&self, hash: &[u8; 32]) -> Result<Option<EnrolmentTicket>> {
-        let key = hex(hash);
-        Ok(self.read::<StoredEnrolment>(key.as_bytes())?.map(
+        Ok(self.0.get::<StoredEnrolment>(&enrolment_key(hash))?.map(
             |StoredEnrolment::V1 {
                  citizen_id,
                  created_at,
@@ -223,4 +163,56 @@ impl Store {
             },
         ))
     }
+}
+
+impl Citizens<&mut Tx<'_>> {
+    /// Creates a citizen, claims its national id and stores its first enrolment ticket.
+    ///
+    /// # Errors
+    /// [`super::StoreError::Conflict`] naming [`NATIONAL_IDS`] when the id is taken (or
+    /// [`CITIZENS`] for a reused citizen id).
+    pub fn insert(
+        &mut self,
+        citizen: &Citizen,
+        hash: &[u8; 32],
+        ticket: &EnrolmentTicket,
+    ) -> Result<()> {
+        self.0.insert_new(
+            citizen.national_id.as_bytes(),
+            &StoredNationalId::V1 {
+                citizen_id: citizen.id.clone(),
+            },
+        )?;
+        self.0
+            .insert_new(citizen.id.as_bytes(), &StoredCitizen::from(citizen))?;
+        self.put_enrolment(hash, ticket)
+    }
+
+    /// Replaces a citizen record.
+    pub fn update(&mut self, citizen: &Citizen) {
+        self.0
+            .put(citizen.id.as_bytes(), &StoredCitizen::from(citizen));
+    }
+
+    /// Stores a new enrolment ticket, filed for expiry.
+    ///
+    /// # Errors
+    /// [`super::StoreError::Conflict`] if a ticket with that hash exists.
+    pub fn put_enrolment(&mut self, hash: &[u8; 32], ticket: &EnrolmentTicket) -> Result<()> {
+        self.0.insert_new_expiring(
+            &enrolment_key(hash),
+            &ticket_record(ticket),
+            ticket.expires_at,
+        )
+    }
+
+    /// Removes an enrolment ticket (used, or replaced by a new code).
+    pub fn delete_enrolment(&mut self, hash: &[u8; 32]) {
+        self.0.delete(ENROLMENTS, &enrolment_key(hash));
+    }
+}
+
+/// Key of an enrolment ticket.
+fn enrolment_key(hash: &[u8; 32]) -> Vec<u8> {
+    hex(hash).into_bytes()
 }

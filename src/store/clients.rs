@@ -3,8 +3,14 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::record::{Record, decode, encode, hex, printable_key, unhex32};
-use super::{Result, Store, StoreError, Write, WriteKind};
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use super::record::{Record, printable_key};
+use super::tx::Read;
+use super::{Result, Store, StoreError, Tx};
+use crate::crypto::digest::{hex, unhex32};
 use crate::domain::clients::{AuthMethod, Client, GrantType, SecretHash, SubjectType};
 
 /// Tree of agency clients by client id.
@@ -125,97 +131,98 @@ impl StoredClient {
     }
 }
 
-fn jti_prefix(client_id: &str) -> Vec<u8> {
-    format!("{client_id}:").into_bytes()
-}
+/// How long a decoded client registration may be served from this process's cache. A
+/// change made by another process (a shared database) is seen after at most this long.
+pub const CLIENT_CACHE_TTL: Duration = Duration::from_secs(10);
+
+/// Decoded client registrations with the time each was loaded.
+#[derive(Default)]
+pub(super) struct Cache(RwLock<HashMap<String, (Instant, Client)>>);
+
+/// Client registrations and spent assertion ids. Reads work on the committed store and in a
+/// transaction; writes only in a transaction.
+pub struct Clients<S>(S);
 
 impl Store {
-    /// Records a new client, flushed.
-    ///
-    /// # Errors
-    /// [`StoreError::Conflict`] naming [`CLIENTS`] if the id exists; backend errors.
-    pub fn insert_client(&self, client: &Client) -> Result<()> {
-        self.commit(vec![Write {
-            tree: CLIENTS,
-            key: client.id.as_bytes().to_vec(),
-            kind: WriteKind::PutNew(encode(&StoredClient::from(client))),
-        }])?;
-        if let Ok(mut cache) = self.clients.write() {
-            cache.insert(client.id.clone(), client.clone());
-        }
-        Ok(())
+    /// Committed client registrations.
+    pub fn clients(&self) -> Clients<&Self> {
+        Clients(self)
     }
+}
 
-    /// Reads a client by id.
+impl<'a> Tx<'a> {
+    /// Client registrations in this transaction.
+    pub fn clients(&mut self) -> Clients<&mut Tx<'a>> {
+        Clients(self)
+    }
+}
+
+impl<S: Read> Clients<S> {
+    /// A client by id, read from storage.
     ///
     /// # Errors
     /// Decoding and backend errors.
-    pub fn client(&self, id: &str) -> Result<Option<Client>> {
-        if let Some(c) = self.clients.read().ok().and_then(|m| m.get(id).cloned()) {
+    pub fn get(&self, id: &str) -> Result<Option<Client>> {
+        self.0
+            .get::<StoredClient>(id.as_bytes())?
+            .map(|c| c.into_domain(id.as_bytes()))
+            .transpose()
+    }
+}
+
+impl Clients<&Store> {
+    /// A client by id, from the cache when it was loaded less than [`CLIENT_CACHE_TTL`]
+    /// ago (no I/O: a token request for a cached client needs no storage at all).
+    ///
+    /// # Errors
+    /// Decoding and backend errors.
+    pub fn cached(&self, id: &str) -> Result<Option<Client>> {
+        let now = Instant::now();
+        let cache = &self.0.clients.0;
+        if let Some((_, c)) = cache.read().ok().and_then(|m| {
+            m.get(id)
+                .filter(|(at, _)| now.duration_since(*at) < CLIENT_CACHE_TTL)
+                .cloned()
+        }) {
             return Ok(Some(c));
         }
-        let found = self
-            .read::<StoredClient>(id.as_bytes())?
-            .map(|c| c.into_domain(id.as_bytes()))
-            .transpose()?;
-        if let (Some(c), Ok(mut cache)) = (&found, self.clients.write()) {
-            cache.insert(id.to_owned(), c.clone());
+        let found = self.get(id)?;
+        if let (Some(c), Ok(mut map)) = (&found, cache.write()) {
+            map.insert(id.to_owned(), (now, c.clone()));
         }
         Ok(found)
     }
+}
 
-    /// Spends assertion id `jti` of `client_id`, kept until `expires_at`. Returns `false`
-    /// when it was spent before (a replay) — also when that earlier record has expired but
-    /// not yet been pruned: a `jti` must be unique, and refusing is the safe answer.
+impl Clients<&mut Tx<'_>> {
+    /// Records a new client.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] naming [`CLIENTS`] if the id exists.
+    pub fn insert(&mut self, client: &Client) -> Result<()> {
+        self.0
+            .insert_new(client.id.as_bytes(), &StoredClient::from(client))
+    }
+
+    /// Spends assertion id `jti` of `client_id`, kept until `expires_at` (then swept).
+    /// Returns `false` when it was spent before (a replay) — also when that earlier record
+    /// has expired but not yet been swept: a `jti` must be unique, and refusing is the safe
+    /// answer.
     ///
     /// # Errors
     /// Backend errors.
     pub fn claim_assertion_jti(
-        &self,
+        &mut self,
         client_id: &str,
         jti: &str,
         expires_at: OffsetDateTime,
     ) -> Result<bool> {
-        let mut key = jti_prefix(client_id);
-        key.extend_from_slice(jti.as_bytes());
-        match self.commit(vec![Write {
-            tree: CLIENT_ASSERTION_JTIS,
-            key,
-            kind: WriteKind::PutNew(encode(&StoredAssertionJti::V1 { expires_at })),
-        }]) {
-            Ok(()) => Ok(true),
-            Err(StoreError::Conflict { .. }) => Ok(false),
-            Err(e) => Err(e),
+        let key = format!("{client_id}:{jti}").into_bytes();
+        if self.0.raw(CLIENT_ASSERTION_JTIS, &key)?.is_some() {
+            return Ok(false);
         }
-    }
-
-    /// Deletes the client's spent assertion ids that expired before `now`; returns how many.
-    /// Records this build cannot read are kept (refusing a replay is the safe side).
-    ///
-    /// # Errors
-    /// Backend errors.
-    pub fn prune_assertion_jtis(&self, client_id: &str, now: OffsetDateTime) -> Result<usize> {
-        let entries = self
-            .backend
-            .scan_prefix(CLIENT_ASSERTION_JTIS, &jti_prefix(client_id))?;
-        let writes: Vec<Write> = entries
-            .into_iter()
-            .filter(
-                |(key, value)| match decode::<StoredAssertionJti>(key, value) {
-                    Ok(StoredAssertionJti::V1 { expires_at }) => expires_at < now,
-                    Err(_) => false,
-                },
-            )
-            .map(|(key, _)| Write {
-                tree: CLIENT_ASSERTION_JTIS,
-                key,
-                kind: WriteKind::Delete,
-            })
-            .collect();
-        let n = writes.len();
-        if n > 0 {
-            self.commit(writes)?;
-        }
-        Ok(n)
+        self.0
+            .put_expiring(&key, &StoredAssertionJti::V1 { expires_at }, expires_at);
+        Ok(true)
     }
 }

@@ -3,11 +3,12 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::backend::{Backend, BackendError, Entry, Write, WriteKind};
+use super::backend::{Backend, BackendError, Decision, Entry, TxBody, TxRead};
 
 type Trees = BTreeMap<&'static str, BTreeMap<Vec<u8>, Vec<u8>>>;
 
-/// A map of trees behind one lock; batches are atomic because they hold the lock throughout.
+/// A map of trees behind one lock; a transaction holds the lock from its first read to its
+/// last write, so transactions are serial.
 #[derive(Default)]
 pub struct MemoryBackend {
     trees: Mutex<Trees>,
@@ -21,53 +22,54 @@ impl MemoryBackend {
     }
 }
 
+struct Locked<'a>(&'a Trees);
+
+impl TxRead for Locked<'_> {
+    fn get(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        Ok(self.0.get(tree).and_then(|t| t.get(key)).cloned())
+    }
+}
+
 impl Backend for MemoryBackend {
     fn get(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        Ok(self.lock()?.get(tree).and_then(|t| t.get(key)).cloned())
+        let trees = self.lock()?;
+        Locked(&trees).get(tree, key)
     }
 
-    fn commit(&self, writes: Vec<Write>) -> Result<Option<(&'static str, Vec<u8>)>, BackendError> {
-        let mut trees = self.lock()?;
-        for w in &writes {
-            let current = trees.get(w.tree).and_then(|t| t.get(&w.key));
-            let failed = match &w.kind {
-                WriteKind::PutNew(_) => current.is_some(),
-                WriteKind::Swap { expected, .. } => current != Some(expected),
-                WriteKind::Put(_) | WriteKind::Delete => false,
-            };
-            if failed {
-                return Ok(Some((w.tree, w.key.clone())));
-            }
-        }
-        for w in writes {
-            let t = trees.entry(w.tree).or_default();
-            match w.kind {
-                WriteKind::Put(v) | WriteKind::PutNew(v) | WriteKind::Swap { value: v, .. } => {
-                    t.insert(w.key, v);
-                }
-                WriteKind::Delete => {
-                    t.remove(&w.key);
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    fn take(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        Ok(self.lock()?.get_mut(tree).and_then(|t| t.remove(key)))
-    }
-
-    fn scan_prefix(&self, tree: &'static str, prefix: &[u8]) -> Result<Vec<Entry>, BackendError> {
+    fn scan(
+        &self,
+        tree: &'static str,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Entry>, BackendError> {
+        let from = start.max(prefix).to_vec();
         Ok(self
             .lock()?
             .get(tree)
             .map(|t| {
-                t.range(prefix.to_vec()..)
+                t.range(from..)
                     .take_while(|(k, _)| k.starts_with(prefix))
+                    .take(limit)
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    fn transact(&self, body: &mut TxBody<'_>) -> Result<(), BackendError> {
+        let mut trees = self.lock()?;
+        let Decision::Commit(writes) = body(&Locked(&trees))? else {
+            return Ok(());
+        };
+        for w in writes {
+            let t = trees.entry(w.tree).or_default();
+            match w.value {
+                Some(v) => t.insert(w.key, v),
+                None => t.remove(&w.key),
+            };
+        }
+        Ok(())
     }
 
     fn flush(&self) -> Result<(), BackendError> {

@@ -1,30 +1,164 @@
 //! Persistence: the only layer that knows how bytes are laid out on disk.
 //!
-//! [`Store`] is a cheap-to-clone handle over a [`Backend`] (sled on disk, or memory for unit
-//! tests). Everything written goes through [`record`], which wraps each value in an explicit
-//! version tag and decodes it through one function, so an old or foreign record is reported
-//! with its tree and key instead of being misread.
+//! # Shape
+//! [`Store`] is a cheap-to-clone handle over a [`Backend`] (sled on disk, memory for unit
+//! tests; PostgreSQL next). Everything written goes through [`record`], which wraps each
+//! value in an explicit version tag and decodes it through one function, so an old or
+//! foreign record is reported with its tree and key instead of being misread. Each
+//! aggregate has its own file and its own handle, named after it: [`Tx::citizens`],
+//! [`Tx::passkeys`], [`Tx::grants`] and so on.
+//!
+//! # Transactions
+//! Every write is a transaction ([`Store::transact`]): a closure that reads through a
+//! [`Tx`] and stages writes; the backend runs it isolated from every other transaction and
+//! applies its writes all together, or none if the closure returns an error. There is no
+//! compare-and-swap and no retry loop in the domain: a read inside the closure is the state
+//! the writes are applied to. A backend may run the closure again after a conflict
+//! (PostgreSQL's serializable retries), so it acts only through the `Tx`.
+//!
+//! # Durability
+//! The store, not the caller, decides what must reach the disk before `transact` returns:
+//! a transaction that wrote to a [`TreeSpec::durable`] tree is flushed; ceremonies and
+//! pending authorization requests are not (a lost one is started again). Concurrent
+//! transactions share one flush (group commit, [`Store::transact`]): each waits until a
+//! flush that began after its own commit has finished, so none is acknowledged early.
+//!
+//! # No I/O on the async worker threads
+//! The domain is synchronous, and handlers call it through one helper, [`offload::run`],
+//! which runs the call on tokio's blocking pool. The store enforces this: touched from an
+//! async worker thread, it refuses with [`StoreError::WouldBlock`] before doing anything
+//! (a handler that skipped the helper fails its tests instead of stalling a worker). The
+//! one hot call that usually needs no storage, a `client_credentials` token for a cached
+//! client, goes through [`offload::run_inline_first`]: it runs in place and moves to the
+//! pool only if the store refused, so the fast path costs no thread hop.
+//!
+//! Why not an async store end to end: every transaction body would become an async closure
+//! holding a transaction across awaits, for no gain with sled, whose calls block anyway. A
+//! networked database fits the same seam: its client waits on the blocking pool (up to
+//! tokio's 512 threads), never on a worker; the PostgreSQL backend runs its async client
+//! to completion there.
+//!
+//! # Expiry
+//! Short-lived records are written with [`Tx::put_expiring`], which also files them in an
+//! expiry index; [`Store::sweep_expired`] removes what has expired, a bounded batch per call.
 
 mod backend;
 mod citizens;
 mod clients;
+#[cfg(test)]
+mod conformance;
+mod expiry;
 mod memory;
+pub mod offload;
 pub mod oidc;
 mod passkeys;
 pub mod record;
 mod sled_backend;
+mod tx;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use backend::{Backend, BackendError, Write, WriteKind};
-pub use citizens::{CITIZENS, ENROLMENTS, NATIONAL_IDS};
-pub use clients::{CLIENT_ASSERTION_JTIS, CLIENTS};
+pub use backend::{Backend, BackendError, Decision, Entry, TxRead, Write};
+pub use citizens::{CITIZENS, Citizens, ENROLMENTS, NATIONAL_IDS};
+pub use clients::{CLIENT_ASSERTION_JTIS, CLIENT_CACHE_TTL, CLIENTS, Clients};
+pub use expiry::EXPIRY;
 pub use memory::MemoryBackend;
-pub use passkeys::{CEREMONIES, CREDENTIALS, SESSIONS};
+pub use passkeys::{CEREMONIES, CREDENTIALS, Passkeys, SESSIONS};
 pub use sled_backend::SledBackend;
+pub use tx::{Read, Tx};
 
 /// Result type of the storage layer.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A tree (table) of the store and whether writes to it must be durable before they are
+/// acknowledged.
+#[derive(Debug, Clone, Copy)]
+pub struct TreeSpec {
+    /// Its name.
+    pub name: &'static str,
+    /// A transaction that writes here is flushed before it returns.
+    pub durable: bool,
+}
+
+/// Every tree the store uses (sled opens exactly these).
+pub const TREES: &[TreeSpec] = &[
+    TreeSpec {
+        name: "meta",
+        durable: true,
+    },
+    TreeSpec {
+        name: CITIZENS,
+        durable: true,
+    },
+    TreeSpec {
+        name: NATIONAL_IDS,
+        durable: true,
+    },
+    TreeSpec {
+        name: ENROLMENTS,
+        durable: true,
+    },
+    TreeSpec {
+        name: CREDENTIALS,
+        durable: true,
+    },
+    TreeSpec {
+        name: SESSIONS,
+        durable: true,
+    },
+    // A ceremony lost in a crash is simply started again.
+    TreeSpec {
+        name: CEREMONIES,
+        durable: false,
+    },
+    TreeSpec {
+        name: CLIENTS,
+        durable: true,
+    },
+    TreeSpec {
+        name: CLIENT_ASSERTION_JTIS,
+        durable: true,
+    },
+    // A pending authorization request lost in a crash is simply sent again.
+    TreeSpec {
+        name: oidc::AUTHZ_REQUESTS,
+        durable: false,
+    },
+    TreeSpec {
+        name: oidc::CODES,
+        durable: true,
+    },
+    TreeSpec {
+        name: oidc::USED_CODES,
+        durable: true,
+    },
+    TreeSpec {
+        name: oidc::GRANTS,
+        durable: true,
+    },
+    TreeSpec {
+        name: oidc::REFRESH_TOKENS,
+        durable: true,
+    },
+    TreeSpec {
+        name: oidc::CONSENTS,
+        durable: true,
+    },
+    TreeSpec {
+        name: oidc::REVOKED_JTIS,
+        durable: true,
+    },
+    // Index entries ride on the flush of the record they index.
+    TreeSpec {
+        name: EXPIRY,
+        durable: false,
+    },
+];
+
+fn is_durable(tree: &str) -> bool {
+    TREES.iter().any(|t| t.name == tree && t.durable)
+}
 
 /// What can go wrong below the domain. Every variant names where it happened; none of this
 /// text is meant for a client, the http layer logs it with the request id.
@@ -60,57 +194,30 @@ pub enum StoreError {
         /// What the decoder said.
         reason: String,
     },
-    /// A batch's precondition failed: a key that must be new exists (uniqueness), or a
-    /// record changed since it was read (concurrent update).
-    #[error("key {tree}/{key} exists or changed concurrently")]
+    /// A key that must be new exists (a uniqueness rule); the transaction wrote nothing.
+    #[error("key {tree}/{key} exists")]
     Conflict {
         /// Tree (table) name.
         tree: &'static str,
         /// Printable key.
         key: String,
     },
-}
-
-/// A value read for update, with the exact bytes it was decoded from; writing it back uses
-/// those bytes as the compare-and-swap expectation, so a concurrent change is detected even
-/// when the record was stored by an older version.
-#[derive(Debug, Clone)]
-pub struct Snapshot<T> {
-    /// The decoded value.
-    pub value: T,
-    raw: Vec<u8>,
-}
-
-impl<T> Snapshot<T> {
-    /// Converts the value, keeping the bytes it was read from.
-    fn map<U>(self, f: impl FnOnce(T) -> U) -> Snapshot<U> {
-        Snapshot {
-            value: f(self.value),
-            raw: self.raw,
-        }
-    }
-
-    fn replace(&self, tree: &'static str, key: &[u8], value: Vec<u8>) -> Write {
-        Write {
-            tree,
-            key: key.to_vec(),
-            kind: WriteKind::Swap {
-                expected: self.raw.clone(),
-                value,
-            },
-        }
-    }
+    /// Storage was touched on an async worker thread; [`offload::run`] retries the call on
+    /// the blocking pool. Seen outside `run`, it is a bug (a handler that skipped `run`).
+    #[error("storage I/O attempted on an async worker thread")]
+    WouldBlock,
 }
 
 /// Handle to the storage; clone it freely.
 #[derive(Clone)]
 pub struct Store {
     backend: Arc<dyn Backend>,
-    /// Decoded client registrations, read on every token request. Registrations are never
-    /// changed after creation and only this process writes (sled's lock), so entries stay
-    /// valid; `insert_client` fills the cache.
-    clients:
-        Arc<std::sync::RwLock<std::collections::HashMap<String, crate::domain::clients::Client>>>,
+    /// Group commit: how many durable transactions have committed, and how many of those a
+    /// finished flush covers.
+    committed: Arc<AtomicU64>,
+    flushed: Arc<std::sync::Mutex<u64>>,
+    /// Decoded client registrations, read on every token request; see [`CLIENT_CACHE_TTL`].
+    clients: Arc<clients::Cache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -138,17 +245,24 @@ impl Store {
     pub fn new(backend: impl Backend) -> Self {
         Self {
             backend: Arc::new(backend),
+            committed: Arc::default(),
+            flushed: Arc::default(),
             clients: Arc::default(),
         }
     }
 
-    /// Writes everything to durable storage. Call before acknowledging a write a person
-    /// relies on.
+    /// The backend, once [`offload`] agrees that this thread may do I/O.
+    fn io(&self) -> Result<&dyn Backend> {
+        offload::check()?;
+        Ok(self.backend.as_ref())
+    }
+
+    /// Writes everything to durable storage (shutdown).
     ///
     /// # Errors
     /// The backend's I/O error.
     pub fn flush(&self) -> Result<()> {
-        Ok(self.backend.flush()?)
+        Ok(self.io()?.flush()?)
     }
 
     /// Cheap liveness probe for `/healthz`: a read of the metadata tree.
@@ -156,47 +270,85 @@ impl Store {
     /// # Errors
     /// The backend's error.
     pub fn probe(&self) -> Result<()> {
-        self.backend.get("meta", b"probe")?;
+        self.io()?.get("meta", b"probe")?;
         Ok(())
+    }
+
+    /// Stores raw bytes under a key, durably (tools and tests that plant a record, e.g. one
+    /// from a future version). Domain code never uses this.
+    ///
+    /// # Errors
+    /// Backend failures; [`StoreError::WouldBlock`] on an async worker thread.
+    pub fn plant_raw(&self, tree: &'static str, key: &[u8], bytes: &[u8]) -> Result<()> {
+        self.transact(|tx| {
+            tx.put_raw(tree, key, bytes.to_vec());
+            Ok::<_, StoreError>(())
+        })?;
+        self.flush()
     }
 
     /// Raw access for tools and tests that must plant or inspect bytes (e.g. a record from a
     /// future version). Domain code never uses this.
-    pub fn backend(&self) -> &dyn Backend {
-        self.backend.as_ref()
+    ///
+    /// # Errors
+    /// [`StoreError::WouldBlock`] on an async worker thread.
+    pub fn backend(&self) -> Result<&dyn Backend> {
+        self.io()
     }
 
-    /// Reads and decodes one record.
-    fn read<R: record::Record>(&self, key: &[u8]) -> Result<Option<R>> {
-        match self.backend.get(R::TREE, key)? {
-            None => Ok(None),
-            Some(bytes) => record::decode::<R>(key, &bytes).map(Some),
+    /// Runs `body` as one transaction (see the module docs): its reads see a state no other
+    /// transaction changes until it ends; its writes are applied together if it returns
+    /// `Ok`, and not at all if it returns `Err`. When it wrote to a durable tree, the
+    /// writes are on disk before this returns.
+    ///
+    /// # Errors
+    /// The body's error, or a storage failure converted into `E`.
+    pub fn transact<T, E>(&self, mut body: impl FnMut(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let backend = self.io()?;
+        let mut outcome: Option<Result<T, E>> = None;
+        let mut durable = false;
+        backend
+            .transact(&mut |reads| {
+                let mut tx = Tx::new(reads);
+                let result = body(&mut tx);
+                let decision = if result.is_ok() {
+                    let writes = tx.into_writes();
+                    durable = writes.iter().any(|w| is_durable(w.tree));
+                    Decision::Commit(writes)
+                } else {
+                    Decision::Abort
+                };
+                outcome = Some(result);
+                Ok(decision)
+            })
+            .map_err(StoreError::from)?;
+        let result = outcome.ok_or_else(|| {
+            StoreError::Backend(BackendError("transaction body did not run".into()))
+        })?;
+        if result.is_ok() && durable {
+            self.make_durable()?;
         }
+        result
     }
 
-    /// Reads one record keeping its raw bytes for a later compare-and-swap.
-    fn read_for_update<R: record::Record>(&self, key: &[u8]) -> Result<Option<Snapshot<R>>> {
-        match self.backend.get(R::TREE, key)? {
-            None => Ok(None),
-            Some(raw) => Ok(Some(Snapshot {
-                value: record::decode::<R>(key, &raw)?,
-                raw,
-            })),
+    /// Group commit: returns once a flush that started after this transaction committed
+    /// has completed. Of the transactions waiting meanwhile, one flushes for all.
+    fn make_durable(&self) -> Result<()> {
+        let mine = self.committed.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut flushed = self
+            .flushed
+            .lock()
+            .map_err(|_| StoreError::Backend(BackendError("flush lock poisoned".into())))?;
+        if *flushed >= mine {
+            return Ok(());
         }
-    }
-
-    /// Applies writes atomically, mapping a failed precondition to [`StoreError::Conflict`],
-    /// then flushes so the caller may acknowledge.
-    fn commit(&self, writes: Vec<Write>) -> Result<()> {
-        match self.backend.commit(writes)? {
-            None => {}
-            Some((tree, key)) => {
-                return Err(StoreError::Conflict {
-                    tree,
-                    key: record::printable_key(&key),
-                });
-            }
-        }
-        self.flush()
+        // Every transaction counted up to here committed before it counted itself.
+        let covered = self.committed.load(Ordering::SeqCst);
+        self.backend.flush()?;
+        *flushed = covered;
+        Ok(())
     }
 }

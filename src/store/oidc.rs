@@ -1,12 +1,18 @@
-//! OpenID Connect state: pending authorization requests, codes, grants, refresh tokens,
-//! consents and revoked access-token ids. The structs here are the persisted shapes (version
-//! 1); the domain uses them as plain data.
+//! OpenID Provider storage: pending authorization requests, codes and used-code markers
+//! ([`Authorizations`]), grants, refresh tokens and revoked access-token ids ([`Grants`]),
+//! and consents ([`Consents`]). The `…V1` structs are the frozen on-disk shapes; the
+//! entities are the domain's ([`crate::domain::oidc::model`]).
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::record::{decode, encode, hex, printable_key, record_v1};
-use super::{Result, Snapshot, Store, StoreError, Write, WriteKind};
+use super::record::record_v1;
+use super::tx::Read;
+use super::{Result, Store, StoreError, Tx};
+use crate::crypto::digest::hex;
+use crate::domain::oidc::model::{
+    AuthorizationCode, Consent, Grant, PendingAuthorization, RefreshToken, RevokedJti, UsedCode,
+};
 
 /// Pending authorization requests by id.
 pub const AUTHZ_REQUESTS: &str = "authz_requests";
@@ -23,397 +29,409 @@ pub const CONSENTS: &str = "consents";
 /// Revoked stand-alone access tokens (client credentials) by `jti`.
 pub const REVOKED_JTIS: &str = "revoked_jtis";
 
-/// A validated authorization request waiting for login or consent.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PendingAuthorization {
+/// How long a used-code marker is kept to recognise a replay.
+pub const USED_CODE_TTL: time::Duration = time::Duration::days(1);
+
+/// On disk: a validated authorization request waiting for login or consent.
+#[derive(Serialize, Deserialize)]
+struct PendingAuthorizationV1 {
     /// Client.
-    pub client_id: String,
+    client_id: String,
     /// Exact registered redirect URI.
-    pub redirect_uri: String,
+    redirect_uri: String,
     /// Granted-if-consented scopes.
-    pub scopes: Vec<String>,
+    scopes: Vec<String>,
     /// Client state, echoed.
-    pub state: Option<String>,
+    state: Option<String>,
     /// OIDC nonce, put into the ID token.
-    pub nonce: Option<String>,
+    nonce: Option<String>,
     /// PKCE S256 challenge.
-    pub code_challenge: String,
+    code_challenge: String,
     /// `prompt=login`: a login newer than the request is required.
-    pub prompt_login: bool,
+    prompt_login: bool,
     /// `prompt=consent`: ask again even if consent is stored.
-    pub prompt_consent: bool,
+    prompt_consent: bool,
     /// `prompt=none`: never show a page.
-    pub prompt_none: bool,
+    prompt_none: bool,
     /// `max_age` in seconds.
-    pub max_age: Option<i64>,
+    max_age: Option<i64>,
     /// Requested `acr_values`, in order of preference (empty: none requested).
-    pub acr_values: Vec<String>,
+    acr_values: Vec<String>,
     /// When the request arrived.
     #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
+    created_at: OffsetDateTime,
     /// When it is abandoned.
     #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
 }
 
 /// An issued authorization code (stored by its hash).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AuthorizationCode {
+#[derive(Serialize, Deserialize)]
+struct AuthorizationCodeV1 {
     /// Grant that redeeming it creates.
-    pub grant_id: String,
+    grant_id: String,
     /// Client it was issued to.
-    pub client_id: String,
+    client_id: String,
     /// Redirect URI it was sent to.
-    pub redirect_uri: String,
+    redirect_uri: String,
     /// PKCE S256 challenge.
-    pub code_challenge: String,
+    code_challenge: String,
     /// OIDC nonce.
-    pub nonce: Option<String>,
+    nonce: Option<String>,
     /// Granted scopes.
-    pub scopes: Vec<String>,
+    scopes: Vec<String>,
     /// Citizen.
-    pub citizen_id: String,
+    citizen_id: String,
     /// Session id (`sid`) of the login.
-    pub sid: String,
+    sid: String,
     /// Login time.
     #[serde(with = "time::serde::rfc3339")]
-    pub auth_time: OffsetDateTime,
+    auth_time: OffsetDateTime,
     /// Assurance level reached.
-    pub acr: String,
+    acr: String,
     /// Authentication methods (RFC 8176).
-    pub amr: Vec<String>,
+    amr: Vec<String>,
     /// Codes live at most 60 s.
     #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
 }
 
 /// What a redeemed code leads to (kept a day to detect replays).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct UsedCode {
+#[derive(Serialize, Deserialize)]
+struct UsedCodeV1 {
     /// Grant created from the code.
-    pub grant_id: String,
+    grant_id: String,
     /// When the record may be pruned.
     #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
 }
 
 /// A grant: what one citizen allowed one client, from one code, across refreshes.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Grant {
+#[derive(Serialize, Deserialize)]
+struct GrantV1 {
     /// Id (also the `gid` claim of access tokens).
-    pub id: String,
+    id: String,
     /// Client.
-    pub client_id: String,
+    client_id: String,
     /// Citizen.
-    pub citizen_id: String,
+    citizen_id: String,
     /// Scopes.
-    pub scopes: Vec<String>,
+    scopes: Vec<String>,
     /// Login time.
     #[serde(with = "time::serde::rfc3339")]
-    pub auth_time: OffsetDateTime,
+    auth_time: OffsetDateTime,
     /// Assurance level.
-    pub acr: String,
+    acr: String,
     /// Methods.
-    pub amr: Vec<String>,
+    amr: Vec<String>,
     /// Session id.
-    pub sid: String,
+    sid: String,
     /// Creation.
     #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
+    created_at: OffsetDateTime,
     /// Revocation: every token of the grant is dead from then on.
     #[serde(with = "time::serde::rfc3339::option")]
-    pub revoked_at: Option<OffsetDateTime>,
+    revoked_at: Option<OffsetDateTime>,
 }
 
 /// A refresh token (stored by its hash).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RefreshToken {
+#[derive(Serialize, Deserialize)]
+struct RefreshTokenV1 {
     /// Grant.
-    pub grant_id: String,
+    grant_id: String,
     /// Client.
-    pub client_id: String,
+    client_id: String,
     /// Scopes it may refresh.
-    pub scopes: Vec<String>,
+    scopes: Vec<String>,
     /// Absolute expiry.
     #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
     /// When it was exchanged; a spent token presented again revokes the grant.
     #[serde(with = "time::serde::rfc3339::option")]
-    pub spent_at: Option<OffsetDateTime>,
+    spent_at: Option<OffsetDateTime>,
     /// The token response it was exchanged for, kept only during the configured retry grace
     /// (default none) so that a retry gets the same answer.
-    pub grace_response: Option<serde_json::Value>,
+    grace_response: Option<serde_json::Value>,
 }
 
 /// A citizen's consent for a client.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Consent {
+#[derive(Serialize, Deserialize)]
+struct ConsentV1 {
     /// Scopes allowed.
-    pub scopes: Vec<String>,
+    scopes: Vec<String>,
     /// When.
     #[serde(with = "time::serde::rfc3339")]
-    pub granted_at: OffsetDateTime,
+    granted_at: OffsetDateTime,
 }
 
 /// A revoked stand-alone access token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RevokedJti {
+#[derive(Serialize, Deserialize)]
+struct RevokedJtiV1 {
     /// The token's own expiry: afterwards the record can go.
     #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
 }
 
-record_v1!(StoredPending, AUTHZ_REQUESTS, PendingAuthorization);
-record_v1!(StoredCode, CODES, AuthorizationCode);
-record_v1!(StoredUsedCode, USED_CODES, UsedCode);
-record_v1!(StoredGrant, GRANTS, Grant);
-record_v1!(StoredRefresh, REFRESH_TOKENS, RefreshToken);
-record_v1!(StoredConsent, CONSENTS, Consent);
-record_v1!(StoredRevokedJti, REVOKED_JTIS, RevokedJti);
+/// `From` both ways between a frozen shape and a domain entity with the same fields.
+macro_rules! same_fields {
+    ($shape:ident, $entity:ident { $($f:ident),* $(,)? }) => {
+        impl From<$shape> for $entity {
+            fn from(s: $shape) -> Self {
+                Self { $($f: s.$f),* }
+            }
+        }
+        impl From<&$entity> for $shape {
+            fn from(e: &$entity) -> Self {
+                Self { $($f: e.$f.clone()),* }
+            }
+        }
+    };
+}
 
-fn put(tree: &'static str, key: &[u8], value: Vec<u8>, new: bool) -> Write {
-    Write {
-        tree,
-        key: key.to_vec(),
-        kind: if new {
-            WriteKind::PutNew(value)
-        } else {
-            WriteKind::Put(value)
-        },
+same_fields!(
+    PendingAuthorizationV1,
+    PendingAuthorization {
+        client_id,
+        redirect_uri,
+        scopes,
+        state,
+        nonce,
+        code_challenge,
+        prompt_login,
+        prompt_consent,
+        prompt_none,
+        max_age,
+        acr_values,
+        created_at,
+        expires_at
+    }
+);
+same_fields!(
+    AuthorizationCodeV1,
+    AuthorizationCode {
+        grant_id,
+        client_id,
+        redirect_uri,
+        code_challenge,
+        nonce,
+        scopes,
+        citizen_id,
+        sid,
+        auth_time,
+        acr,
+        amr,
+        expires_at
+    }
+);
+same_fields!(
+    UsedCodeV1,
+    UsedCode {
+        grant_id,
+        expires_at
+    }
+);
+same_fields!(
+    GrantV1,
+    Grant {
+        id,
+        client_id,
+        citizen_id,
+        scopes,
+        auth_time,
+        acr,
+        amr,
+        sid,
+        created_at,
+        revoked_at
+    }
+);
+same_fields!(ConsentV1, Consent { scopes, granted_at });
+same_fields!(RevokedJtiV1, RevokedJti { expires_at });
+
+impl From<&RefreshToken> for RefreshTokenV1 {
+    fn from(r: &RefreshToken) -> Self {
+        Self {
+            grant_id: r.grant_id.clone(),
+            client_id: r.client_id.clone(),
+            scopes: r.scopes.clone(),
+            expires_at: r.expires_at,
+            spent_at: r.spent_at,
+            grace_response: r
+                .grace_response
+                .as_ref()
+                .and_then(|t| serde_json::to_value(t).ok()),
+        }
     }
 }
+
+impl RefreshTokenV1 {
+    fn into_domain(self, key: &[u8]) -> Result<RefreshToken> {
+        let grace_response = match self.grace_response {
+            None => None,
+            Some(v) => Some(serde_json::from_value(v).map_err(|e| StoreError::Corrupt {
+                tree: REFRESH_TOKENS,
+                key: super::record::printable_key(key),
+                reason: format!("grace response: {e}"),
+            })?),
+        };
+        Ok(RefreshToken {
+            grant_id: self.grant_id,
+            client_id: self.client_id,
+            scopes: self.scopes,
+            expires_at: self.expires_at,
+            spent_at: self.spent_at,
+            grace_response,
+        })
+    }
+}
+
+record_v1!(StoredPending, AUTHZ_REQUESTS, PendingAuthorizationV1);
+record_v1!(StoredCode, CODES, AuthorizationCodeV1);
+record_v1!(StoredUsedCode, USED_CODES, UsedCodeV1);
+record_v1!(StoredGrant, GRANTS, GrantV1);
+record_v1!(StoredRefresh, REFRESH_TOKENS, RefreshTokenV1);
+record_v1!(StoredConsent, CONSENTS, ConsentV1);
+record_v1!(StoredRevokedJti, REVOKED_JTIS, RevokedJtiV1);
 
 fn consent_key(citizen_id: &str, client_id: &str) -> Vec<u8> {
     format!("{citizen_id}/{client_id}").into_bytes()
 }
 
-impl Store {
-    fn commit_unflushed(&self, writes: Vec<Write>) -> Result<()> {
-        match self.backend.commit(writes)? {
-            None => Ok(()),
-            Some((tree, key)) => Err(StoreError::Conflict {
-                tree,
-                key: printable_key(&key),
-            }),
+/// Handles named after the aggregates, over the committed store (`&Store`) or a
+/// transaction (`&mut Tx`).
+macro_rules! handle {
+    ($name:ident, $doc:literal, $method:ident) => {
+        #[doc = $doc]
+        pub struct $name<S>(S);
+
+        impl Store {
+            #[doc = $doc]
+            pub fn $method(&self) -> $name<&Self> {
+                $name(self)
+            }
         }
-    }
 
-    fn take_decoded<R: super::record::Record>(&self, key: &[u8]) -> Result<Option<R>> {
-        match self.backend.take(R::TREE, key)? {
-            None => Ok(None),
-            Some(raw) => decode::<R>(key, &raw).map(Some),
+        impl<'a> Tx<'a> {
+            #[doc = $doc]
+            pub fn $method(&mut self) -> $name<&mut Tx<'a>> {
+                $name(self)
+            }
         }
-    }
+    };
+}
 
-    /// Stores a pending authorization request (not flushed: a lost one is just retried).
-    ///
-    /// # Errors
-    /// Backend errors.
-    pub fn put_pending(&self, id: &str, p: &PendingAuthorization) -> Result<()> {
-        self.commit_unflushed(vec![put(
-            AUTHZ_REQUESTS,
-            id.as_bytes(),
-            encode(&StoredPending::V1(p.clone())),
-            true,
-        )])
-    }
+handle!(
+    Authorizations,
+    "Pending authorization requests, authorization codes and used-code markers.",
+    authorizations
+);
+handle!(
+    Grants,
+    "Grants, their refresh tokens, and revoked stand-alone access tokens.",
+    grants
+);
+handle!(Consents, "Citizens' consents to clients.", consents);
 
-    /// Reads a pending authorization request.
+impl<S: Read> Authorizations<S> {
+    /// A pending authorization request.
     ///
     /// # Errors
     /// Decoding and backend errors.
     pub fn pending(&self, id: &str) -> Result<Option<PendingAuthorization>> {
         Ok(self
-            .read::<StoredPending>(id.as_bytes())?
-            .map(|StoredPending::V1(p)| p))
+            .0
+            .get::<StoredPending>(id.as_bytes())?
+            .map(|StoredPending::V1(p)| p.into()))
+    }
+
+    /// The marker of a redeemed code, if it was redeemed (within [`USED_CODE_TTL`]).
+    ///
+    /// # Errors
+    /// Decoding and backend errors.
+    pub fn used_code(&self, hash: &[u8; 32]) -> Result<Option<UsedCode>> {
+        Ok(self
+            .0
+            .get::<StoredUsedCode>(hex(hash).as_bytes())?
+            .map(|StoredUsedCode::V1(u)| u.into()))
+    }
+}
+
+impl Authorizations<&mut Tx<'_>> {
+    /// Stores a pending authorization request, filed for expiry.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] if the id is taken.
+    pub fn insert_pending(&mut self, id: &str, p: &PendingAuthorization) -> Result<()> {
+        self.0
+            .insert_new_expiring(id.as_bytes(), &StoredPending::V1(p.into()), p.expires_at)
     }
 
     /// Removes a pending authorization request, returning it if it was there (single use).
     ///
     /// # Errors
     /// Decoding and backend errors.
-    pub fn take_pending(&self, id: &str) -> Result<Option<PendingAuthorization>> {
+    pub fn take_pending(&mut self, id: &str) -> Result<Option<PendingAuthorization>> {
         Ok(self
-            .take_decoded::<StoredPending>(id.as_bytes())?
-            .map(|StoredPending::V1(p)| p))
+            .0
+            .take::<StoredPending>(id.as_bytes())?
+            .map(|StoredPending::V1(p)| p.into()))
     }
 
-    /// Stores a new authorization code by hash, flushed (the redirect that carries it follows).
+    /// Stores a new authorization code by hash, filed for expiry.
     ///
     /// # Errors
-    /// Backend errors.
-    pub fn put_code(&self, hash: &[u8; 32], code: &AuthorizationCode) -> Result<()> {
-        self.commit(vec![put(
-            CODES,
+    /// [`StoreError::Conflict`] if the hash exists.
+    pub fn insert_code(&mut self, hash: &[u8; 32], code: &AuthorizationCode) -> Result<()> {
+        self.0.insert_new_expiring(
             hex(hash).as_bytes(),
-            encode(&StoredCode::V1(code.clone())),
-            true,
-        )])
+            &StoredCode::V1(code.into()),
+            code.expires_at,
+        )
     }
 
-    /// Atomically removes a code: of many concurrent redemptions exactly one gets it.
+    /// Removes a code and returns it: of concurrent redemptions exactly one gets it.
     ///
     /// # Errors
     /// Decoding and backend errors.
-    pub fn take_code(&self, hash: &[u8; 32]) -> Result<Option<AuthorizationCode>> {
+    pub fn take_code(&mut self, hash: &[u8; 32]) -> Result<Option<AuthorizationCode>> {
         Ok(self
-            .take_decoded::<StoredCode>(hex(hash).as_bytes())?
-            .map(|StoredCode::V1(c)| c))
+            .0
+            .take::<StoredCode>(hex(hash).as_bytes())?
+            .map(|StoredCode::V1(c)| c.into()))
     }
 
-    /// The grant a redeemed code created, if it was redeemed.
+    /// Records that a code was redeemed, filed for expiry.
+    pub fn mark_used(&mut self, hash: &[u8; 32], used: &UsedCode) {
+        self.0.put_expiring(
+            hex(hash).as_bytes(),
+            &StoredUsedCode::V1(used.into()),
+            used.expires_at,
+        );
+    }
+}
+
+impl<S: Read> Grants<S> {
+    /// A grant by id.
     ///
     /// # Errors
     /// Decoding and backend errors.
-    pub fn used_code(&self, hash: &[u8; 32]) -> Result<Option<UsedCode>> {
+    pub fn get(&self, id: &str) -> Result<Option<Grant>> {
         Ok(self
-            .read::<StoredUsedCode>(hex(hash).as_bytes())?
-            .map(|StoredUsedCode::V1(u)| u))
+            .0
+            .get::<StoredGrant>(id.as_bytes())?
+            .map(|StoredGrant::V1(g)| g.into()))
     }
 
-    /// Records a redemption: the used-code marker, the grant and its first refresh token,
-    /// atomically, flushed.
-    ///
-    /// # Errors
-    /// Backend errors.
-    pub fn redeem_code(
-        &self,
-        code_hash: &[u8; 32],
-        used: &UsedCode,
-        grant: &Grant,
-        refresh: Option<(&[u8; 32], &RefreshToken)>,
-    ) -> Result<()> {
-        let mut writes = vec![
-            put(
-                USED_CODES,
-                hex(code_hash).as_bytes(),
-                encode(&StoredUsedCode::V1(used.clone())),
-                false,
-            ),
-            put(
-                GRANTS,
-                grant.id.as_bytes(),
-                encode(&StoredGrant::V1(grant.clone())),
-                true,
-            ),
-        ];
-        if let Some((hash, r)) = refresh {
-            writes.push(put(
-                REFRESH_TOKENS,
-                hex(hash).as_bytes(),
-                encode(&StoredRefresh::V1(r.clone())),
-                true,
-            ));
-        }
-        self.commit(writes)
-    }
-
-    /// Reads a grant for update.
+    /// A refresh token by hash.
     ///
     /// # Errors
     /// Decoding and backend errors.
-    pub fn grant(&self, id: &str) -> Result<Option<Snapshot<Grant>>> {
-        Ok(self
-            .read_for_update::<StoredGrant>(id.as_bytes())?
-            .map(|s| s.map(|StoredGrant::V1(g)| g)))
-    }
-
-    /// Replaces a grant read as `current` (revocation), flushed.
-    ///
-    /// # Errors
-    /// [`StoreError::Conflict`] when it changed concurrently.
-    pub fn replace_grant(&self, current: &Snapshot<Grant>, updated: &Grant) -> Result<()> {
-        self.commit(vec![current.replace(
-            GRANTS,
-            current.value.id.as_bytes(),
-            encode(&StoredGrant::V1(updated.clone())),
-        )])
-    }
-
-    /// Reads a refresh token for update.
-    ///
-    /// # Errors
-    /// Decoding and backend errors.
-    pub fn refresh_token(&self, hash: &[u8; 32]) -> Result<Option<Snapshot<RefreshToken>>> {
-        Ok(self
-            .read_for_update::<StoredRefresh>(hex(hash).as_bytes())?
-            .map(|s| s.map(|StoredRefresh::V1(r)| r)))
-    }
-
-    /// Rotates a refresh token: the old one is marked spent (compare-and-swap, so of two
-    /// concurrent uses only one rotates) and the new one stored, flushed.
-    ///
-    /// # Errors
-    /// [`StoreError::Conflict`] when the old token changed concurrently.
-    pub fn rotate_refresh(
-        &self,
-        old_hash: &[u8; 32],
-        old: &Snapshot<RefreshToken>,
-        spent: &RefreshToken,
-        new_hash: &[u8; 32],
-        new: &RefreshToken,
-    ) -> Result<()> {
-        self.commit(vec![
-            old.replace(
-                REFRESH_TOKENS,
-                hex(old_hash).as_bytes(),
-                encode(&StoredRefresh::V1(spent.clone())),
-            ),
-            put(
-                REFRESH_TOKENS,
-                hex(new_hash).as_bytes(),
-                encode(&StoredRefresh::V1(new.clone())),
-                true,
-            ),
-        ])
-    }
-
-    /// A citizen's consent for a client.
-    ///
-    /// # Errors
-    /// Decoding and backend errors.
-    pub fn consent(&self, citizen_id: &str, client_id: &str) -> Result<Option<Consent>> {
-        Ok(self
-            .read::<StoredConsent>(&consent_key(citizen_id, client_id))?
-            .map(|StoredConsent::V1(c)| c))
-    }
-
-    /// Stores (replaces) a consent, flushed.
-    ///
-    /// # Errors
-    /// Backend errors.
-    pub fn put_consent(&self, citizen_id: &str, client_id: &str, c: &Consent) -> Result<()> {
-        self.commit(vec![put(
-            CONSENTS,
-            &consent_key(citizen_id, client_id),
-            encode(&StoredConsent::V1(c.clone())),
-            false,
-        )])
-    }
-
-    /// Withdraws a consent, flushed.
-    ///
-    /// # Errors
-    /// Backend errors.
-    pub fn delete_consent(&self, citizen_id: &str, client_id: &str) -> Result<()> {
-        self.commit(vec![Write {
-            tree: CONSENTS,
-            key: consent_key(citizen_id, client_id),
-            kind: WriteKind::Delete,
-        }])
-    }
-
-    /// Marks a stand-alone access token revoked, flushed.
-    ///
-    /// # Errors
-    /// Backend errors.
-    pub fn revoke_jti(&self, jti: &str, r: &RevokedJti) -> Result<()> {
-        self.commit(vec![put(
-            REVOKED_JTIS,
-            jti.as_bytes(),
-            encode(&StoredRevokedJti::V1(r.clone())),
-            false,
-        )])
+    pub fn refresh_token(&self, hash: &[u8; 32]) -> Result<Option<RefreshToken>> {
+        let key = hex(hash);
+        self.0
+            .get::<StoredRefresh>(key.as_bytes())?
+            .map(|StoredRefresh::V1(r)| r.into_domain(key.as_bytes()))
+            .transpose()
     }
 
     /// Whether a stand-alone access token was revoked.
@@ -421,6 +439,69 @@ impl Store {
     /// # Errors
     /// Decoding and backend errors.
     pub fn jti_revoked(&self, jti: &str) -> Result<bool> {
-        Ok(self.read::<StoredRevokedJti>(jti.as_bytes())?.is_some())
+        Ok(self.0.get::<StoredRevokedJti>(jti.as_bytes())?.is_some())
+    }
+}
+
+impl Grants<&mut Tx<'_>> {
+    /// Stores a new grant.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] if the id exists.
+    pub fn insert(&mut self, grant: &Grant) -> Result<()> {
+        self.0
+            .insert_new(grant.id.as_bytes(), &StoredGrant::V1(grant.into()))
+    }
+
+    /// Replaces a grant (revocation).
+    pub fn update(&mut self, grant: &Grant) {
+        self.0
+            .put(grant.id.as_bytes(), &StoredGrant::V1(grant.into()));
+    }
+
+    /// Stores or replaces a refresh token, filed for expiry.
+    pub fn put_refresh_token(&mut self, hash: &[u8; 32], r: &RefreshToken) {
+        self.0.put_expiring(
+            hex(hash).as_bytes(),
+            &StoredRefresh::V1(r.into()),
+            r.expires_at,
+        );
+    }
+
+    /// Marks a stand-alone access token revoked until its own expiry.
+    pub fn revoke_jti(&mut self, jti: &str, r: &RevokedJti) {
+        self.0.put_expiring(
+            jti.as_bytes(),
+            &StoredRevokedJti::V1(r.into()),
+            r.expires_at,
+        );
+    }
+}
+
+impl<S: Read> Consents<S> {
+    /// A citizen's consent for a client.
+    ///
+    /// # Errors
+    /// Decoding and backend errors.
+    pub fn get(&self, citizen_id: &str, client_id: &str) -> Result<Option<Consent>> {
+        Ok(self
+            .0
+            .get::<StoredConsent>(&consent_key(citizen_id, client_id))?
+            .map(|StoredConsent::V1(c)| c.into()))
+    }
+}
+
+impl Consents<&mut Tx<'_>> {
+    /// Stores (replaces) a consent.
+    pub fn put(&mut self, citizen_id: &str, client_id: &str, c: &Consent) {
+        self.0.put(
+            &consent_key(citizen_id, client_id),
+            &StoredConsent::V1(c.into()),
+        );
+    }
+
+    /// Withdraws a consent.
+    pub fn delete(&mut self, citizen_id: &str, client_id: &str) {
+        self.0.delete(CONSENTS, &consent_key(citizen_id, client_id));
     }
 }

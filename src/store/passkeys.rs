@@ -4,10 +4,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use webauthn_rs::prelude::{DiscoverableAuthentication, Passkey, PasskeyRegistration};
 
-use super::citizens::{citizen_update, enrolment_key};
-use super::record::{Record, decode, encode, hex, unhex32};
-use super::{Result, Snapshot, Store, Write, WriteKind};
-use crate::domain::citizens::Citizen;
+use super::record::Record;
+use super::tx::Read;
+use super::{Result, Store, Tx};
+use crate::crypto::digest::{hex, unhex32};
 use crate::domain::passkeys::{Ceremony, CeremonyKind, Session, StoredPasskey};
 
 /// Tree of pending WebAuthn ceremonies by ceremony id (single use, short-lived).
@@ -124,34 +124,69 @@ impl Record for StoredSession {
     const VERSIONS: &'static [&'static str] = &["1"];
 }
 
-fn credential_write(p: &StoredPasskey, kind: fn(Vec<u8>) -> WriteKind) -> Write {
-    Write {
-        tree: CREDENTIALS,
-        key: p.id.as_bytes().to_vec(),
-        kind: kind(encode(&StoredCredential::from(p))),
-    }
-}
-
-fn session_write(token_hash: &[u8; 32], s: &Session) -> Write {
-    Write {
-        tree: SESSIONS,
-        key: hex(token_hash).into_bytes(),
-        kind: WriteKind::PutNew(encode(&StoredSession::V1 {
-            citizen_id: s.citizen_id.clone(),
-            credential_id: s.credential_id.clone(),
-            auth_time: s.auth_time,
-            expires_at: s.expires_at,
-            user_verified: s.user_verified,
-        })),
-    }
-}
+/// Passkey storage: credentials, WebAuthn ceremonies and login sessions. Reads work on the
+/// committed store and in a transaction; writes only in a transaction.
+pub struct Passkeys<S>(S);
 
 impl Store {
-    /// Stores a new ceremony under a fresh id.
+    /// Committed passkeys and sessions.
+    pub fn passkeys(&self) -> Passkeys<&Self> {
+        Passkeys(self)
+    }
+}
+
+impl<'a> Tx<'a> {
+    /// Passkeys, ceremonies and sessions in this transaction.
+    pub fn passkeys(&mut self) -> Passkeys<&mut Tx<'a>> {
+        Passkeys(self)
+    }
+}
+
+fn session_key(token_hash: &[u8; 32]) -> Vec<u8> {
+    hex(token_hash).into_bytes()
+}
+
+impl<S: Read> Passkeys<S> {
+    /// A credential by id.
     ///
     /// # Errors
-    /// Backend errors; [`super::StoreError::Conflict`] if the id is taken.
-    pub fn put_ceremony(&self, id: &str, c: &Ceremony) -> Result<()> {
+    /// Decoding and backend errors.
+    pub fn credential(&self, id: &str) -> Result<Option<StoredPasskey>> {
+        Ok(self
+            .0
+            .get::<StoredCredential>(id.as_bytes())?
+            .map(StoredPasskey::from))
+    }
+
+    /// A session by the hash of its token.
+    ///
+    /// # Errors
+    /// Decoding and backend errors.
+    pub fn session(&self, token_hash: &[u8; 32]) -> Result<Option<Session>> {
+        Ok(self.0.get::<StoredSession>(&session_key(token_hash))?.map(
+            |StoredSession::V1 {
+                 citizen_id,
+                 credential_id,
+                 auth_time,
+                 expires_at,
+                 user_verified,
+             }| Session {
+                citizen_id,
+                credential_id,
+                auth_time,
+                expires_at,
+                user_verified,
+            },
+        ))
+    }
+}
+
+impl Passkeys<&mut Tx<'_>> {
+    /// Stores a new ceremony under a fresh id, filed for expiry.
+    ///
+    /// # Errors
+    /// [`super::StoreError::Conflict`] if the id is taken.
+    pub fn insert_ceremony(&mut self, id: &str, c: &Ceremony) -> Result<()> {
         let v1 = match &c.kind {
             CeremonyKind::Enrol {
                 citizen_id,
@@ -168,29 +203,18 @@ impl Store {
                 expires_at: c.expires_at,
             },
         };
-        // Not flushed: a ceremony lost in a crash is simply started again.
-        match self.backend.commit(vec![Write {
-            tree: CEREMONIES,
-            key: id.as_bytes().to_vec(),
-            kind: WriteKind::PutNew(encode(&StoredCeremony::V1(v1))),
-        }])? {
-            None => Ok(()),
-            Some((tree, key)) => Err(super::StoreError::Conflict {
-                tree,
-                key: super::record::printable_key(&key),
-            }),
-        }
+        self.0
+            .insert_new_expiring(id.as_bytes(), &StoredCeremony::V1(v1), c.expires_at)
     }
 
     /// Removes and returns a ceremony: whoever takes it first owns it (single use).
     ///
     /// # Errors
     /// Decoding and backend errors.
-    pub fn take_ceremony(&self, id: &str) -> Result<Option<Ceremony>> {
-        let Some(raw) = self.backend.take(CEREMONIES, id.as_bytes())? else {
+    pub fn take_ceremony(&mut self, id: &str) -> Result<Option<Ceremony>> {
+        let Some(StoredCeremony::V1(v1)) = self.0.take::<StoredCeremony>(id.as_bytes())? else {
             return Ok(None);
         };
-        let StoredCeremony::V1(v1) = decode::<StoredCeremony>(id.as_bytes(), &raw)?;
         Ok(Some(match v1 {
             CeremonyV1::Enrol {
                 citizen_id,
@@ -200,7 +224,13 @@ impl Store {
             } => Ceremony {
                 kind: CeremonyKind::Enrol {
                     citizen_id,
-                    enrolment_hash: unhex32(&enrolment_hash).unwrap_or_default(),
+                    enrolment_hash: unhex32(&enrolment_hash).ok_or_else(|| {
+                        super::StoreError::Corrupt {
+                            tree: CEREMONIES,
+                            key: id.to_owned(),
+                            reason: "malformed enrolment hash".into(),
+                        }
+                    })?,
                     state,
                 },
                 expires_at,
@@ -212,119 +242,40 @@ impl Store {
         }))
     }
 
-    /// Reads a credential.
+    /// Stores a newly enrolled credential.
     ///
     /// # Errors
-    /// Decoding and backend errors.
-    pub fn credential(&self, id: &str) -> Result<Option<StoredPasskey>> {
-        Ok(self
-            .read::<StoredCredential>(id.as_bytes())?
-            .map(StoredPasskey::from))
+    /// [`super::StoreError::Conflict`] naming [`CREDENTIALS`] if the id exists.
+    pub fn insert_credential(&mut self, p: &StoredPasskey) -> Result<()> {
+        self.0
+            .insert_new(p.id.as_bytes(), &StoredCredential::from(p))
     }
 
-    /// Reads a credential for a later compare-and-swap update.
-    ///
-    /// # Errors
-    /// Decoding and backend errors.
-    pub fn credential_for_update(&self, id: &str) -> Result<Option<Snapshot<StoredPasskey>>> {
-        Ok(self
-            .read_for_update::<StoredCredential>(id.as_bytes())?
-            .map(|s| s.map(StoredPasskey::from)))
+    /// Replaces a credential (counter, last use, revocation).
+    pub fn update_credential(&mut self, p: &StoredPasskey) {
+        self.0.put(p.id.as_bytes(), &StoredCredential::from(p));
     }
 
-    /// Records a newly enrolled passkey: the citizen gains it and loses the used enrolment
-    /// code, the credential is created, the ticket is deleted — atomically, flushed.
+    /// Stores a new session, filed for expiry.
     ///
     /// # Errors
-    /// [`super::StoreError::Conflict`] if the citizen changed or the credential id exists.
-    pub fn enrol_passkey(
-        &self,
-        citizen: &Snapshot<Citizen>,
-        updated: &Citizen,
-        passkey: &StoredPasskey,
-        enrolment_hash: &[u8; 32],
-    ) -> Result<()> {
-        self.commit(vec![
-            citizen_update(citizen, updated),
-            credential_write(passkey, WriteKind::PutNew),
-            Write {
-                tree: super::ENROLMENTS,
-                key: enrolment_key(enrolment_hash),
-                kind: WriteKind::Delete,
+    /// [`super::StoreError::Conflict`] if the token hash exists.
+    pub fn insert_session(&mut self, token_hash: &[u8; 32], s: &Session) -> Result<()> {
+        self.0.insert_new_expiring(
+            &session_key(token_hash),
+            &StoredSession::V1 {
+                citizen_id: s.citizen_id.clone(),
+                credential_id: s.credential_id.clone(),
+                auth_time: s.auth_time,
+                expires_at: s.expires_at,
+                user_verified: s.user_verified,
             },
-        ])
+            s.expires_at,
+        )
     }
 
-    /// Records a login: the credential's new counter and last use, and the new session,
-    /// atomically, flushed.
-    ///
-    /// # Errors
-    /// [`super::StoreError::Conflict`] if the credential changed concurrently.
-    pub fn record_login(
-        &self,
-        credential: &Snapshot<StoredPasskey>,
-        updated: &StoredPasskey,
-        token_hash: &[u8; 32],
-        session: &Session,
-    ) -> Result<()> {
-        self.commit(vec![
-            credential.replace(
-                CREDENTIALS,
-                credential.value.id.as_bytes(),
-                encode(&StoredCredential::from(updated)),
-            ),
-            session_write(token_hash, session),
-        ])
-    }
-
-    /// Replaces a credential read as `current` (revocation), flushed.
-    ///
-    /// # Errors
-    /// [`super::StoreError::Conflict`] if it changed concurrently.
-    pub fn replace_credential(
-        &self,
-        current: &Snapshot<StoredPasskey>,
-        updated: &StoredPasskey,
-    ) -> Result<()> {
-        self.commit(vec![current.replace(
-            CREDENTIALS,
-            current.value.id.as_bytes(),
-            encode(&StoredCredential::from(updated)),
-        )])
-    }
-
-    /// Reads a session by the hash of its token.
-    ///
-    /// # Errors
-    /// Decoding and backend errors.
-    pub fn session(&self, token_hash: &[u8; 32]) -> Result<Option<Session>> {
-        let key = hex(token_hash);
-        Ok(self.read::<StoredSession>(key.as_bytes())?.map(
-            |StoredSession::V1 {
-                 citizen_id,
-                 credential_id,
-                 auth_time,
-                 expires_at,
-                 user_verified,
-             }| Session {
-                citizen_id,
-                credential_id,
-                auth_time,
-                expires_at,
-                user_verified,
-            },
-        ))
-    }
-
-    /// Deletes a session (logout, expiry), flushed.
-    ///
-    /// # Errors
-    /// Backend errors.
-    pub fn delete_session(&self, token_hash: &[u8; 32]) -> Result<()> {
-        self.commit(vec![Write {
-            tree: SESSIONS,
-            key: hex(token_hash).into_bytes(),
-            kind: WriteKind::Delete,
-        }])
+    /// Ends a session (logout, expiry, revocation).
+    pub fn delete_session(&mut self, token_hash: &[u8; 32]) {
+        self.0.delete(SESSIONS, &session_key(token_hash));
     }
 }

@@ -36,23 +36,6 @@ macro_rules! record_v1 {
 }
 pub(crate) use record_v1;
 
-/// Lower-case hex (keys made from hashes).
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The inverse of [`hex`] for 32-byte hashes.
-pub fn unhex32(s: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if s.len() != 64 {
-        return None;
-    }
-    for (i, slot) in out.iter_mut().enumerate() {
-        *slot = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 /// Encodes a record (its serde tag carries the version).
 pub fn encode<R: Record>(record: &R) -> Vec<u8> {
     // Serialising plain data structs with string keys cannot fail; fall back to an empty
@@ -95,7 +78,7 @@ pub fn decode<R: Record>(key: &[u8], bytes: &[u8]) -> Result<R> {
 pub fn printable_key(key: &[u8]) -> String {
     match std::str::from_utf8(key) {
         Ok(s) if s.chars().all(|c| !c.is_control()) => s.to_owned(),
-        _ => key.iter().map(|b| format!("{b:02x}")).collect(),
+        _ => crate::crypto::digest::hex(key),
     }
 }
 

@@ -267,18 +267,16 @@ async fn a_record_of_unknown_version_is_reported_not_panicked_on() {
     assert!(server.stop().0.success());
 
     // Plant a record from a "future" version, as a newer civis might have written it.
-    {
+    crate::support::outside_runtime(|| {
         let store = civis::store::Store::open_sled(data.path()).unwrap();
         store
-            .backend()
-            .commit(vec![civis::store::Write {
-                tree: civis::store::CITIZENS,
-                key: id.as_bytes().to_vec(),
-                kind: civis::store::WriteKind::Put(br#"{"v":"99","data":{"x":1}}"#.to_vec()),
-            }])
+            .plant_raw(
+                civis::store::CITIZENS,
+                id.as_bytes(),
+                br#"{"v":"99","data":{"x":1}}"#,
+            )
             .unwrap();
-        store.flush().unwrap();
-    }
+    });
 
     let server = Server::start(data.path(), Opts::plain());
     let resp = crate::support::http()

@@ -236,7 +236,7 @@ async fn a_code_is_bound_to_its_client_and_expires() {
     // Expiry: age a code on disk past its 60 s.
     let (code, _) = code_for(&server, &id, &mut device, cookie).await;
     assert!(server.stop().0.success());
-    let key = civis::store::record::hex(&civis::domain::oidc::sha256(code.as_bytes()));
+    let key = civis::crypto::digest::hex(&civis::domain::oidc::sha256(code.as_bytes()));
     crate::support::expire_record(data.path(), civis::store::oidc::CODES, key.as_bytes());
     let server = plain(&data);
     let secret = _secret;
@@ -539,6 +539,55 @@ async fn fifty_parallel_redemptions_of_one_code_yield_exactly_one_success() {
         }
     }
     assert_eq!(ok, 1);
+}
+
+/// A replay that arrives while the first redemption is still in progress must revoke too:
+/// the code is taken, the grant created and the used-code marker written in one
+/// transaction, so whichever of two simultaneous redemptions comes second finds the
+/// marker. (Before, a replay between taking the code and storing the grant was refused but
+/// revoked nothing.)
+#[tokio::test]
+async fn a_replay_racing_the_first_redemption_still_revokes() {
+    let data = tempdir();
+    let server = plain(&data);
+    let (id, secret) = web_client(&server).await;
+    let (_, mut device) = citizen_with_passkey(&server, "ATK-0019").await;
+    let mut cookie = None;
+    for round in 0..6 {
+        let (code, c) = code_for(&server, &id, &mut device, cookie.clone()).await;
+        cookie = c;
+        let auth = (id.as_str(), secret.as_str());
+        let (a, b) = tokio::join!(
+            redeem(&server, auth, &code, VERIFIER),
+            redeem(&server, auth, &code, VERIFIER)
+        );
+        let winners: Vec<&Value> = [&a, &b]
+            .into_iter()
+            .filter(|(status, _)| *status == 200)
+            .map(|(_, body)| body)
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {a:?} {b:?}");
+        let tokens = winners[0];
+        assert_eq!(
+            userinfo(&server, tokens["access_token"].as_str().unwrap()).await,
+            401,
+            "round {round}: the replay revoked the access token"
+        );
+        let (status, r) = token(
+            &server,
+            auth,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+            ],
+        )
+        .await;
+        assert_eq!(
+            (status, r["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "round {round}: and the refresh token"
+        );
+    }
 }
 
 #[tokio::test]

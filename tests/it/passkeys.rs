@@ -447,7 +447,7 @@ async fn used_unknown_and_expired_enrolment_codes_are_refused_alike() {
     let fresh = new_code(&server, &id).await;
     assert!(server.stop().0.success());
     let hash = civis::domain::citizens::enrolment_hash(&fresh);
-    let key = civis::store::record::hex(&hash);
+    let key = civis::crypto::digest::hex(&hash);
     crate::support::expire_record(data.path(), civis::store::ENROLMENTS, key.as_bytes());
     let server = plain(&data);
     let expired = http()

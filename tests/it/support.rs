@@ -260,24 +260,27 @@ pub fn http_no_redirect() -> reqwest::Client {
         .unwrap()
 }
 
+/// Runs `f` on a fresh thread, outside the test's tokio runtime: the store refuses I/O on
+/// a runtime's threads (it belongs on the blocking pool), and test helpers are no exception.
+pub fn outside_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| s.spawn(f).join().unwrap())
+}
+
 /// With the server stopped: moves `data.expires_at` of one stored record into the past, as
 /// if it had been issued long ago (the tests cannot wait out real lifetimes).
 pub fn expire_record(data_dir: &Path, tree: &'static str, key: &[u8]) {
-    let store = civis::store::Store::open_sled(data_dir).unwrap();
-    let raw = store
-        .backend()
-        .get(tree, key)
-        .unwrap()
-        .expect("record present");
-    let mut rec: serde_json::Value = serde_json::from_slice(&raw).unwrap();
-    rec["data"]["expires_at"] = serde_json::json!("2020-01-01T00:00:00Z");
-    store
-        .backend()
-        .commit(vec![civis::store::Write {
-            tree,
-            key: key.to_vec(),
-            kind: civis::store::WriteKind::Put(serde_json::to_vec(&rec).unwrap()),
-        }])
-        .unwrap();
-    store.flush().unwrap();
+    outside_runtime(|| {
+        let store = civis::store::Store::open_sled(data_dir).unwrap();
+        let raw = store
+            .backend()
+            .unwrap()
+            .get(tree, key)
+            .unwrap()
+            .expect("record present");
+        let mut rec: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        rec["data"]["expires_at"] = serde_json::json!("2020-01-01T00:00:00Z");
+        store
+            .plant_raw(tree, key, &serde_json::to_vec(&rec).unwrap())
+            .unwrap();
+    })
 }

@@ -13,9 +13,8 @@ use zeroize::Zeroizing;
 use super::{
     ASSERTION_CLOCK_SKEW, AuthFailure, AuthMethod, Client, ClientAuthError, Clients,
     JWT_BEARER_ASSERTION_TYPE, MAX_ASSERTION_LEN, MAX_ASSERTION_LIFETIME, MAX_JTI_LEN,
-    PRUNE_ONE_IN, PresentedClient,
+    PresentedClient,
 };
-use crate::domain::random_bytes;
 
 fn refuse(reason: impl Into<String>) -> AuthFailure {
     AuthFailure::Client(ClientAuthError::Invalid(reason.into()))
@@ -159,7 +158,8 @@ impl Clients<'_> {
 
         let client = self
             .store
-            .client(&client_id)?
+            .clients()
+            .cached(&client_id)?
             .ok_or_else(|| refuse("unknown client_id"))?;
         if client.auth_method != method {
             return Err(refuse(format!(
@@ -304,24 +304,13 @@ impl Clients<'_> {
             .ok_or_else(|| refuse(format!("client {id}: assertion without a usable jti")))?;
         // Kept until the assertion could no longer be accepted anyway.
         let keep_until = exp + ASSERTION_CLOCK_SKEW;
-        if !self.store.claim_assertion_jti(id, &jti, keep_until)? {
+        let fresh = self
+            .store
+            .transact(|tx| tx.clients().claim_assertion_jti(id, &jti, keep_until))?;
+        if !fresh {
             return Err(refuse(format!("client {id}: assertion jti replayed")));
         }
-        self.maybe_prune(id, now);
         Ok(())
-    }
-
-    /// Now and then, forget the client's expired assertion ids; failures only log.
-    fn maybe_prune(&self, client_id: &str, now: OffsetDateTime) {
-        let Ok([roll]) = random_bytes::<1>(self.rng) else {
-            return;
-        };
-        if roll % PRUNE_ONE_IN != 0 {
-            return;
-        }
-        if let Err(e) = self.store.prune_assertion_jtis(client_id, now) {
-            tracing::warn!(error = %e, client_id, "pruning expired assertion ids failed");
-        }
     }
 }
 
@@ -478,7 +467,8 @@ mod tests {
         refused(auth(&store, &p));
         let entries = store
             .backend()
-            .scan_prefix("client_assertion_jtis", c.id.as_bytes())
+            .unwrap()
+            .scan("client_assertion_jtis", c.id.as_bytes(), b"", 100)
             .unwrap();
         assert_eq!(entries.len(), 2);
     }
@@ -533,7 +523,8 @@ mod tests {
         assert!(
             store
                 .backend()
-                .scan_prefix("client_assertion_jtis", b"")
+                .unwrap()
+                .scan("client_assertion_jtis", b"", b"", 100)
                 .unwrap()
                 .is_empty()
         );
@@ -579,18 +570,19 @@ mod tests {
     }
 
     #[test]
-    fn expired_assertion_ids_are_pruned() {
+    fn expired_assertion_ids_are_swept() {
         let store = Store::in_memory();
         let key = ClientKey::new();
         let c = jwt_client(&store, &key, None);
         assert!(auth(&store, &assertion(key.sign(None, &claims(&c.id, "old")))).is_ok());
         let later = NOW + Duration::hours(1);
-        assert_eq!(store.prune_assertion_jtis(&c.id, NOW).unwrap(), 0);
-        assert_eq!(store.prune_assertion_jtis(&c.id, later).unwrap(), 1);
+        assert_eq!(store.sweep_expired(NOW, 100).unwrap(), 0);
+        assert_eq!(store.sweep_expired(later, 100).unwrap(), 1);
         assert!(
             store
                 .backend()
-                .scan_prefix("client_assertion_jtis", b"")
+                .unwrap()
+                .scan("client_assertion_jtis", b"", b"", 100)
                 .unwrap()
                 .is_empty()
         );

@@ -45,8 +45,6 @@ const MAX_NAME_CHARS: usize = 100;
 const MAX_JWKS_KEYS: usize = 16;
 const MAX_ASSERTION_LEN: usize = 8 * 1024;
 const MAX_JTI_LEN: usize = 256;
-/// One successful assertion in this many prunes the client's expired `jti` records.
-const PRUNE_ONE_IN: u8 = 16;
 
 /// How a client authenticates at the token endpoint (`token_endpoint_auth_method`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -316,7 +314,7 @@ impl Clients<'_> {
     /// # Errors
     /// Storage errors.
     pub fn get(&self, id: &str) -> Result<Option<Client>> {
-        Ok(self.store.client(id)?)
+        Ok(self.store.clients().cached(id)?)
     }
 
     fn secret_hash(&self, secret: &str) -> SecretHash {

@@ -164,7 +164,7 @@ impl Clients<'_> {
             created_at: now,
             secret_hash: secret.as_ref().map(|s| self.secret_hash(s)),
         };
-        match self.store.insert_client(&client) {
+        match self.store.transact(|tx| tx.clients().insert(&client)) {
             Ok(()) => Ok((client, secret)),
             Err(StoreError::Conflict { .. }) => Err(DomainError::Internal(
                 "random client id collided with an existing one".into(),
@@ -225,7 +225,11 @@ mod tests {
         assert!(format!("{c:?}").contains("<redacted>"));
         let stored = clients(&store).get(&c.id).unwrap().unwrap();
         assert_eq!(stored, c);
-        let raw = store.backend().scan_prefix("clients", b"").unwrap();
+        let raw = store
+            .backend()
+            .unwrap()
+            .scan("clients", b"", b"", 10)
+            .unwrap();
         let text = String::from_utf8_lossy(&raw[0].1).into_owned();
         assert!(!text.contains(secret.as_str()), "{text}");
         assert!(clients(&store).get("nope").unwrap().is_none());

@@ -3,6 +3,7 @@
 
 use time::OffsetDateTime;
 
+use super::model::{AuthorizationCode, Consent, PendingAuthorization};
 use super::{
     CODE_TTL, PENDING_TTL, Provider, acr_for, acr_satisfies, amr_for, opaque_token, parse_scopes,
     sha256,
@@ -10,7 +11,7 @@ use super::{
 use crate::domain::clients::{Client, GrantType};
 use crate::domain::passkeys::Session;
 use crate::domain::{DomainError, new_id};
-use crate::store::oidc::{AuthorizationCode, Consent, PendingAuthorization};
+use crate::store::StoreError;
 
 /// Raw authorization request parameters.
 #[derive(Debug, Default, Clone, serde::Deserialize)]
@@ -244,8 +245,41 @@ impl Provider<'_> {
     /// Storage failures.
     pub fn park(&self, pending: &PendingAuthorization) -> Result<String, AuthorizeError> {
         let id = super::opaque_token(self.rng)?;
-        self.store.put_pending(&id, pending)?;
+        self.store
+            .transact(|tx| tx.authorizations().insert_pending(&id, pending))?;
         Ok(id)
+    }
+
+    /// A parked request, if it is still there and has not expired.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn pending(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<PendingAuthorization>, DomainError> {
+        Ok(self
+            .store
+            .authorizations()
+            .pending(id)?
+            .filter(|p| p.expires_at > now))
+    }
+
+    /// Removes a parked request and returns it if it was there and has not expired: the
+    /// request is answered once.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn take_pending(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<PendingAuthorization>, DomainError> {
+        Ok(self
+            .store
+            .transact(|tx| tx.authorizations().take_pending(id))?
+            .filter(|p| p.expires_at > now))
     }
 
     /// Decides what the browser does next for a request and the current session.
@@ -290,7 +324,8 @@ impl Provider<'_> {
         }
         let consented = self
             .store
-            .consent(&session.citizen_id, &p.client_id)?
+            .consents()
+            .get(&session.citizen_id, &p.client_id)?
             .is_some_and(|c| p.scopes.iter().all(|s| c.scopes.contains(s)));
         if consented && !p.prompt_consent {
             return Ok(Next::Issue);
@@ -314,24 +349,24 @@ impl Provider<'_> {
         p: &PendingAuthorization,
         now: OffsetDateTime,
     ) -> Result<(), DomainError> {
-        let mut scopes = self
-            .store
-            .consent(citizen_id, &p.client_id)?
-            .map(|c| c.scopes)
-            .unwrap_or_default();
-        for s in &p.scopes {
-            if !scopes.contains(s) {
-                scopes.push(s.clone());
+        Ok(self.store.transact(|tx| {
+            let mut scopes = tx
+                .consents()
+                .get(citizen_id, &p.client_id)?
+                .map(|c| c.scopes)
+                .unwrap_or_default();
+            for s in &p.scopes {
+                if !scopes.contains(s) {
+                    scopes.push(s.clone());
+                }
             }
-        }
-        Ok(self.store.put_consent(
-            citizen_id,
-            &p.client_id,
-            &Consent {
+            let consent = Consent {
                 scopes,
                 granted_at: now,
-            },
-        )?)
+            };
+            tx.consents().put(citizen_id, &p.client_id, &consent);
+            Ok::<_, StoreError>(())
+        })?)
     }
 
     /// Withdraws a citizen's consent for a client.
@@ -339,7 +374,10 @@ impl Provider<'_> {
     /// # Errors
     /// Storage failures.
     pub fn revoke_consent(&self, citizen_id: &str, client_id: &str) -> Result<(), DomainError> {
-        Ok(self.store.delete_consent(citizen_id, client_id)?)
+        Ok(self.store.transact(|tx| {
+            tx.consents().delete(citizen_id, client_id);
+            Ok::<_, StoreError>(())
+        })?)
     }
 
     /// Issues a single-use code bound to the client, redirect URI, PKCE challenge, nonce and
@@ -370,7 +408,9 @@ impl Provider<'_> {
             amr: amr_for(session.user_verified, backup_eligible),
             expires_at: now + CODE_TTL,
         };
-        self.store.put_code(&sha256(code.as_bytes()), &record)?;
+        let hash = sha256(code.as_bytes());
+        self.store
+            .transact(|tx| tx.authorizations().insert_code(&hash, &record))?;
         let mut url = url::Url::parse(&p.redirect_uri).map_err(|e| {
             DomainError::Internal(format!("registered redirect_uri unparsable: {e}"))
         })?;

@@ -5,6 +5,7 @@
 //!   the verification of our own access tokens.
 
 pub mod authorize;
+pub mod model;
 pub mod tokens;
 
 use base64::Engine;
@@ -52,17 +53,7 @@ pub struct Provider<'a> {
     pub refresh_grace: Duration,
 }
 
-/// base64url of SHA-256: PKCE S256 and token hashes.
-pub fn s256(data: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, data))
-}
-
-/// SHA-256 bytes, the storage key of codes and refresh tokens.
-pub fn sha256(data: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, data).as_ref());
-    out
-}
+pub use crate::crypto::digest::{s256, sha256};
 
 /// A random opaque token (256 bits, base64url).
 ///

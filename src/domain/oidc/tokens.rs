@@ -6,13 +6,20 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::authorize::pkce_ok;
+use super::model::{AuthorizationCode, Grant, RefreshToken, RevokedJti, UsedCode};
 use super::{
     Provider, REFRESH_TTL, TOKEN_TTL, identity_claims, opaque_token, parse_scopes, sha256, subject,
 };
+use crate::domain::citizens::Citizen;
 use crate::domain::clients::{Client, GrantType, SubjectType};
 use crate::domain::{DomainError, new_id};
-use crate::store::StoreError;
-use crate::store::oidc::{AuthorizationCode, Grant, RefreshToken, RevokedJti, UsedCode};
+use crate::store::oidc::USED_CODE_TTL;
+use crate::store::{StoreError, Tx};
+
+/// What a client is told about any refresh token that does not work.
+const REFRESH_INVALID: &str = "refresh token is invalid, expired or revoked";
+/// A code presented by a client it was not issued to.
+const WRONG_CLIENT: &str = "code was not issued to this client";
 
 /// Token endpoint failures (RFC 6749 §5.2), each with a client-safe description.
 #[derive(Debug)]
@@ -44,7 +51,7 @@ impl From<StoreError> for TokenError {
 }
 
 /// A successful token response (RFC 6749 §5.1).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenResponse {
     /// JWT access token (`at+jwt`).
     pub access_token: String,
@@ -165,23 +172,19 @@ impl Provider<'_> {
         &self,
         client: &Client,
         grant: &Grant,
-        sub: &str,
+        citizen: &Citizen,
         nonce: Option<&str>,
         access_token: &str,
         now: OffsetDateTime,
     ) -> Result<String, DomainError> {
-        let citizen = self
-            .store
-            .citizen(&grant.citizen_id)?
-            .ok_or(DomainError::NotFound("citizen"))?;
-        let digest = ring::digest::digest(&ring::digest::SHA256, access_token.as_bytes());
-        let half = digest.as_ref().get(..16).unwrap_or_default();
-        let mut claims = identity_claims(&citizen, &grant.scopes);
+        let digest = sha256(access_token.as_bytes());
+        let half = digest.get(..16).unwrap_or_default();
+        let mut claims = identity_claims(citizen, &grant.scopes);
         let mut put = |k: &str, v: serde_json::Value| {
             claims.insert(k.to_owned(), v);
         };
         put("iss", self.issuer.into());
-        put("sub", sub.into());
+        put("sub", self.sub_for(client, &grant.citizen_id).into());
         put("aud", client.id.clone().into());
         put("azp", client.id.clone().into());
         put("exp", Self::ts(now + TOKEN_TTL).into());
@@ -209,6 +212,7 @@ impl Provider<'_> {
         &self,
         client: &Client,
         grant: &Grant,
+        citizen: &Citizen,
         nonce: Option<&str>,
         refresh_token: Option<String>,
         now: OffsetDateTime,
@@ -216,7 +220,7 @@ impl Provider<'_> {
         let sub = self.sub_for(client, &grant.citizen_id);
         let access = self.access_token(client, sub.clone(), &grant.scopes, Some(grant), now)?;
         let id_token = if grant.scopes.iter().any(|s| s == "openid") {
-            Some(self.id_token(client, grant, &sub, nonce, &access, now)?)
+            Some(self.id_token(client, grant, citizen, nonce, &access, now)?)
         } else {
             None
         };
@@ -235,51 +239,23 @@ impl Provider<'_> {
     /// # Errors
     /// Storage failures.
     pub fn revoke_grant(&self, grant_id: &str, now: OffsetDateTime) -> Result<(), DomainError> {
-        for _ in 0..8 {
-            let Some(g) = self.store.grant(grant_id)? else {
-                return Ok(());
-            };
-            if g.value.revoked_at.is_some() {
-                return Ok(());
-            }
-            let mut updated = g.value.clone();
-            updated.revoked_at = Some(now);
-            match self.store.replace_grant(&g, &updated) {
-                Ok(()) => return Ok(()),
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(DomainError::Internal(
-            "grant revocation kept conflicting".into(),
-        ))
+        Ok(self
+            .store
+            .transact(|tx| revoke_grant_in(tx, grant_id, now))?)
     }
 
-    fn new_refresh(
-        &self,
-        client: &Client,
-        grant: &Grant,
-        now: OffsetDateTime,
-    ) -> Result<Option<(String, RefreshToken)>, DomainError> {
+    /// A new refresh token value, when the client has the refresh grant (randomness only:
+    /// prepared before the transaction that stores it).
+    fn new_refresh_value(&self, client: &Client) -> Result<Option<String>, DomainError> {
         if !client.allows_grant(GrantType::RefreshToken) {
             return Ok(None);
         }
-        let token = opaque_token(self.rng)?;
-        Ok(Some((
-            token,
-            RefreshToken {
-                grant_id: grant.id.clone(),
-                client_id: client.id.clone(),
-                scopes: grant.scopes.clone(),
-                expires_at: now + REFRESH_TTL,
-                spent_at: None,
-                grace_response: None,
-            },
-        )))
+        Ok(Some(opaque_token(self.rng)?))
     }
 
-    /// `grant_type=authorization_code`. A code is redeemed once; a replay revokes every
-    /// token the first redemption issued.
+    /// `grant_type=authorization_code`. A code is redeemed once, in one transaction that
+    /// takes the code, creates the grant and its refresh token, and leaves a used-code
+    /// marker; a replay at any later moment finds the marker and revokes the grant.
     ///
     /// # Errors
     /// [`TokenError`].
@@ -298,72 +274,53 @@ impl Provider<'_> {
         }
         let code = code.ok_or(TokenError::InvalidRequest("code is required"))?;
         let hash = sha256(code.as_bytes());
-        let Some(record): Option<AuthorizationCode> = self.store.take_code(&hash)? else {
-            if let Some(used) = self.store.used_code(&hash)? {
-                tracing::warn!(grant_id = %used.grant_id, "authorization code replayed: grant revoked");
-                self.revoke_grant(&used.grant_id, now)?;
+        let refresh = self.new_refresh_value(client)?;
+        let redemption = self.store.transact(|tx| {
+            redeem_in(
+                tx,
+                &hash,
+                client,
+                redirect_uri,
+                verifier,
+                refresh.as_deref(),
+                now,
+            )
+        })?;
+        let (grant, nonce, citizen) = match redemption {
+            Redemption::Issued {
+                grant,
+                nonce,
+                citizen,
+            } => (grant, nonce, citizen),
+            Redemption::Replayed { grant_id } => {
+                tracing::warn!(%grant_id, "authorization code replayed: grant revoked");
+                return Err(TokenError::InvalidGrant(
+                    "code is invalid, expired or already used",
+                ));
             }
-            return Err(TokenError::InvalidGrant(
-                "code is invalid, expired or already used",
-            ));
+            Redemption::Unknown => {
+                return Err(TokenError::InvalidGrant(
+                    "code is invalid, expired or already used",
+                ));
+            }
+            Redemption::Refused(why) => {
+                if why == WRONG_CLIENT {
+                    tracing::warn!(client = %client.id, "code presented by another client");
+                }
+                return Err(TokenError::InvalidGrant(why));
+            }
         };
-        // The code is spent from here on, whatever the outcome: a code presented by the
-        // wrong client or with the wrong verifier must not stay usable.
-        if record.client_id != client.id {
-            tracing::warn!(code_client = %record.client_id, client = %client.id, "code presented by another client");
-            return Err(TokenError::InvalidGrant(
-                "code was not issued to this client",
-            ));
-        }
-        if record.expires_at <= now {
-            return Err(TokenError::InvalidGrant("code expired"));
-        }
-        if redirect_uri != Some(record.redirect_uri.as_str()) {
-            return Err(TokenError::InvalidGrant(
-                "redirect_uri does not match the authorization request",
-            ));
-        }
-        let Some(verifier) = verifier else {
-            return Err(TokenError::InvalidGrant("code_verifier is required"));
-        };
-        if !pkce_ok(verifier, &record.code_challenge) {
-            return Err(TokenError::InvalidGrant(
-                "code_verifier does not match the code_challenge",
-            ));
-        }
-        let grant = Grant {
-            id: record.grant_id.clone(),
-            client_id: client.id.clone(),
-            citizen_id: record.citizen_id.clone(),
-            scopes: record.scopes.clone(),
-            auth_time: record.auth_time,
-            acr: record.acr.clone(),
-            amr: record.amr.clone(),
-            sid: record.sid.clone(),
-            created_at: now,
-            revoked_at: None,
-        };
-        let refresh = self.new_refresh(client, &grant, now)?;
-        let response = self.tokens_for_grant(
-            client,
-            &grant,
-            record.nonce.as_deref(),
-            refresh.as_ref().map(|r| r.0.clone()),
-            now,
-        )?;
-        let used = UsedCode {
-            grant_id: grant.id.clone(),
-            expires_at: now + time::Duration::days(1),
-        };
-        let refresh_hash = refresh.as_ref().map(|(t, _)| sha256(t.as_bytes()));
-        let refresh_rec = refresh_hash.as_ref().zip(refresh.as_ref().map(|(_, r)| r));
-        self.store.redeem_code(&hash, &used, &grant, refresh_rec)?;
-        Ok(response)
+        let citizen = citizen.ok_or(DomainError::NotFound("citizen"))?;
+        Ok(self.tokens_for_grant(client, &grant, &citizen, nonce.as_deref(), refresh, now)?)
     }
 
     /// `grant_type=refresh_token`, rotating the token. A spent token presented again revokes
     /// the whole grant, unless it is a retry within the configured grace window, which gets
     /// the same answer as the first use.
+    ///
+    /// The tokens are signed from a first read, outside the transaction (signing under the
+    /// store's lock would serialise it); the transaction then re-reads the token and rotates
+    /// it only if it is still unspent and its grant unrevoked.
     ///
     /// # Errors
     /// [`TokenError`].
@@ -381,41 +338,24 @@ impl Provider<'_> {
         }
         let token = token.ok_or(TokenError::InvalidRequest("refresh_token is required"))?;
         let hash = sha256(token.as_bytes());
-        let invalid = TokenError::InvalidGrant("refresh token is invalid, expired or revoked");
         let current = self
             .store
+            .grants()
             .refresh_token(&hash)?
-            .ok_or(TokenError::InvalidGrant(
-                "refresh token is invalid, expired or revoked",
-            ))?;
-        if current.value.client_id != client.id {
-            return Err(invalid);
+            .filter(|r| r.client_id == client.id)
+            .ok_or(TokenError::InvalidGrant(REFRESH_INVALID))?;
+        if current.spent_at.is_some() {
+            return self.spent_refresh_presented(&current, now);
         }
-        if let Some(spent_at) = current.value.spent_at {
-            if now - spent_at <= self.refresh_grace
-                && let Some(cached) = current
-                    .value
-                    .grace_response
-                    .clone()
-                    .and_then(|v| serde_json::from_value(v).ok())
-            {
-                return Ok(cached);
-            }
-            tracing::warn!(grant_id = %current.value.grant_id, "spent refresh token reused: grant revoked");
-            self.revoke_grant(&current.value.grant_id, now)?;
-            return Err(invalid);
-        }
-        if current.value.expires_at <= now {
-            return Err(invalid);
+        if current.expires_at <= now {
+            return Err(TokenError::InvalidGrant(REFRESH_INVALID));
         }
         let grant = self
             .store
-            .grant(&current.value.grant_id)?
-            .ok_or(TokenError::InvalidGrant("grant not found"))?
-            .value;
-        if grant.revoked_at.is_some() {
-            return Err(invalid);
-        }
+            .grants()
+            .get(&current.grant_id)?
+            .filter(|g| g.revoked_at.is_none())
+            .ok_or(TokenError::InvalidGrant(REFRESH_INVALID))?;
         let scopes = match scope {
             None => grant.scopes.clone(),
             Some(s) => {
@@ -428,36 +368,64 @@ impl Provider<'_> {
                 asked
             }
         };
-        let narrowed = Grant {
-            scopes,
-            ..grant.clone()
-        };
-        let Some((new_token, mut new_record)) = self.new_refresh(client, &grant, now)? else {
+        let citizen = self
+            .store
+            .citizens()
+            .get(&grant.citizen_id)?
+            .ok_or(DomainError::NotFound("citizen"))?;
+        let Some(new_token) = self.new_refresh_value(client)? else {
             return Err(TokenError::UnauthorizedClient(
                 "client may not use refresh_token",
             ));
         };
-        new_record.scopes = grant.scopes.clone();
-        new_record.expires_at = current.value.expires_at;
-        let response =
-            self.tokens_for_grant(client, &narrowed, None, Some(new_token.clone()), now)?;
-        let mut spent = current.value.clone();
-        spent.spent_at = Some(now);
-        if !self.refresh_grace.is_zero() {
-            spent.grace_response = serde_json::to_value(&response).ok();
-        }
-        match self.store.rotate_refresh(
-            &hash,
-            &current,
-            &spent,
-            &sha256(new_token.as_bytes()),
-            &new_record,
-        ) {
-            Ok(()) => Ok(response),
+        let narrowed = Grant {
+            scopes,
+            ..grant.clone()
+        };
+        let response = self.tokens_for_grant(
+            client,
+            &narrowed,
+            &citizen,
+            None,
+            Some(new_token.clone()),
+            now,
+        )?;
+        let successor = RefreshToken {
+            grant_id: grant.id.clone(),
+            client_id: client.id.clone(),
+            scopes: grant.scopes.clone(),
+            expires_at: current.expires_at,
+            spent_at: None,
+            grace_response: None,
+        };
+        let grace = (!self.refresh_grace.is_zero()).then_some(&response);
+        let new_hash = sha256(new_token.as_bytes());
+        let rotation = self
+            .store
+            .transact(|tx| rotate_in(tx, &hash, &new_hash, &successor, grace, now))?;
+        match rotation {
+            Rotation::Rotated => Ok(response),
             // A concurrent use won the race: this one is a reuse of a spent token.
-            Err(StoreError::Conflict { .. }) => self.refresh(client, Some(token), scope, now),
-            Err(e) => Err(e.into()),
+            Rotation::AlreadySpent(spent) => self.spent_refresh_presented(&spent, now),
+            Rotation::Invalid => Err(TokenError::InvalidGrant(REFRESH_INVALID)),
         }
+    }
+
+    /// A spent refresh token presented again: the first answer again within the grace
+    /// window, otherwise the grant is revoked.
+    fn spent_refresh_presented(
+        &self,
+        spent: &RefreshToken,
+        now: OffsetDateTime,
+    ) -> Result<TokenResponse, TokenError> {
+        if let (Some(spent_at), Some(cached)) = (spent.spent_at, &spent.grace_response)
+            && now - spent_at <= self.refresh_grace
+        {
+            return Ok(cached.clone());
+        }
+        tracing::warn!(grant_id = %spent.grant_id, "spent refresh token reused: grant revoked");
+        self.revoke_grant(&spent.grant_id, now)?;
+        Err(TokenError::InvalidGrant(REFRESH_INVALID))
     }
 
     /// `grant_type=client_credentials`: a token for the client itself (no citizen), limited
@@ -551,11 +519,13 @@ impl Provider<'_> {
         let revoked = match &claims.gid {
             Some(gid) => self
                 .store
-                .grant(gid)
+                .grants()
+                .get(gid)
                 .map_err(DomainError::from)?
-                .is_none_or(|g| g.value.revoked_at.is_some()),
+                .is_none_or(|g| g.revoked_at.is_some()),
             None => self
                 .store
+                .grants()
                 .jti_revoked(&claims.jti)
                 .map_err(DomainError::from)?,
         };
@@ -576,9 +546,13 @@ impl Provider<'_> {
         token: &str,
         now: OffsetDateTime,
     ) -> Result<(), DomainError> {
-        if let Some(r) = self.store.refresh_token(&sha256(token.as_bytes()))? {
-            if r.value.client_id == client.id {
-                self.revoke_grant(&r.value.grant_id, now)?;
+        if let Some(r) = self
+            .store
+            .grants()
+            .refresh_token(&sha256(token.as_bytes()))?
+        {
+            if r.client_id == client.id {
+                self.revoke_grant(&r.grant_id, now)?;
             }
             return Ok(());
         }
@@ -588,13 +562,16 @@ impl Provider<'_> {
             {
                 match &claims.gid {
                     Some(gid) => self.revoke_grant(gid, now)?,
-                    None => self.store.revoke_jti(
-                        &claims.jti,
-                        &RevokedJti {
+                    None => {
+                        let revoked = RevokedJti {
                             expires_at: OffsetDateTime::from_unix_timestamp(claims.exp)
                                 .unwrap_or(now),
-                        },
-                    )?,
+                        };
+                        self.store.transact(|tx| {
+                            tx.grants().revoke_jti(&claims.jti, &revoked);
+                            Ok::<_, StoreError>(())
+                        })?;
+                    }
                 }
             }
         }
@@ -612,20 +589,25 @@ impl Provider<'_> {
         now: OffsetDateTime,
     ) -> Result<serde_json::Value, DomainError> {
         let inactive = serde_json::json!({ "active": false });
-        if let Some(r) = self.store.refresh_token(&sha256(token.as_bytes()))? {
-            let live = r.value.client_id == client.id
-                && r.value.spent_at.is_none()
-                && r.value.expires_at > now
+        if let Some(r) = self
+            .store
+            .grants()
+            .refresh_token(&sha256(token.as_bytes()))?
+        {
+            let live = r.client_id == client.id
+                && r.spent_at.is_none()
+                && r.expires_at > now
                 && self
                     .store
-                    .grant(&r.value.grant_id)?
-                    .is_some_and(|g| g.value.revoked_at.is_none());
+                    .grants()
+                    .get(&r.grant_id)?
+                    .is_some_and(|g| g.revoked_at.is_none());
             if !live {
                 return Ok(inactive);
             }
             return Ok(serde_json::json!({
                 "active": true, "token_type": "refresh_token", "client_id": client.id,
-                "scope": r.value.scopes.join(" "), "exp": r.value.expires_at.unix_timestamp(),
+                "scope": r.scopes.join(" "), "exp": r.expires_at.unix_timestamp(),
                 "iss": self.issuer,
             }));
         }
@@ -650,16 +632,191 @@ impl Provider<'_> {
             .ok_or(DomainError::NotFound("citizen"))?;
         let grant = self
             .store
-            .grant(gid)?
-            .ok_or(DomainError::NotFound("grant"))?
-            .value;
+            .grants()
+            .get(gid)?
+            .ok_or(DomainError::NotFound("grant"))?;
         let citizen = self
             .store
-            .citizen(&grant.citizen_id)?
+            .citizens()
+            .get(&grant.citizen_id)?
             .ok_or(DomainError::NotFound("citizen"))?;
         let scopes = parse_scopes(&claims.scope);
         let mut m = identity_claims(&citizen, &scopes);
         m.insert("sub".into(), claims.sub.clone().into());
         Ok(serde_json::Value::Object(m))
     }
+}
+
+/// What the redemption transaction found.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a transient return value, moved once"
+)]
+enum Redemption {
+    /// The code was valid: the grant is stored, with its citizen as of the redemption.
+    Issued {
+        grant: Grant,
+        nonce: Option<String>,
+        citizen: Option<Citizen>,
+    },
+    /// The code had been redeemed before: its grant is now revoked.
+    Replayed { grant_id: String },
+    /// No such code (never issued, expired and swept, or refused before).
+    Unknown,
+    /// The code was presented wrongly; it is spent anyway.
+    Refused(&'static str),
+}
+
+/// Why a taken code does not yield a grant, if it does not.
+fn code_refusal(
+    record: &AuthorizationCode,
+    client: &Client,
+    redirect_uri: Option<&str>,
+    verifier: Option<&str>,
+    now: OffsetDateTime,
+) -> Option<&'static str> {
+    if record.client_id != client.id {
+        return Some(WRONG_CLIENT);
+    }
+    if record.expires_at <= now {
+        return Some("code expired");
+    }
+    if redirect_uri != Some(record.redirect_uri.as_str()) {
+        return Some("redirect_uri does not match the authorization request");
+    }
+    let Some(verifier) = verifier else {
+        return Some("code_verifier is required");
+    };
+    if !pkce_ok(verifier, &record.code_challenge) {
+        return Some("code_verifier does not match the code_challenge");
+    }
+    None
+}
+
+/// The redemption transaction. A refused code is still taken (committed), so a code
+/// presented by the wrong client or with the wrong verifier never stays usable.
+fn redeem_in(
+    tx: &mut Tx<'_>,
+    hash: &[u8; 32],
+    client: &Client,
+    redirect_uri: Option<&str>,
+    verifier: Option<&str>,
+    refresh: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<Redemption, StoreError> {
+    let Some(record) = tx.authorizations().take_code(hash)? else {
+        return match tx.authorizations().used_code(hash)? {
+            Some(used) => {
+                revoke_grant_in(tx, &used.grant_id, now)?;
+                Ok(Redemption::Replayed {
+                    grant_id: used.grant_id,
+                })
+            }
+            None => Ok(Redemption::Unknown),
+        };
+    };
+    if let Some(why) = code_refusal(&record, client, redirect_uri, verifier, now) {
+        return Ok(Redemption::Refused(why));
+    }
+    let grant = Grant {
+        id: record.grant_id.clone(),
+        client_id: client.id.clone(),
+        citizen_id: record.citizen_id.clone(),
+        scopes: record.scopes.clone(),
+        auth_time: record.auth_time,
+        acr: record.acr.clone(),
+        amr: record.amr.clone(),
+        sid: record.sid.clone(),
+        created_at: now,
+        revoked_at: None,
+    };
+    tx.grants().insert(&grant)?;
+    tx.authorizations().mark_used(
+        hash,
+        &UsedCode {
+            grant_id: grant.id.clone(),
+            expires_at: now + USED_CODE_TTL,
+        },
+    );
+    if let Some(token) = refresh {
+        tx.grants().put_refresh_token(
+            &sha256(token.as_bytes()),
+            &RefreshToken {
+                grant_id: grant.id.clone(),
+                client_id: client.id.clone(),
+                scopes: grant.scopes.clone(),
+                expires_at: now + REFRESH_TTL,
+                spent_at: None,
+                grace_response: None,
+            },
+        );
+    }
+    let citizen = tx.citizens().get(&grant.citizen_id)?;
+    Ok(Redemption::Issued {
+        grant,
+        nonce: record.nonce,
+        citizen,
+    })
+}
+
+/// What the rotation transaction found.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a transient return value, moved once"
+)]
+enum Rotation {
+    /// The old token is spent and its successor stored.
+    Rotated,
+    /// Someone spent it first (the record as it is now).
+    AlreadySpent(RefreshToken),
+    /// The token or its grant is gone or revoked.
+    Invalid,
+}
+
+/// The rotation transaction: spends `old` (keeping `grace`, the answer, for retries) and
+/// stores `successor` under `new_hash`, if `old` is still unspent and its grant live.
+fn rotate_in(
+    tx: &mut Tx<'_>,
+    old: &[u8; 32],
+    new_hash: &[u8; 32],
+    successor: &RefreshToken,
+    grace: Option<&TokenResponse>,
+    now: OffsetDateTime,
+) -> Result<Rotation, StoreError> {
+    let Some(mut current) = tx.grants().refresh_token(old)? else {
+        return Ok(Rotation::Invalid);
+    };
+    if current.spent_at.is_some() {
+        return Ok(Rotation::AlreadySpent(current));
+    }
+    let live = tx
+        .grants()
+        .get(&current.grant_id)?
+        .is_some_and(|g| g.revoked_at.is_none());
+    if !live || current.grant_id != successor.grant_id {
+        return Ok(Rotation::Invalid);
+    }
+    current.spent_at = Some(now);
+    current.grace_response = grace.cloned();
+    tx.grants().put_refresh_token(old, &current);
+    tx.grants().put_refresh_token(new_hash, successor);
+    Ok(Rotation::Rotated)
+}
+
+/// Revokes a grant inside a transaction (absent or already revoked: nothing to do).
+///
+/// # Errors
+/// Storage failures.
+pub fn revoke_grant_in(
+    tx: &mut Tx<'_>,
+    grant_id: &str,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    if let Some(mut grant) = tx.grants().get(grant_id)?
+        && grant.revoked_at.is_none()
+    {
+        grant.revoked_at = Some(now);
+        tx.grants().update(&grant);
+    }
+    Ok(())
 }

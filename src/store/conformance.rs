@@ -1,0 +1,267 @@
+//! One suite of the store's semantics, run against every backend: uniqueness, atomic and
+//! isolated transactions, single-use take under concurrency, scans, expiry, unknown
+//! versions and durability. A new backend passes this before it serves anyone.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use time::macros::datetime;
+
+use super::record::Record;
+use super::{Read, Store, StoreError};
+
+const TREE: &str = "meta";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "v", content = "data")]
+enum Probe {
+    #[serde(rename = "1")]
+    V1 { n: u64 },
+}
+
+impl Record for Probe {
+    const TREE: &'static str = TREE;
+    const VERSIONS: &'static [&'static str] = &["1"];
+}
+
+fn n(store: &Store, key: &[u8]) -> Option<u64> {
+    store.get::<Probe>(key).unwrap().map(|Probe::V1 { n }| n)
+}
+
+fn put(store: &Store, key: &[u8], value: u64) {
+    store
+        .transact(|tx| {
+            tx.put(key, &Probe::V1 { n: value });
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+}
+
+fn unique_inserts_abort_the_whole_transaction(store: &Store) {
+    store
+        .transact(|tx| tx.insert_new(b"u1", &Probe::V1 { n: 1 }))
+        .unwrap();
+    let second = store.transact(|tx| {
+        tx.put(b"u2", &Probe::V1 { n: 2 });
+        tx.insert_new(b"u1", &Probe::V1 { n: 3 })
+    });
+    assert!(
+        matches!(second, Err(StoreError::Conflict { tree: TREE, .. })),
+        "{second:?}"
+    );
+    assert_eq!(n(store, b"u1"), Some(1), "the existing value stays");
+    assert_eq!(
+        n(store, b"u2"),
+        None,
+        "the aborted transaction wrote nothing"
+    );
+}
+
+fn a_transaction_reads_its_own_writes_and_an_error_discards_them(store: &Store) {
+    let seen = store
+        .transact(|tx| {
+            tx.put(b"t1", &Probe::V1 { n: 7 });
+            let before = tx.get::<Probe>(b"t1")?;
+            tx.delete(TREE, b"t1");
+            let after = tx.get::<Probe>(b"t1")?;
+            tx.put(b"t2", &Probe::V1 { n: 8 });
+            Ok::<_, StoreError>((before, after))
+        })
+        .unwrap();
+    assert_eq!(seen, (Some(Probe::V1 { n: 7 }), None));
+    assert_eq!((n(store, b"t1"), n(store, b"t2")), (None, Some(8)));
+    let failed: Result<(), StoreError> = store.transact(|tx| {
+        tx.put(b"t2", &Probe::V1 { n: 9 });
+        Err(StoreError::WouldBlock)
+    });
+    assert!(failed.is_err());
+    assert_eq!(n(store, b"t2"), Some(8));
+}
+
+fn take_is_single_use_under_concurrency(store: &Store) {
+    put(store, b"once", 1);
+    let store = Arc::new(store.clone());
+    let winners: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|_| {
+                let store = store.clone();
+                s.spawn(move || {
+                    store
+                        .transact(|tx| tx.take::<Probe>(b"once"))
+                        .unwrap()
+                        .is_some()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| usize::from(h.join().unwrap()))
+            .sum()
+    });
+    assert_eq!(winners, 1);
+    assert_eq!(n(&store, b"once"), None);
+}
+
+fn read_modify_write_loses_no_update(store: &Store) {
+    put(store, b"counter", 0);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                for _ in 0..25 {
+                    store
+                        .transact(|tx| {
+                            let Some(Probe::V1 { n }) = tx.get::<Probe>(b"counter")? else {
+                                return Err(StoreError::WouldBlock);
+                            };
+                            tx.put(b"counter", &Probe::V1 { n: n + 1 });
+                            Ok(())
+                        })
+                        .unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(n(store, b"counter"), Some(200));
+}
+
+fn scans_follow_prefix_start_and_limit(store: &Store) {
+    for key in ["s/b", "s/a", "s/c", "t/a", "r/z"] {
+        put(store, key.as_bytes(), 1);
+    }
+    let backend = store.backend().unwrap();
+    let keys = |prefix: &[u8], start: &[u8], limit| -> Vec<String> {
+        backend
+            .scan(TREE, prefix, start, limit)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| String::from_utf8(k).unwrap())
+            .collect()
+    };
+    assert_eq!(keys(b"s/", b"", 10), ["s/a", "s/b", "s/c"]);
+    assert_eq!(keys(b"s/", b"s/b", 10), ["s/b", "s/c"]);
+    assert_eq!(keys(b"s/", b"", 2), ["s/a", "s/b"]);
+    assert_eq!(
+        keys(b"s/", b"a", 10),
+        ["s/a", "s/b", "s/c"],
+        "start before the prefix"
+    );
+    assert!(keys(b"q/", b"", 10).is_empty());
+}
+
+fn expired_records_are_swept_and_reused_keys_kept(store: &Store) {
+    let t0 = datetime!(2026-01-01 00:00 UTC);
+    let soon = t0 + time::Duration::minutes(1);
+    store
+        .transact(|tx| {
+            tx.put_expiring(b"e1", &Probe::V1 { n: 1 }, soon);
+            tx.put_expiring(b"e2", &Probe::V1 { n: 2 }, soon);
+            tx.put_expiring(b"e3", &Probe::V1 { n: 3 }, t0 + time::Duration::hours(1));
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    // e2 is taken early and its key used again for a record that is not short-lived.
+    put(store, b"e2", 20);
+    assert_eq!(
+        store.sweep_expired(t0, 100).unwrap(),
+        0,
+        "nothing is due yet"
+    );
+    let later = soon + time::Duration::seconds(1);
+    assert_eq!(
+        store.sweep_expired(later, 1).unwrap(),
+        1,
+        "one per call at most"
+    );
+    assert_eq!(store.sweep_expired(later, 100).unwrap(), 1);
+    assert_eq!(store.sweep_expired(later, 100).unwrap(), 0);
+    assert_eq!(n(store, b"e1"), None);
+    assert_eq!(
+        n(store, b"e2"),
+        Some(20),
+        "a reused key is not swept with its old record"
+    );
+    assert_eq!(n(store, b"e3"), Some(3));
+}
+
+fn unknown_versions_and_garbage_are_errors_naming_the_record(store: &Store) {
+    store
+        .plant_raw(TREE, b"future", br#"{"v":"99","data":{}}"#)
+        .unwrap();
+    store.plant_raw(TREE, b"junk", b"\xff").unwrap();
+    assert!(matches!(
+        store.get::<Probe>(b"future"),
+        Err(StoreError::UnknownVersion { tree: TREE, .. })
+    ));
+    assert!(matches!(
+        store.get::<Probe>(b"junk"),
+        Err(StoreError::Corrupt { tree: TREE, .. })
+    ));
+    // Nor can a transaction take what it cannot read: the record stays.
+    assert!(store.transact(|tx| tx.take::<Probe>(b"future")).is_err());
+    assert!(
+        store
+            .backend()
+            .unwrap()
+            .get(TREE, b"future")
+            .unwrap()
+            .is_some()
+    );
+}
+
+macro_rules! suite {
+    ($($test:ident),* $(,)?) => {
+        mod memory {
+            $(#[test] fn $test() { super::$test(&super::Store::in_memory()); })*
+        }
+        mod sled {
+            $(#[test] fn $test() {
+                let dir = tempfile::tempdir().unwrap();
+                super::$test(&super::Store::open_sled(dir.path()).unwrap());
+            })*
+        }
+    };
+}
+
+suite!(
+    unique_inserts_abort_the_whole_transaction,
+    a_transaction_reads_its_own_writes_and_an_error_discards_them,
+    take_is_single_use_under_concurrency,
+    read_modify_write_loses_no_update,
+    scans_follow_prefix_start_and_limit,
+    expired_records_are_swept_and_reused_keys_kept,
+    unknown_versions_and_garbage_are_errors_naming_the_record,
+);
+
+#[test]
+fn sled_commits_are_on_disk_when_transact_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open_sled(dir.path()).unwrap();
+        put(&store, b"durable", 42);
+        // No explicit flush, no clean shutdown: the process could die right here.
+        std::mem::forget(store);
+    }
+    // sled's lock is held by the forgotten handle in this process; a copy of the files is
+    // what a restart after a crash would find.
+    let copy = tempfile::tempdir().unwrap();
+    for entry in walk(dir.path()) {
+        let to = copy.path().join(entry.strip_prefix(dir.path()).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, &to).unwrap();
+    }
+    let reopened = Store::open_sled(copy.path()).unwrap();
+    assert_eq!(n(&reopened, b"durable"), Some(42));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

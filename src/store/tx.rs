@@ -1,0 +1,155 @@
+//! The transaction every write goes through, and [`Read`], the reads that both a
+//! transaction and the committed store offer (so each aggregate's getters serve both).
+
+use std::collections::BTreeMap;
+
+use time::OffsetDateTime;
+
+use super::backend::{TxRead, Write};
+use super::record::{self, Record, printable_key};
+use super::{Result, Store, StoreError, expiry};
+
+/// Reads of versioned records: committed ones through [`Store`], or the state a transaction
+/// sees (its own staged writes included) through [`Tx`].
+pub trait Read {
+    /// The raw bytes under `key` in `tree`.
+    ///
+    /// # Errors
+    /// Backend failures; [`StoreError::WouldBlock`] on an async worker thread.
+    fn raw(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// One record, decoded.
+    ///
+    /// # Errors
+    /// As [`Read::raw`], and decoding errors.
+    fn get<R: Record>(&self, key: &[u8]) -> Result<Option<R>> {
+        match self.raw(R::TREE, key)? {
+            None => Ok(None),
+            Some(bytes) => record::decode::<R>(key, &bytes).map(Some),
+        }
+    }
+}
+
+impl Read for Store {
+    fn raw(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.io()?.get(tree, key)?)
+    }
+}
+
+impl<T: Read + ?Sized> Read for &T {
+    fn raw(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        (**self).raw(tree, key)
+    }
+}
+
+impl<T: Read + ?Sized> Read for &mut T {
+    fn raw(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        (**self).raw(tree, key)
+    }
+}
+
+/// An open transaction: reads see the committed state plus this transaction's own writes;
+/// writes are staged and applied when the body returns `Ok`.
+pub struct Tx<'a> {
+    reads: &'a dyn TxRead,
+    staged: BTreeMap<(&'static str, Vec<u8>), Option<Vec<u8>>>,
+}
+
+impl Read for Tx<'_> {
+    fn raw(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(staged) = self.staged.get(&(tree, key.to_vec())) {
+            return Ok(staged.clone());
+        }
+        Ok(self.reads.get(tree, key)?)
+    }
+}
+
+impl<'a> Tx<'a> {
+    pub(super) fn new(reads: &'a dyn TxRead) -> Self {
+        Self {
+            reads,
+            staged: BTreeMap::new(),
+        }
+    }
+
+    pub(super) fn into_writes(self) -> Vec<Write> {
+        self.staged
+            .into_iter()
+            .map(|((tree, key), value)| Write { tree, key, value })
+            .collect()
+    }
+
+    /// Stages raw bytes (tools and tests that plant records; domain code uses the typed
+    /// writes).
+    pub fn put_raw(&mut self, tree: &'static str, key: &[u8], value: Vec<u8>) {
+        self.staged.insert((tree, key.to_vec()), Some(value));
+    }
+
+    /// Stages a record, replacing whatever is there.
+    pub fn put<R: Record>(&mut self, key: &[u8], value: &R) {
+        self.put_raw(R::TREE, key, record::encode(value));
+    }
+
+    /// Stages a record under a key that must be new.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the key exists (the caller's `?` then aborts the
+    /// transaction).
+    pub fn insert_new<R: Record>(&mut self, key: &[u8], value: &R) -> Result<()> {
+        if self.raw(R::TREE, key)?.is_some() {
+            return Err(StoreError::Conflict {
+                tree: R::TREE,
+                key: printable_key(key),
+            });
+        }
+        self.put(key, value);
+        Ok(())
+    }
+
+    /// Stages a short-lived record and files it in the expiry index, so that
+    /// [`Store::sweep_expired`] removes it after `expires_at`.
+    pub fn put_expiring<R: Record>(&mut self, key: &[u8], value: &R, expires_at: OffsetDateTime) {
+        let bytes = record::encode(value);
+        let (index_key, fingerprint) = expiry::entry(R::TREE, key, &bytes, expires_at);
+        self.put_raw(expiry::EXPIRY, &index_key, fingerprint);
+        self.put_raw(R::TREE, key, bytes);
+    }
+
+    /// Like [`Tx::put_expiring`] for a key that must be new.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the key exists.
+    pub fn insert_new_expiring<R: Record>(
+        &mut self,
+        key: &[u8],
+        value: &R,
+        expires_at: OffsetDateTime,
+    ) -> Result<()> {
+        if self.raw(R::TREE, key)?.is_some() {
+            return Err(StoreError::Conflict {
+                tree: R::TREE,
+                key: printable_key(key),
+            });
+        }
+        self.put_expiring(key, value, expires_at);
+        Ok(())
+    }
+
+    /// Stages the removal of a key (absent keys are fine).
+    pub fn delete(&mut self, tree: &'static str, key: &[u8]) {
+        self.staged.insert((tree, key.to_vec()), None);
+    }
+
+    /// Reads a record and stages its removal: single use. Of two transactions taking the
+    /// same key, exactly one gets it.
+    ///
+    /// # Errors
+    /// Backend and decoding errors (the record stays).
+    pub fn take<R: Record>(&mut self, key: &[u8]) -> Result<Option<R>> {
+        let found = self.get::<R>(key)?;
+        if found.is_some() {
+            self.delete(R::TREE, key);
+        }
+        Ok(found)
+    }
+}
