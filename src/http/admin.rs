@@ -153,11 +153,10 @@ fn enrolment(state: &AppState, code: EnrolmentCode) -> Enrolment {
     }
 }
 
-/// 201 with `Cache-Control: no-store` (the body holds a one-time code).
+/// 201 with a `Location` (the body holds a one-time code: never cached, see `http::router`).
 fn created(location: Option<String>, body: impl Serialize) -> Response {
     let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(v) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
         h.insert(header::LOCATION, v);
     }

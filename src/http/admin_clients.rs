@@ -147,7 +147,6 @@ pub async fn create_client(
     };
     let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(v) = location {
         h.insert(header::LOCATION, v);
     }

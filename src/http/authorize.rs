@@ -1,14 +1,18 @@
 //! The authorization endpoint's pages: `/authorize` (GET and POST), the return from login
 //! (`/authorize/continue`), the consent page with **Allow** / **Deny**, and consent withdrawal.
 
-use axum::extract::{Query, State};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use time::OffsetDateTime;
 
 use super::error::ApiError;
 use super::oidc::{clients, csrf, csrf_ok, current_session, origin_of, provider};
-use super::pages::{escape, page_with_form_targets, problem_page};
+use super::pages::{escape, page_with_form_targets, problem_page, too_many_attempts};
+use super::throttle::Purpose;
 use crate::app::AppState;
 use crate::domain::clients::Client;
 use crate::domain::oidc::authorize::{AuthorizeError, AuthorizeParams, Next, error_redirect_url};
@@ -30,11 +34,25 @@ fn authorize_error(state: &AppState, e: AuthorizeError) -> Response {
     }
 }
 
+/// Every authorization request parks a record until it expires, so requests are limited
+/// per client network; a browser that signs in at a human pace never meets the limit.
+fn throttled(state: &AppState, peer: SocketAddr) -> Option<Response> {
+    state
+        .throttle
+        .take(Purpose::Authorize, peer.ip(), Instant::now())
+        .err()
+        .map(too_many_attempts)
+}
+
 pub(super) async fn authorize_get(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     q: Result<Query<AuthorizeParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
+    if let Some(r) = throttled(&state, peer) {
+        return r;
+    }
     match q {
         Ok(Query(p)) => state.run(move |s| authorize(s, &headers, p)).await,
         Err(_) => problem_page(
@@ -47,9 +65,13 @@ pub(super) async fn authorize_get(
 
 pub(super) async fn authorize_post(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     f: Result<axum::Form<AuthorizeParams>, axum::extract::rejection::FormRejection>,
 ) -> Response {
+    if let Some(r) = throttled(&state, peer) {
+        return r;
+    }
     match f {
         Ok(axum::Form(p)) => state.run(move |s| authorize(s, &headers, p)).await,
         Err(_) => problem_page(

@@ -24,6 +24,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use time::OffsetDateTime;
 
 use super::error::{OAuthError, OAuthErrorCode};
+use super::throttle::Purpose;
 use crate::app::AppState;
 use crate::domain::clients::{AuthFailure, Client, ClientAuthError, Clients, PresentedClient};
 
@@ -151,7 +152,10 @@ pub fn map_auth_failure(e: AuthFailure) -> OAuthError {
 /// address has failed too often (answer 429 with `Retry-After`). Call it only after a
 /// failure, so correctly authenticated clients are never throttled.
 pub fn throttle_failure(state: &AppState, ip: IpAddr) -> Option<Duration> {
-    state.throttle.take(ip, Instant::now()).err()
+    state
+        .throttle
+        .take(Purpose::ClientAuthFailure, ip, Instant::now())
+        .err()
 }
 
 /// The client registry over the application state.
@@ -175,7 +179,6 @@ pub fn too_many_failures(wait: Duration) -> Response {
     });
     let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
         h.insert(header::RETRY_AFTER, v);
     }

@@ -227,7 +227,6 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if unauthorized {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
@@ -285,7 +284,6 @@ impl IntoResponse for OAuthError {
         }
         let mut resp = (status, axum::Json(body)).into_response();
         let h = resp.headers_mut();
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if status == StatusCode::UNAUTHORIZED {
             h.insert(
                 header::WWW_AUTHENTICATE,
@@ -371,7 +369,6 @@ impl IntoResponse for BearerError {
         };
         let mut resp = (status, axum::Json(body)).into_response();
         let h = resp.headers_mut();
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Ok(v) = HeaderValue::from_str(&challenge) {
             h.insert(header::WWW_AUTHENTICATE, v);
         }
@@ -411,7 +408,6 @@ mod tests {
         }
         .into_response();
         assert_eq!(resp.status(), 401);
-        assert_eq!(resp.headers()[header::CACHE_CONTROL], "no-store");
         let b = body(resp).await;
         assert_eq!(b["error"], "invalid_client");
         assert_eq!(b["error_description"], "client authentication failed");

@@ -11,6 +11,7 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::throttle::Purpose;
 use crate::app::AppState;
 
 /// `axum::Json` with our error mapping: 400 malformed, 413 too large, 415 wrong type,
@@ -67,7 +68,11 @@ impl FromRequestParts<AppState> for Admin {
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0.ip());
-            match peer.map(|ip| state.throttle.take(ip, Instant::now())) {
+            match peer.map(|ip| {
+                state
+                    .throttle
+                    .take(Purpose::AdminFailure, ip, Instant::now())
+            }) {
                 Some(Err(wait)) => Err(ApiError::TooManyRequests(wait)),
                 _ => Err(ApiError::Unauthorized),
             }

@@ -68,13 +68,6 @@ pub(super) fn clients(state: &AppState) -> Clients<'_> {
     }
 }
 
-pub(super) fn no_store(mut resp: Response) -> Response {
-    let h = resp.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    resp
-}
-
 async fn discovery(State(state): State<AppState>) -> Response {
     let i = &*state.issuer;
     let scopes: Vec<&str> = SCOPES.iter().map(|(s, _)| *s).collect();
@@ -196,8 +189,7 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
-        let bad =
-            |d: &str| no_store(OAuthError::new(OAuthErrorCode::InvalidRequest, d).into_response());
+        let bad = |d: &str| OAuthError::new(OAuthErrorCode::InvalidRequest, d).into_response();
         let form_type = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -235,7 +227,7 @@ fn authenticate(
     let token_url = format!("{}/token", state.issuer);
     let audiences = [token_url.as_str(), &*state.issuer];
     authenticate_client(state, peer.ip(), headers, form, &audiences)
-        .map_err(|e| Box::new(no_store(e.into_response())))
+        .map_err(|e| Box::new(e.into_response()))
 }
 
 async fn token(
@@ -292,9 +284,9 @@ fn token_answer(
     match result {
         Ok(t) => {
             state.metrics.tokens.inc();
-            no_store(axum::Json(t).into_response())
+            axum::Json(t).into_response()
         }
-        Err(e) => no_store(OAuthError::from(e).into_response()),
+        Err(e) => OAuthError::from(e).into_response(),
     }
 }
 
@@ -343,26 +335,37 @@ async fn userinfo(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         })
         .await;
     match result {
-        Ok(v) => no_store(axum::Json(v).into_response()),
+        Ok(v) => axum::Json(v).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-/// The preamble of introspection and revocation: the form, the authenticated client, and
-/// the `token` parameter.
-fn token_request(
-    state: &AppState,
+/// Introspection and revocation: the form, the authenticated client and the `token`
+/// parameter, then `answer` with them, on the blocking pool.
+async fn with_token_param(
+    state: AppState,
     peer: SocketAddr,
-    headers: &HeaderMap,
-    form: &HashMap<String, String>,
-) -> Result<(Client, String), Box<Response>> {
-    let client = authenticate(state, peer, headers, form)?;
-    let token = form.get("token").cloned().ok_or_else(|| {
-        Box::new(no_store(
-            OAuthError::new(OAuthErrorCode::InvalidRequest, "token is required").into_response(),
-        ))
-    })?;
-    Ok((client, token))
+    headers: HeaderMap,
+    form: Result<OAuthForm, Response>,
+    answer: impl FnOnce(&AppState, Client, String) -> Response + Send + 'static,
+) -> Response {
+    let OAuthForm(form) = match form {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    state
+        .run(move |s| {
+            let client = match authenticate(s, peer, &headers, &form) {
+                Ok(c) => c,
+                Err(r) => return *r,
+            };
+            match form.get("token") {
+                Some(token) => answer(s, client, token.clone()),
+                None => OAuthError::new(OAuthErrorCode::InvalidRequest, "token is required")
+                    .into_response(),
+            }
+        })
+        .await
 }
 
 async fn introspect(
@@ -371,31 +374,20 @@ async fn introspect(
     headers: HeaderMap,
     form: Result<OAuthForm, Response>,
 ) -> Response {
-    let OAuthForm(form) = match form {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    state
-        .run(move |s| {
-            let (client, token) = match token_request(s, peer, &headers, &form) {
-                Ok(ct) => ct,
-                Err(r) => return *r,
-            };
-            if client.is_public() {
-                return no_store(
-                    OAuthError::new(
-                        OAuthErrorCode::InvalidClient,
-                        "public clients cannot introspect",
-                    )
-                    .into_response(),
-                );
-            }
-            match provider(s).introspect(&client, &token, OffsetDateTime::now_utc()) {
-                Ok(v) => no_store(axum::Json(v).into_response()),
-                Err(e) => no_store(OAuthError::from(e).into_response()),
-            }
-        })
-        .await
+    with_token_param(state, peer, headers, form, |s, client, token| {
+        if client.is_public() {
+            let e = OAuthError::new(
+                OAuthErrorCode::InvalidClient,
+                "public clients cannot introspect",
+            );
+            return e.into_response();
+        }
+        match provider(s).introspect(&client, &token, OffsetDateTime::now_utc()) {
+            Ok(v) => axum::Json(v).into_response(),
+            Err(e) => OAuthError::from(e).into_response(),
+        }
+    })
+    .await
 }
 
 async fn revoke(
@@ -404,20 +396,15 @@ async fn revoke(
     headers: HeaderMap,
     form: Result<OAuthForm, Response>,
 ) -> Response {
-    let OAuthForm(form) = match form {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    state
-        .run(move |s| {
-            let (client, token) = match token_request(s, peer, &headers, &form) {
-                Ok(ct) => ct,
-                Err(r) => return *r,
-            };
-            match provider(s).revoke(&client, &token, OffsetDateTime::now_utc()) {
-                Ok(()) => no_store(StatusCode::OK.into_response()),
-                Err(e) => no_store(OAuthError::from(e).into_response()),
-            }
-        })
-        .await
+    with_token_param(
+        state,
+        peer,
+        headers,
+        form,
+        |s, client, token| match provider(s).revoke(&client, &token, OffsetDateTime::now_utc()) {
+            Ok(()) => StatusCode::OK.into_response(),
+            Err(e) => OAuthError::from(e).into_response(),
+        },
+    )
+    .await
 }

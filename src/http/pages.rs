@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 
 use super::error::Result;
 use super::passkey::{local_path, passkeys};
+use super::throttle::Purpose;
 use crate::app::AppState;
 use crate::domain::DomainError;
 
@@ -90,7 +91,6 @@ pub fn page_with_form_targets(
     if let Ok(v) = HeaderValue::from_str(&csp) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
     }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // Enrolment links carry a secret code: never leak it in a Referer.
     h.insert(
         header::REFERRER_POLICY,
@@ -125,13 +125,11 @@ async fn enrol_page(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(q): Query<EnrolQuery>,
 ) -> Result<Response> {
-    if let Err(wait) = state.throttle.take(peer.ip(), std::time::Instant::now()) {
-        return Ok(problem_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Please wait",
-            "Too many attempts from your network. Please wait a minute and try again.",
-        )
-        .into_response_with_retry(wait));
+    if let Err(wait) = state
+        .throttle
+        .take(Purpose::Enrolment, peer.ip(), std::time::Instant::now())
+    {
+        return Ok(too_many_attempts(wait));
     }
     let code = q.code.unwrap_or_default();
     let presented = code.clone();
@@ -151,7 +149,9 @@ async fn enrol_page(
             ),
         )),
         Err(DomainError::Refused(r)) => {
-            let _ = state.throttle.take(peer.ip(), std::time::Instant::now());
+            let _ = state
+                .throttle
+                .take(Purpose::Enrolment, peer.ip(), std::time::Instant::now());
             Ok(problem_page(
                 StatusCode::NOT_FOUND,
                 "Enrolment link not valid",
@@ -203,6 +203,16 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     resp
+}
+
+/// The page for an address that has to slow down: 429 with `Retry-After`.
+pub fn too_many_attempts(wait: std::time::Duration) -> Response {
+    problem_page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Please wait",
+        "Too many attempts from your network. Please wait a minute and try again.",
+    )
+    .into_response_with_retry(wait)
 }
 
 trait WithRetry {

@@ -18,6 +18,7 @@ use webauthn_rs::prelude::{
 
 use super::error::{ApiError, Result};
 use super::extract::ApiJson;
+use super::throttle::Purpose;
 use crate::app::AppState;
 use crate::domain::DomainError;
 use crate::domain::passkeys::{Passkeys, SessionToken};
@@ -44,22 +45,23 @@ pub(super) fn passkeys(state: &AppState) -> Passkeys<'_> {
     }
 }
 
-/// Takes a throttle token for the caller's address, or answers 429.
-pub(super) fn throttle(state: &AppState, peer: SocketAddr) -> Result<()> {
+/// Takes a `purpose` throttle token for the caller's address, or answers 429.
+pub(super) fn throttle(state: &AppState, purpose: Purpose, peer: SocketAddr) -> Result<()> {
     state
         .throttle
-        .take(peer.ip(), Instant::now())
+        .take(purpose, peer.ip(), Instant::now())
         .map_err(ApiError::TooManyRequests)
 }
 
 /// Charges the caller's address for a refused attempt, passing the error through.
 fn charge_on_refusal<T>(
     state: &AppState,
+    purpose: Purpose,
     peer: SocketAddr,
     r: Result<T, DomainError>,
 ) -> Result<T> {
     if matches!(r, Err(DomainError::Refused(_))) {
-        let _ = state.throttle.take(peer.ip(), Instant::now());
+        let _ = state.throttle.take(purpose, peer.ip(), Instant::now());
     }
     Ok(r?)
 }
@@ -103,15 +105,12 @@ async fn enrol_start(
     _o: SameOrigin,
     ApiJson(body): ApiJson<EnrolStart>,
 ) -> Result<Response> {
-    throttle(&state, peer)?;
+    throttle(&state, Purpose::Enrolment, peer)?;
     let r = state
         .run(move |s| passkeys(s).start_enrolment(&body.code, OffsetDateTime::now_utc()))
         .await;
-    let (ceremony, options) = charge_on_refusal(&state, peer, r)?;
-    Ok(no_store(axum::Json(Started::<CreationChallengeResponse> {
-        ceremony,
-        options,
-    })))
+    let (ceremony, options) = charge_on_refusal(&state, Purpose::Enrolment, peer, r)?;
+    Ok(axum::Json(Started::<CreationChallengeResponse> { ceremony, options }).into_response())
 }
 
 /// Body of `/enrol/finish`.
@@ -138,10 +137,10 @@ async fn enrol_finish(
             )
         })
         .await;
-    let summary = charge_on_refusal(&state, peer, r)?;
+    let summary = charge_on_refusal(&state, Purpose::Enrolment, peer, r)?;
     tracing::info!(passkey_id = %summary.id, "passkey enrolled");
     let body = serde_json::json!({ "status": "created", "passkey_id": summary.id });
-    Ok((StatusCode::CREATED, no_store(axum::Json(body))).into_response())
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
 async fn login_start(
@@ -149,14 +148,11 @@ async fn login_start(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     _o: SameOrigin,
 ) -> Result<Response> {
-    throttle(&state, peer)?;
+    throttle(&state, Purpose::Login, peer)?;
     let (ceremony, options) = state
         .run(|s| passkeys(s).start_login(OffsetDateTime::now_utc()))
         .await?;
-    Ok(no_store(axum::Json(Started::<RequestChallengeResponse> {
-        ceremony,
-        options,
-    })))
+    Ok(axum::Json(Started::<RequestChallengeResponse> { ceremony, options }).into_response())
 }
 
 /// Body of `/login/finish`.
@@ -187,7 +183,7 @@ async fn login_finish(
     let r = state
         .run(move |s| passkeys(s).finish_login(&ceremony, &credential, OffsetDateTime::now_utc()))
         .await;
-    let login = charge_on_refusal(&state, peer, r)?;
+    let login = charge_on_refusal(&state, Purpose::Login, peer, r)?;
     tracing::info!(citizen_id = %login.citizen.id, passkey_id = %login.session.credential_id, "login");
     state.metrics.logins.inc();
     let answer = serde_json::json!({
@@ -195,7 +191,7 @@ async fn login_finish(
         "display_name": format!("{} {}", login.citizen.given_name, login.citizen.family_name),
         "redirect": local_path(body.return_to.as_deref()),
     });
-    let mut resp = no_store(axum::Json(answer));
+    let mut resp = axum::Json(answer).into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
         session_cookie(
@@ -244,13 +240,14 @@ async fn session(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         .run(move |s| passkeys(s).session(&token, OffsetDateTime::now_utc()))
         .await?
         .ok_or(ApiError::Unauthorized)?;
-    Ok(no_store(axum::Json(SessionView {
+    Ok(axum::Json(SessionView {
         citizen_id: s.citizen_id,
         passkey_id: s.credential_id,
         auth_time: s.auth_time,
         expires_at: s.expires_at,
         user_verified: s.user_verified,
-    })))
+    })
+    .into_response())
 }
 
 async fn logout(
@@ -269,11 +266,4 @@ async fn logout(
         ),
     );
     Ok(resp)
-}
-
-fn no_store(body: impl IntoResponse) -> Response {
-    let mut resp = body.into_response();
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
 }

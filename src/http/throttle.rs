@@ -1,38 +1,88 @@
-//! Per-client-IP throttling of failures and ceremony starts: a token bucket per address.
-//! It slows guessing down without locking anyone out (tokens come back over time).
+//! Per-client-network throttling of failures and ceremony starts: a token bucket per
+//! purpose and address. It slows guessing and flooding down without locking anyone out
+//! (tokens come back over time), and one purpose never spends another's tokens: failed
+//! admin logins do not stop passkey logins from the same office.
+//!
+//! Addresses are grouped as the networks they are handed out in: an IPv4 address is its own
+//! bucket, an IPv6 address shares one with its whole /64 (one subscriber's prefix), so that
+//! rotating through a prefix's 2^64 addresses buys nothing.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Buckets of `capacity` tokens refilled at `per_second`.
-#[derive(Debug)]
-pub struct Throttle {
-    capacity: f64,
-    per_second: f64,
-    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+/// What a token is taken for; each has its own buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    /// Starting a passkey login, and refused logins.
+    Login,
+    /// Opening an enrolment link, starting enrolment, and refused enrolments.
+    Enrolment,
+    /// A wrong admin token.
+    AdminFailure,
+    /// A failed OAuth client authentication.
+    ClientAuthFailure,
+    /// An authorization request (each one parks a record until it expires).
+    Authorize,
 }
+
+const PURPOSES: [Purpose; 5] = [
+    Purpose::Login,
+    Purpose::Enrolment,
+    Purpose::AdminFailure,
+    Purpose::ClientAuthFailure,
+    Purpose::Authorize,
+];
+
+/// Authorization requests are legitimate traffic (every citizen's sign-in starts with one,
+/// and many citizens may share an office's address), so their buckets are this many times
+/// larger and faster than the failure buckets.
+pub const AUTHORIZE_FACTOR: u32 = 4;
 
 /// Keeps memory bounded under address-spraying: full buckets are forgotten past this size.
 const MAX_TRACKED: usize = 100_000;
 
-impl Throttle {
-    /// A throttle allowing bursts of `capacity` and `per_minute` sustained.
-    pub fn new(capacity: u32, per_minute: u32) -> Self {
+/// One purpose's buckets of `capacity` tokens refilled at `per_second`.
+#[derive(Debug)]
+struct Buckets {
+    capacity: f64,
+    per_second: f64,
+    by_network: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+/// The buckets of every purpose.
+#[derive(Debug)]
+pub struct Throttle {
+    buckets: Vec<(Purpose, Buckets)>,
+}
+
+/// The network an address is throttled as: itself for IPv4 (also when written as an
+/// IPv4-mapped IPv6 address), its /64 for IPv6.
+pub fn network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+impl Buckets {
+    fn new(capacity: u32, per_minute: u32) -> Self {
         Self {
             capacity: f64::from(capacity.max(1)),
             per_second: f64::from(per_minute.max(1)) / 60.0,
-            buckets: Mutex::new(HashMap::new()),
+            by_network: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Takes one token for `ip`; when none is left, returns how long until one is.
-    ///
-    /// # Errors
-    /// The wait before the next attempt may succeed.
-    pub fn take(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
-        let Ok(mut buckets) = self.buckets.lock() else {
+    fn take(&self, net: IpAddr, now: Instant) -> Result<(), Duration> {
+        let Ok(mut buckets) = self.by_network.lock() else {
             // A poisoned lock means a panic elsewhere; fail open rather than lock everyone out.
             return Ok(());
         };
@@ -42,7 +92,7 @@ impl Throttle {
                 *tokens + now.saturating_duration_since(*at).as_secs_f64() * rate < cap
             });
         }
-        let (tokens, at) = buckets.entry(ip).or_insert((self.capacity, now));
+        let (tokens, at) = buckets.entry(net).or_insert((self.capacity, now));
         let refilled = (*tokens
             + now.saturating_duration_since(*at).as_secs_f64() * self.per_second)
             .min(self.capacity);
@@ -59,6 +109,43 @@ impl Throttle {
     }
 }
 
+impl Throttle {
+    /// Failure and ceremony buckets allowing bursts of `capacity` and `per_minute`
+    /// sustained; authorization requests get [`AUTHORIZE_FACTOR`] times both.
+    pub fn new(capacity: u32, per_minute: u32) -> Self {
+        let buckets = PURPOSES
+            .iter()
+            .map(|&p| {
+                let factor = if p == Purpose::Authorize {
+                    AUTHORIZE_FACTOR
+                } else {
+                    1
+                };
+                (
+                    p,
+                    Buckets::new(
+                        capacity.saturating_mul(factor),
+                        per_minute.saturating_mul(factor),
+                    ),
+                )
+            })
+            .collect();
+        Self { buckets }
+    }
+
+    /// Takes one `purpose` token for `ip`'s network; when none is left, returns how long
+    /// until one is.
+    ///
+    /// # Errors
+    /// The wait before the next attempt may succeed.
+    pub fn take(&self, purpose: Purpose, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        match self.buckets.iter().find(|(p, _)| *p == purpose) {
+            Some((_, b)) => b.take(network(ip), now),
+            None => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,14 +157,47 @@ mod tests {
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         let now = Instant::now();
         for _ in 0..3 {
-            assert!(t.take(ip, now).is_ok());
+            assert!(t.take(Purpose::Login, ip, now).is_ok());
         }
-        let wait = t.take(ip, now).unwrap_err();
+        let wait = t.take(Purpose::Login, ip, now).unwrap_err();
         assert_eq!(wait, Duration::from_secs(1));
-        assert!(t.take(other, now).is_ok(), "per address");
+        assert!(t.take(Purpose::Login, other, now).is_ok(), "per address");
         assert!(
-            t.take(ip, now + Duration::from_secs(1)).is_ok(),
+            t.take(Purpose::Login, ip, now + Duration::from_secs(1))
+                .is_ok(),
             "tokens come back"
         );
+    }
+
+    #[test]
+    fn purposes_do_not_share_tokens() {
+        let t = Throttle::new(2, 60);
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let now = Instant::now();
+        for _ in 0..2 {
+            assert!(t.take(Purpose::AdminFailure, ip, now).is_ok());
+        }
+        assert!(t.take(Purpose::AdminFailure, ip, now).is_err());
+        assert!(t.take(Purpose::Login, ip, now).is_ok());
+        assert!(t.take(Purpose::ClientAuthFailure, ip, now).is_ok());
+        for _ in 0..(2 * AUTHORIZE_FACTOR) {
+            assert!(t.take(Purpose::Authorize, ip, now).is_ok());
+        }
+        assert!(t.take(Purpose::Authorize, ip, now).is_err());
+    }
+
+    #[test]
+    fn an_ipv6_slash_64_is_one_bucket() {
+        let t = Throttle::new(2, 60);
+        let now = Instant::now();
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:fffe".parse().unwrap();
+        let elsewhere: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(t.take(Purpose::Login, a, now).is_ok());
+        assert!(t.take(Purpose::Login, b, now).is_ok());
+        assert!(t.take(Purpose::Login, a, now).is_err(), "same /64");
+        assert!(t.take(Purpose::Login, elsewhere, now).is_ok());
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(network(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
     }
 }

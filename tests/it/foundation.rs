@@ -456,3 +456,34 @@ async fn tls_clients_that_offer_http2_get_it() {
     let resp = plain.get(server.at("/healthz")).send().await.unwrap();
     assert_eq!(resp.version(), reqwest::Version::HTTP_11);
 }
+
+/// One layer marks every answer `no-store` unless its handler chose a cache policy: tokens,
+/// codes, personal data and problem documents are never cached; only the JWKS and the
+/// static assets are.
+#[tokio::test]
+async fn answers_are_not_cached_unless_they_are_public() {
+    let data = tempdir();
+    let server = Server::start(data.path(), Opts::plain());
+    let c = crate::support::http();
+    for path in [
+        "/healthz",
+        "/no-such-page",
+        "/.well-known/openid-configuration",
+        "/admin/v1/citizens/unknown",
+        "/login",
+    ] {
+        let resp = c.get(server.at(path)).send().await.unwrap();
+        assert_eq!(resp.headers()["cache-control"], "no-store", "{path}");
+        assert_eq!(resp.headers()["pragma"], "no-cache", "{path}");
+    }
+    let created = register(&server, "CACHE-001").await;
+    assert!(created["enrolment_code"].is_string());
+    let jwks = c.get(server.at("/jwks")).send().await.unwrap();
+    assert!(
+        jwks.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .starts_with("public"),
+        "the JWKS may be cached"
+    );
+}

@@ -527,8 +527,13 @@ async fn ceremony_starts_are_throttled_per_address_and_cross_origin_posts_refuse
     assert_eq!(status, 429, "{body}");
     let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&wait));
-    let page = http().get(server.at("/enrol?code=x")).send().await.unwrap();
-    assert_eq!(page.status(), 429);
+    // Enrolment has its own bucket: exhausted login starts do not block it. A wrong code
+    // costs two tokens (the visit and the refusal).
+    let enrol = || async { http().get(server.at("/enrol?code=x")).send().await.unwrap() };
+    assert_eq!(enrol().await.status(), 404);
+    assert_eq!(enrol().await.status(), 404);
+    assert_eq!(enrol().await.status(), 404);
+    assert_eq!(enrol().await.status(), 429);
 
     let resp = http()
         .post(server.at("/login/finish"))
@@ -538,4 +543,40 @@ async fn ceremony_starts_are_throttled_per_address_and_cross_origin_posts_refuse
         .await
         .unwrap();
     assert_eq!(resp.status(), 403);
+}
+
+/// Each `/authorize` parks a record until it expires: a flood from one network is cut off
+/// (429 with `Retry-After`) before it fills the disk, IPv6 networks by their /64.
+#[tokio::test]
+async fn authorization_requests_are_limited_per_network() {
+    let data = tempdir();
+    let server = Server::start(
+        data.path(),
+        Opts {
+            plain_http: true,
+            args: vec![
+                "--throttle-burst".into(),
+                "2".into(),
+                "--throttle-per-minute".into(),
+                "1".into(),
+            ],
+            ..Default::default()
+        },
+    );
+    let (client_id, _) = crate::oidc::web_client(&server).await;
+    let url = format!(
+        "/authorize?response_type=code&client_id={client_id}&redirect_uri={}&scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+        url::form_urlencoded::byte_serialize(crate::oidc::REDIRECT.as_bytes()).collect::<String>()
+    );
+    let c = crate::support::http_no_redirect();
+    // Burst 2 for failures means 2 × 4 for authorization requests.
+    for i in 0..8 {
+        let resp = c.get(server.at(&url)).send().await.unwrap();
+        assert_eq!(resp.status(), 303, "request {i}");
+    }
+    let resp = c.get(server.at(&url)).send().await.unwrap();
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    // Another purpose is not affected.
+    assert_eq!(post(&server, "/login/start", &json!({})).await.0, 200);
 }

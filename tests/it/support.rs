@@ -235,6 +235,11 @@ pub async fn register(server: &Server, national_id: &str) -> serde_json::Value {
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
+    assert_eq!(
+        resp.headers()["cache-control"],
+        "no-store",
+        "a one-time code"
+    );
     resp.json().await.unwrap()
 }
 
