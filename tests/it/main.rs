@@ -5,6 +5,7 @@ mod authenticator;
 mod browser;
 mod client_assertions;
 mod clients;
+mod compat;
 mod foundation;
 mod oidc;
 mod oidc_attacks;
