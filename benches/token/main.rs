@@ -1,8 +1,8 @@
 //! `cargo bench --bench token`: how close `POST /token` (client_credentials) gets to the raw
 //! ES256 signing rate of ring on one core.
 //!
-//! 1. Baseline, in this process on one thread: `TokenKey::sign` of a ~430-byte JWS signing
-//!    input, and `TokenKey::sign_jwt` (JSON + base64 + signature) of access-token-shaped
+//! 1. Baseline, in this process on one thread: `Signer::sign` of the token key on a ~430-byte JWS signing
+//!    input, and `jwt::sign` (JSON + base64 + signature) of access-token-shaped
 //!    claims. The raw rate is measured again after the HTTP runs, and the ratios use the
 //!    higher of the two (the VM's speed drifts; the higher baseline is the stricter one).
 //! 2. The real server binary (`serve --plain-http` on 127.0.0.1:0, its own temporary data
@@ -196,7 +196,7 @@ fn main() {
     let tokens = keys.tokens();
     let key = tokens.signing(time::OffsetDateTime::now_utc());
     let claims = claims();
-    let header = json!({"alg": "ES256", "typ": "at+jwt", "kid": key.kid()});
+    let header = json!({"alg": "ES256", "typ": "at+jwt", "kid": key.key_id()});
     let message = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).expect("header")),
@@ -220,7 +220,7 @@ fn main() {
     let (sign_before, sign_others) = raw_sign();
     let (sign_jwt, jwt_others) = rate(|| {
         std::hint::black_box(
-            key.sign_jwt("at+jwt", std::hint::black_box(&claims))
+            civis::crypto::jwt::sign(key, "at+jwt", std::hint::black_box(&claims))
                 .expect("sign_jwt"),
         );
     });

@@ -1,73 +1,183 @@
-//! JWTs with ES256 on ring: we sign directly with the cached ring key (fast, no re-parsing
-//! per token) and verify through `jsonwebtoken`, whose crypto backend is this module's
-//! ring-backed [`CryptoProvider`] (so neither aws-lc-rs nor the `rsa` crate is linked).
+//! JWTs with ES256 on ring: signing through the [`Signer`] seam (a cached ring key signs
+//! directly: fast, no re-parsing per token), and [`verify`], the one verifier every JWT
+//! civis accepts goes through (our access tokens, logout hints, clients' assertions). It
+//! uses `jsonwebtoken`, whose crypto backend is this module's ring-backed
+//! [`CryptoProvider`] (so neither aws-lc-rs nor the `rsa` crate is linked).
 
+use std::collections::HashSet;
 use std::sync::Once;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
 use jsonwebtoken::errors::{Error as JwtError, ErrorKind};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use ring::signature::{
     ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, UnparsedPublicKey,
 };
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-use super::TokenKey;
+use super::signer::{PublicKey, SignError, Signer};
 
 /// RFC 7638 thumbprint of a P-256 public key given as an uncompressed SEC1 point.
 pub fn thumbprint(point: &[u8]) -> String {
     let (x, y) = xy(point);
     // Members in lexicographic order, no whitespace, as RFC 7638 §3.2 requires.
     let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-    URL_SAFE_NO_PAD.encode(ring::digest::digest(
-        &ring::digest::SHA256,
-        canonical.as_bytes(),
-    ))
+    URL_SAFE_NO_PAD.encode(super::digest::sha256(canonical.as_bytes()))
 }
 
-fn xy(point: &[u8]) -> (String, String) {
+/// The JWK coordinates of an uncompressed SEC1 point.
+pub(super) fn xy(point: &[u8]) -> (String, String) {
     let coords = point.get(1..).unwrap_or_default();
     let (x, y) = coords.split_at(coords.len() / 2);
     (URL_SAFE_NO_PAD.encode(x), URL_SAFE_NO_PAD.encode(y))
 }
 
-impl TokenKey {
-    /// The public key as a JWK for `jwks_uri`.
-    pub fn public_jwk(&self) -> serde_json::Value {
-        let (x, y) = xy(self.public_point());
-        serde_json::json!({
-            "kty": "EC", "crv": "P-256", "x": x, "y": y,
-            "kid": self.kid(), "use": "sig", "alg": "ES256",
-        })
-    }
+/// Why a JWT could not be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignJwtError {
+    /// The claims are not serialisable.
+    #[error("claims cannot be serialised: {0}")]
+    Claims(#[from] serde_json::Error),
+    /// The key did not sign.
+    #[error(transparent)]
+    Signer(#[from] SignError),
+}
 
-    /// A `jsonwebtoken` verification key for this key's public half.
-    ///
-    /// # Errors
-    /// Never for a well-formed key; propagated from `jsonwebtoken`.
-    pub fn decoding_key(&self) -> Result<DecodingKey, JwtError> {
-        let (x, y) = xy(self.public_point());
-        DecodingKey::from_ec_components(&x, &y)
-    }
+/// Signs `claims` as a compact JWS with header `{"alg":…,"typ":typ,"kid":…}`.
+///
+/// # Errors
+/// [`SignJwtError`].
+pub fn sign<T: Serialize>(
+    signer: &dyn Signer,
+    typ: &str,
+    claims: &T,
+) -> Result<String, SignJwtError> {
+    let header =
+        serde_json::json!({"alg": signer.algorithm().jose(), "typ": typ, "kid": signer.key_id()});
+    let mut out = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?);
+    out.push('.');
+    out.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?));
+    let sig = signer.sign(out.as_bytes())?;
+    out.push('.');
+    out.push_str(&URL_SAFE_NO_PAD.encode(sig));
+    Ok(out)
+}
 
-    /// Signs `claims` as a compact JWS with header `{"alg":"ES256","typ":typ,"kid":…}`.
-    ///
-    /// # Errors
-    /// When the claims cannot be serialised or the random generator fails.
-    pub fn sign_jwt<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, JwtError> {
-        let header = serde_json::json!({"alg": "ES256", "typ": typ, "kid": self.kid()});
-        let mut out = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?);
-        out.push('.');
-        out.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?));
-        let sig = self
-            .sign(out.as_bytes())
-            .map_err(|_| JwtError::from(ErrorKind::InvalidEcdsaKey))?;
-        out.push('.');
-        out.push_str(&URL_SAFE_NO_PAD.encode(sig));
-        Ok(out)
+/// A `jsonwebtoken` verification key for a public key.
+///
+/// # Errors
+/// Never for a well-formed key; propagated from `jsonwebtoken`.
+pub fn decoding_key(key: &PublicKey) -> Result<DecodingKey, JwtError> {
+    let (x, y) = xy(key.sec1_point());
+    DecodingKey::from_ec_components(&x, &y)
+}
+
+/// What the `typ` header must be.
+#[derive(Debug, Clone, Copy)]
+pub enum Typ<'a> {
+    /// Anything or nothing.
+    Any,
+    /// Exactly this (compared case-insensitively, RFC 7515 §4.1.9).
+    Is(&'a str),
+    /// Anything but this (an access token must not pass as an ID token).
+    Not(&'a str),
+}
+
+/// What a JWT must show besides a good ES256 signature. Time claims are the caller's to
+/// check, against its injected `now`.
+#[derive(Debug, Clone, Copy)]
+pub struct Expect<'a> {
+    /// The `typ` header.
+    pub typ: Typ<'a>,
+    /// `iss` must equal this.
+    pub issuer: Option<&'a str>,
+    /// `aud` must contain this.
+    pub audience: Option<&'a str>,
+    /// Claims that must be present.
+    pub required: &'a [&'a str],
+}
+
+/// Why a JWT was not accepted; the caller words it for its log.
+#[derive(Debug, thiserror::Error)]
+pub enum Rejected {
+    /// Not a JWS, or its header is not JSON.
+    #[error("malformed ({0})")]
+    Malformed(String),
+    /// Another `alg` than ES256 (`none` and HS256 included).
+    #[error("algorithm {0} refused, only ES256")]
+    Algorithm(String),
+    /// The `typ` header is wrong.
+    #[error("wrong typ")]
+    Typ,
+    /// No candidate key (unknown or missing `kid`).
+    #[error("no key matches the kid")]
+    NoKey,
+    /// The signature or a claim check failed under every candidate key.
+    #[error("signature or claims not valid ({0})")]
+    Invalid(String),
+}
+
+/// Verifies a compact JWS: ES256 only, the `typ`, `iss`, `aud` and required claims of
+/// `expect`, and a signature by one of the keys `candidates` returns for the header's
+/// `kid` (they are tried in order).
+///
+/// # Errors
+/// [`Rejected`].
+pub fn verify<C: DeserializeOwned>(
+    token: &str,
+    candidates: impl FnOnce(Option<&str>) -> Vec<PublicKey>,
+    expect: &Expect<'_>,
+) -> Result<C, Rejected> {
+    install_provider();
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|e| Rejected::Malformed(e.to_string()))?;
+    if header.alg != Algorithm::ES256 {
+        return Err(Rejected::Algorithm(format!("{:?}", header.alg)));
     }
+    let typ = header.typ.as_deref();
+    let typ_ok = match expect.typ {
+        Typ::Any => true,
+        Typ::Is(want) => typ.is_some_and(|t| t.eq_ignore_ascii_case(want)),
+        Typ::Not(banned) => !typ.is_some_and(|t| t.eq_ignore_ascii_case(banned)),
+    };
+    if !typ_ok {
+        return Err(Rejected::Typ);
+    }
+    let keys = candidates(header.kid.as_deref());
+    if keys.is_empty() {
+        return Err(Rejected::NoKey);
+    }
+    let mut v = Validation::new(Algorithm::ES256);
+    v.required_spec_claims = expect
+        .required
+        .iter()
+        .map(|c| (*c).to_owned())
+        .collect::<HashSet<_>>();
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.leeway = 0;
+    match expect.issuer {
+        Some(iss) => v.set_issuer(&[iss]),
+        None => v.iss = None,
+    }
+    match expect.audience {
+        Some(aud) => v.set_audience(&[aud]),
+        None => v.validate_aud = false,
+    }
+    let mut last = String::from("no usable key");
+    for key in keys {
+        let Ok(dk) = decoding_key(&key) else {
+            continue;
+        };
+        match jsonwebtoken::decode::<C>(token, &dk, &v) {
+            Ok(data) => return Ok(data.claims),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(Rejected::Invalid(last))
 }
 
 /// Installs the ring provider as jsonwebtoken's process default (idempotent). Call before
@@ -155,13 +265,8 @@ impl JwtVerifier for RingVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jsonwebtoken::{Validation, decode};
-
-    fn key() -> TokenKey {
-        let rng = ring::rand::SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        TokenKey::from_pkcs8(pkcs8.as_ref()).unwrap()
-    }
+    use crate::crypto::signer::generated_key;
+    use jsonwebtoken::decode;
 
     #[derive(Serialize, serde::Deserialize, Debug, PartialEq)]
     struct Claims {
@@ -176,20 +281,25 @@ mod tests {
         }
     }
 
+    const ANY: Expect<'static> = Expect {
+        typ: Typ::Any,
+        issuer: None,
+        audience: None,
+        required: &[],
+    };
+
     #[test]
     fn sign_then_verify_with_jsonwebtoken() {
         install_provider();
-        let k = key();
-        let jwt = k.sign_jwt("JWT", &claims()).unwrap();
+        let k = generated_key();
+        let jwt = sign(&k, "JWT", &claims()).unwrap();
         let header = jsonwebtoken::decode_header(&jwt).unwrap();
-        assert_eq!(header.kid.as_deref(), Some(k.kid()));
-        let data = decode::<Claims>(
-            &jwt,
-            &k.decoding_key().unwrap(),
-            &Validation::new(Algorithm::ES256),
-        )
-        .unwrap();
+        assert_eq!(header.kid.as_deref(), Some(k.key_id()));
+        let dk = decoding_key(k.public_key()).unwrap();
+        let data = decode::<Claims>(&jwt, &dk, &Validation::new(Algorithm::ES256)).unwrap();
         assert_eq!(data.claims, claims());
+        let ours: Claims = verify(&jwt, |_| vec![k.public_key().clone()], &ANY).unwrap();
+        assert_eq!(ours, claims());
     }
 
     #[test]
@@ -197,7 +307,7 @@ mod tests {
         install_provider();
         let rng = ring::rand::SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let k = TokenKey::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let k = crate::crypto::signer::EcdsaFileKey::from_pkcs8(pkcs8.as_ref()).unwrap();
         let enc = EncodingKey::from_ec_der(pkcs8.as_ref());
         let jwt = jsonwebtoken::encode(
             &jsonwebtoken::Header::new(Algorithm::ES256),
@@ -205,29 +315,28 @@ mod tests {
             &enc,
         )
         .unwrap();
-        decode::<Claims>(
-            &jwt,
-            &k.decoding_key().unwrap(),
-            &Validation::new(Algorithm::ES256),
-        )
-        .unwrap();
+        let ours: Claims = verify(&jwt, |_| vec![k.public_key().clone()], &ANY).unwrap();
+        assert_eq!(ours, claims());
     }
 
     #[test]
     fn tampered_wrong_key_and_alg_confusion_fail() {
-        install_provider();
-        let k = key();
-        let v = Validation::new(Algorithm::ES256);
-        let dk = k.decoding_key().unwrap();
-        let jwt = k.sign_jwt("JWT", &claims()).unwrap();
+        let k = generated_key();
+        let mine = || vec![k.public_key().clone()];
+        let jwt = sign(&k, "JWT", &claims()).unwrap();
         let mut parts: Vec<String> = jwt.split('.').map(str::to_owned).collect();
         parts[1] = URL_SAFE_NO_PAD.encode(br#"{"sub":"admin","exp":4000000000}"#);
+        let check = |t: &str, keys: Vec<PublicKey>| verify::<Claims>(t, |_| keys, &ANY);
         assert!(
-            decode::<Claims>(&parts.join("."), &dk, &v).is_err(),
+            matches!(check(&parts.join("."), mine()), Err(Rejected::Invalid(_))),
             "tampered"
         );
+        let other = generated_key();
         assert!(
-            decode::<Claims>(&jwt, &key().decoding_key().unwrap(), &v).is_err(),
+            matches!(
+                check(&jwt, vec![other.public_key().clone()]),
+                Err(Rejected::Invalid(_))
+            ),
             "other key"
         );
         let none = format!(
@@ -235,27 +344,66 @@ mod tests {
             URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#),
             parts[1]
         );
-        assert!(decode::<Claims>(&none, &dk, &v).is_err(), "alg none");
+        assert!(check(&none, mine()).is_err(), "alg none");
         let hs = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256"}"#),
             parts[1]
         );
         let mac = ring::hmac::sign(
-            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, k.public_point()),
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, k.public_key().sec1_point()),
             hs.as_bytes(),
         );
         let hs = format!("{hs}.{}", URL_SAFE_NO_PAD.encode(mac));
         assert!(
-            decode::<Claims>(&hs, &dk, &v).is_err(),
+            matches!(check(&hs, mine()), Err(Rejected::Algorithm(_))),
             "HS256 with public key"
+        );
+        assert!(matches!(check(&jwt, vec![]), Err(Rejected::NoKey)));
+    }
+
+    #[test]
+    fn typ_issuer_audience_and_required_claims_are_checked() {
+        let k = generated_key();
+        let mine = || vec![k.public_key().clone()];
+        let body = serde_json::json!({"iss": "https://us", "aud": ["a", "b"], "sub": "s"});
+        let at = sign(&k, "at+jwt", &body).unwrap();
+        let id = sign(&k, "JWT", &body).unwrap();
+        let expect = |typ, issuer, audience, required| Expect {
+            typ,
+            issuer,
+            audience,
+            required,
+        };
+        let ok = |t: &str, e: Expect<'_>| verify::<serde_json::Value>(t, |_| mine(), &e).is_ok();
+        assert!(ok(
+            &at,
+            expect(Typ::Is("AT+JWT"), Some("https://us"), Some("b"), &["sub"])
+        ));
+        assert!(
+            !ok(&id, expect(Typ::Is("at+jwt"), None, None, &[])),
+            "typ required"
+        );
+        assert!(
+            !ok(&at, expect(Typ::Not("at+jwt"), None, None, &[])),
+            "typ banned"
+        );
+        assert!(ok(&id, expect(Typ::Not("at+jwt"), None, None, &[])));
+        assert!(
+            !ok(&at, expect(Typ::Any, Some("https://them"), None, &[])),
+            "issuer"
+        );
+        assert!(!ok(&at, expect(Typ::Any, None, Some("c"), &[])), "audience");
+        assert!(
+            !ok(&at, expect(Typ::Any, None, None, &["exp"])),
+            "required claim"
         );
     }
 
     #[test]
-    fn thumbprint_matches_rfc7638_example_shape() {
-        let k = key();
-        assert_eq!(k.kid().len(), 43);
-        assert_eq!(k.public_jwk()["kid"], k.kid());
+    fn thumbprint_is_a_sha256_in_base64url() {
+        let k = generated_key();
+        assert_eq!(k.key_id().len(), 43);
+        assert_eq!(k.public_jwk()["kid"], k.key_id());
     }
 }

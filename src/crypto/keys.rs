@@ -6,7 +6,6 @@ use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -59,54 +58,6 @@ pub enum KeyError {
     /// Certificate generation failed.
     #[error("certificate generation failed: {0}")]
     Generate(String),
-}
-
-/// The ES256 key that signs ID and access tokens.
-pub struct TokenKey {
-    pair: EcdsaKeyPair,
-    rng: ring::rand::SystemRandom,
-    kid: String,
-}
-
-impl std::fmt::Debug for TokenKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenKey")
-            .field("kid", &self.kid)
-            .field("private", &"<redacted>")
-            .finish()
-    }
-}
-
-impl TokenKey {
-    /// Parses a PKCS#8 P-256 private key.
-    ///
-    /// # Errors
-    /// When the bytes are not a P-256 PKCS#8 key.
-    pub fn from_pkcs8(der: &[u8]) -> Result<Self, String> {
-        let rng = ring::rand::SystemRandom::new();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng)
-            .map_err(|e| format!("not a P-256 PKCS#8 private key ({e})"))?;
-        let kid = super::jwt::thumbprint(pair.public_key().as_ref());
-        Ok(Self { pair, rng, kid })
-    }
-
-    /// Key id: the RFC 7638 JWK thumbprint of the public key.
-    pub fn kid(&self) -> &str {
-        &self.kid
-    }
-
-    /// Uncompressed SEC1 public point (65 bytes).
-    pub fn public_point(&self) -> &[u8] {
-        self.pair.public_key().as_ref()
-    }
-
-    /// Fixed-length (r‖s) ECDSA P-256 SHA-256 signature, as JWS wants it.
-    ///
-    /// # Errors
-    /// Only if ring's random generator fails.
-    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, ring::error::Unspecified> {
-        Ok(self.pair.sign(&self.rng, message)?.as_ref().to_vec())
-    }
 }
 
 /// Everything the service signs or authenticates with.

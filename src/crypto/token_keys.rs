@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use time::{Duration, OffsetDateTime};
 
-use super::keys::{KeyError, TOKEN_KEY, TokenKey, read_private_key, write_new};
+use super::keys::{KeyError, TOKEN_KEY, read_private_key, write_new};
+use super::signer::{EcdsaFileKey, Signer};
 
 /// Directory (inside the keys dir) of rotated token keys, named `<unix seconds>.key`.
 pub const ROTATED_DIR: &str = "token-keys";
@@ -22,17 +23,19 @@ pub const RETENTION: Duration = Duration::days(1);
 #[derive(Debug, Clone)]
 pub struct Entry {
     /// The key.
-    pub key: Arc<TokenKey>,
+    pub key: Arc<dyn Signer>,
     /// From when it may sign.
     pub activates_at: OffsetDateTime,
     /// Its file.
     pub path: PathBuf,
 }
 
-/// All token keys, sorted by activation.
+/// All token keys: `token.key`, which always exists (so there is always a key that signs),
+/// and the rotated ones, sorted by activation.
 #[derive(Debug, Clone)]
 pub struct TokenKeys {
-    entries: Vec<Entry>,
+    base: Entry,
+    rotated: Vec<Entry>,
 }
 
 fn created_at(path: &Path) -> Option<OffsetDateTime> {
@@ -48,11 +51,12 @@ impl TokenKeys {
     /// [`KeyError`] naming a missing or malformed key file.
     pub fn load(dir: &Path, lead: Duration) -> Result<Self, KeyError> {
         let base = dir.join(TOKEN_KEY);
-        let mut entries = vec![Entry {
+        let base = Entry {
             key: Arc::new(parse(&base)?),
             activates_at: OffsetDateTime::UNIX_EPOCH,
             path: base,
-        }];
+        };
+        let mut rotated_entries = Vec::new();
         let rotated = dir.join(ROTATED_DIR);
         if rotated.is_dir() {
             let listing = fs::read_dir(&rotated).map_err(|source| KeyError::Io {
@@ -73,71 +77,66 @@ impl TokenKeys {
                     path: path.clone(),
                     reason: "rotated key files are named <unix seconds>.key".into(),
                 })?;
-                entries.push(Entry {
+                rotated_entries.push(Entry {
                     key: Arc::new(parse(&path)?),
                     activates_at: created + lead,
                     path,
                 });
             }
         }
-        entries.sort_by_key(|e| e.activates_at);
-        Ok(Self { entries })
+        rotated_entries.sort_by_key(|e| e.activates_at);
+        Ok(Self {
+            base,
+            rotated: rotated_entries,
+        })
     }
 
-    /// The key that signs at `now`: the most recently activated one.
-    pub fn signing(&self, now: OffsetDateTime) -> &TokenKey {
-        let active = self.entries.iter().rev().find(|e| e.activates_at <= now);
-        // `entries` always holds token.key, active since the epoch.
-        active
-            .or(self.entries.first())
-            .map_or_else(|| unreachable_key(), |e| &e.key)
+    /// The key that signs at `now`: the most recently activated one (`token.key` until a
+    /// rotated key activates).
+    pub fn signing(&self, now: OffsetDateTime) -> &dyn Signer {
+        self.rotated
+            .iter()
+            .rev()
+            .find(|e| e.activates_at <= now)
+            .unwrap_or(&self.base)
+            .key
+            .as_ref()
     }
 
     /// A published key by `kid`.
-    pub fn by_kid(&self, kid: &str) -> Option<&TokenKey> {
-        self.entries
-            .iter()
-            .find(|e| e.key.kid() == kid)
+    pub fn by_kid(&self, kid: &str) -> Option<&dyn Signer> {
+        self.entries()
+            .find(|e| e.key.key_id() == kid)
             .map(|e| e.key.as_ref())
+    }
+
+    /// The public key with `kid` as the candidate list [`super::jwt::verify`] takes: empty
+    /// when the kid is missing or unknown.
+    pub fn candidates(&self, kid: Option<&str>) -> Vec<super::PublicKey> {
+        kid.and_then(|k| self.by_kid(k))
+            .map(|s| s.public_key().clone())
+            .into_iter()
+            .collect()
     }
 
     /// All keys, for `jwks_uri`.
     pub fn jwks(&self) -> serde_json::Value {
-        serde_json::json!({ "keys": self.entries.iter().map(|e| e.key.public_jwk()).collect::<Vec<_>>() })
+        serde_json::json!({ "keys": self.entries().map(|e| e.key.public_jwk()).collect::<Vec<_>>() })
     }
 
-    /// The entries, oldest activation first.
-    pub fn entries(&self) -> &[Entry] {
-        &self.entries
+    /// The entries, oldest activation first (`token.key` first).
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        std::iter::once(&self.base).chain(&self.rotated)
     }
 
     /// The kids, for change detection.
     pub fn kids(&self) -> Vec<String> {
-        self.entries
-            .iter()
-            .map(|e| e.key.kid().to_owned())
-            .collect()
+        self.entries().map(|e| e.key.key_id().to_owned()).collect()
     }
 }
 
-// `signing` falls back to the first entry, which `load` always creates; this only satisfies
-// the type checker without a panic path.
-fn unreachable_key() -> &'static TokenKey {
-    static FALLBACK: std::sync::OnceLock<TokenKey> = std::sync::OnceLock::new();
-    FALLBACK.get_or_init(|| {
-        let rng = ring::rand::SystemRandom::new();
-        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
-            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-            &rng,
-        )
-        .map(|d| d.as_ref().to_vec())
-        .unwrap_or_default();
-        TokenKey::from_pkcs8(&pkcs8).unwrap_or_else(|_| std::process::abort())
-    })
-}
-
-fn parse(path: &Path) -> Result<TokenKey, KeyError> {
-    TokenKey::from_pkcs8(read_private_key(path)?.expose()).map_err(|reason| KeyError::Invalid {
+fn parse(path: &Path) -> Result<EcdsaFileKey, KeyError> {
+    EcdsaFileKey::from_pkcs8(read_private_key(path)?.expose()).map_err(|reason| KeyError::Invalid {
         path: path.to_owned(),
         reason,
     })
@@ -177,8 +176,9 @@ pub fn rotate(dir: &Path, lead: Duration, now: OffsetDateTime) -> Result<Rotatio
         0o600,
     )?;
     let keys = TokenKeys::load(dir, lead)?;
+    let entries: Vec<&Entry> = keys.entries().collect();
     let mut pruned = Vec::new();
-    for pair in keys.entries.windows(2) {
+    for pair in entries.windows(2) {
         let (old, next) = (&pair[0], &pair[1]);
         if old.path.parent() == Some(rotated.as_path()) && next.activates_at + RETENTION < now {
             fs::remove_file(&old.path).map_err(|source| KeyError::Io {
@@ -188,7 +188,7 @@ pub fn rotate(dir: &Path, lead: Duration, now: OffsetDateTime) -> Result<Rotatio
             pruned.push(old.path.clone());
         }
     }
-    let kid = parse(&path)?.kid().to_owned();
+    let kid = parse(&path)?.key_id().to_owned();
     Ok(Rotation {
         path,
         kid,

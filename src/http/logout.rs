@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use time::OffsetDateTime;
 
 use super::error::ApiError;
-use super::oidc::{clients, csrf, csrf_ok, current_session, origin_of};
+use super::oidc::{clients, csrf, csrf_ok, current_session, origin_of, provider};
 use super::pages::{escape, page_with_form_targets, problem_page};
 use super::passkey::{passkeys, session_token};
 use crate::app::AppState;
@@ -47,25 +47,8 @@ pub(super) async fn end_session_post(
 
 /// The client named by a valid (possibly expired) ID token of ours.
 fn hinted_client(state: &AppState, hint: &str) -> Option<Client> {
-    crate::crypto::jwt::install_provider();
-    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
-    v.set_issuer(&[&*state.issuer]);
-    v.validate_exp = false;
-    v.validate_aud = false;
-    v.set_required_spec_claims(&["iss", "aud"]);
-    let kid = jsonwebtoken::decode_header(hint).ok()?.kid?;
-    let dk = state.keys.tokens().by_kid(&kid)?.decoding_key().ok()?;
-    let data = jsonwebtoken::decode::<serde_json::Value>(hint, &dk, &v).ok()?;
-    if data
-        .header
-        .typ
-        .as_deref()
-        .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt"))
-    {
-        return None;
-    }
-    let aud = data.claims.get("aud")?.as_str()?.to_owned();
-    clients(state).get(&aud).ok().flatten()
+    let client_id = provider(state).id_token_hint_audience(hint)?;
+    clients(state).get(&client_id).ok().flatten()
 }
 
 /// Where to send the browser after logout: the requested address if it is registered

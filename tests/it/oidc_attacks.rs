@@ -360,7 +360,9 @@ async fn forged_and_misused_tokens_are_rejected_by_userinfo_and_introspection() 
         "{}.{payload}",
         URL_SAFE_NO_PAD.encode(format!(
             r#"{{"alg":"HS256","typ":"at+jwt","kid":"{}"}}"#,
-            keys.tokens().signing(time::OffsetDateTime::now_utc()).kid()
+            keys.tokens()
+                .signing(time::OffsetDateTime::now_utc())
+                .key_id()
         ))
     );
     let mac = ring::hmac::sign(
@@ -368,17 +370,19 @@ async fn forged_and_misused_tokens_are_rejected_by_userinfo_and_introspection() 
             ring::hmac::HMAC_SHA256,
             keys.tokens()
                 .signing(time::OffsetDateTime::now_utc())
-                .public_point(),
+                .public_key()
+                .sec1_point(),
         ),
         hs_input.as_bytes(),
     );
     let hs = format!("{hs_input}.{}", URL_SAFE_NO_PAD.encode(mac));
     claims["aud"] = json!("https://some-other-api.example");
-    let wrong_aud = keys
-        .tokens()
-        .signing(time::OffsetDateTime::now_utc())
-        .sign_jwt("at+jwt", &claims)
-        .unwrap();
+    let wrong_aud = civis::crypto::jwt::sign(
+        keys.tokens().signing(time::OffsetDateTime::now_utc()),
+        "at+jwt",
+        &claims,
+    )
+    .unwrap();
     let id_token = t["id_token"].as_str().unwrap();
 
     for (name, bad) in [

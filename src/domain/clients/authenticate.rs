@@ -2,13 +2,14 @@
 //! [`Clients::authenticate`] with `client_secret_basic`, `client_secret_post`, `none` and
 //! RFC 7523 `private_key_jwt` assertions (verified, then their `jti` spent once).
 
-use std::collections::HashSet;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
+
+use crate::crypto::PublicKey;
+use crate::crypto::jwt::{self, Expect, Rejected, Typ};
 
 use super::{
     ASSERTION_CLOCK_SKEW, AuthFailure, AuthMethod, Client, ClientAuthError, Clients,
@@ -69,6 +70,16 @@ fn numeric_date(v: f64) -> Option<OffsetDateTime> {
     #[allow(clippy::cast_possible_truncation)]
     let secs = v.floor() as i64;
     OffsetDateTime::from_unix_timestamp(secs).ok()
+}
+
+/// A registered JWK as a P-256 public key (other key types are skipped: registration only
+/// accepts P-256).
+fn jwk_public_key(jwk: &serde_json::Value) -> Option<PublicKey> {
+    let coord = |n: &str| URL_SAFE_NO_PAD.decode(jwk.get(n)?.as_str()?).ok();
+    let mut point = vec![4u8];
+    point.extend(coord("x")?);
+    point.extend(coord("y")?);
+    PublicKey::p256(&point).ok()
 }
 
 impl Clients<'_> {
@@ -199,67 +210,49 @@ impl Clients<'_> {
         audiences: &[&str],
         now: OffsetDateTime,
     ) -> Result<(), AuthFailure> {
-        use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-        crate::crypto::jwt::install_provider();
         let id = &client.id;
-        let header = jsonwebtoken::decode_header(assertion)
-            .map_err(|e| refuse(format!("client {id}: malformed assertion header ({e})")))?;
-        if header.alg != Algorithm::ES256 {
-            return Err(refuse(format!(
-                "client {id}: assertion alg {:?} refused, only ES256",
-                header.alg
-            )));
-        }
-        let keys: Vec<&serde_json::Value> = client
+        let registered: Vec<&serde_json::Value> = client
             .jwks
             .as_ref()
             .and_then(|j| j.get("keys"))
             .and_then(serde_json::Value::as_array)
             .map(|k| k.iter().collect())
             .unwrap_or_default();
-        let candidates: Vec<&serde_json::Value> = match &header.kid {
-            Some(kid) => keys
-                .into_iter()
-                .filter(|k| k.get("kid").and_then(serde_json::Value::as_str) == Some(kid))
-                .collect(),
-            None => keys,
+        // With a kid, the keys registered under it; without, every registered key.
+        let candidates = |kid: Option<&str>| -> Vec<PublicKey> {
+            registered
+                .iter()
+                .filter(|k| {
+                    kid.is_none_or(|kid| {
+                        k.get("kid").and_then(serde_json::Value::as_str) == Some(kid)
+                    })
+                })
+                .filter_map(|k| jwk_public_key(k))
+                .collect()
         };
-        if candidates.is_empty() {
-            return Err(refuse(format!(
-                "client {id}: no registered key matches the assertion's kid"
-            )));
-        }
-        let mut validation = Validation::new(Algorithm::ES256);
         // Time and audience are checked below against the injected `now`.
-        validation.required_spec_claims = HashSet::new();
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.leeway = 0;
-        let mut claims = None;
-        let mut last_error = String::from("no usable key");
-        for key in candidates {
-            let str_member = |n: &str| key.get(n).and_then(serde_json::Value::as_str);
-            let (Some(x), Some(y)) = (str_member("x"), str_member("y")) else {
-                continue;
-            };
-            let Ok(dk) = DecodingKey::from_ec_components(x, y) else {
-                continue;
-            };
-            match jsonwebtoken::decode::<AssertionClaims>(assertion, &dk, &validation) {
-                Ok(data) => {
-                    claims = Some(data.claims);
-                    break;
+        let expect = Expect {
+            typ: Typ::Any,
+            issuer: None,
+            audience: None,
+            required: &[],
+        };
+        let claims: AssertionClaims =
+            jwt::verify(assertion, candidates, &expect).map_err(|e| match e {
+                Rejected::Malformed(e) => {
+                    refuse(format!("client {id}: malformed assertion header ({e})"))
                 }
-                Err(e) => last_error = e.to_string(),
-            }
-        }
-        let claims = claims.ok_or_else(|| {
-            refuse(format!(
-                "client {id}: assertion signature or claims not valid under the registered \
-                 keys ({last_error})"
-            ))
-        })?;
+                Rejected::Algorithm(alg) => refuse(format!(
+                    "client {id}: assertion alg {alg} refused, only ES256"
+                )),
+                Rejected::NoKey => refuse(format!(
+                    "client {id}: no registered key matches the assertion's kid"
+                )),
+                Rejected::Typ | Rejected::Invalid(_) => refuse(format!(
+                    "client {id}: assertion signature or claims not valid under the registered \
+                     keys ({e})"
+                )),
+            })?;
 
         if claims.iss.as_deref() != Some(id) || claims.sub.as_deref() != Some(id) {
             return Err(refuse(format!(
