@@ -173,7 +173,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let tls = if plain_http {
         None
     } else {
-        Some(keys.tls_server_config()?)
+        Some(keys.tls.server_config()?)
     };
     let (webauthn, public_origin) = relying_party(&issuer)?;
     let state = AppState(Arc::new(Services {
@@ -255,7 +255,7 @@ async fn reload_token_keys(keys: Arc<KeySet>) {
         tick.tick().await;
         let on_disk = keys.clone();
         // Reading key files is I/O: off the async threads like storage.
-        match crate::store::offload::run(move || on_disk.reload_token_keys()).await {
+        match crate::store::offload::run(move || on_disk.token_keys.reload()).await {
             Ok(true) => tracing::info!(kids = ?keys.tokens().kids(), "token keys reloaded"),
             Ok(false) => {}
             Err(e) => {

@@ -158,7 +158,7 @@ pub(super) fn csrf(
 ) -> String {
     let mut data = session_hash.to_vec();
     data.extend_from_slice(bound_to.as_bytes());
-    crate::crypto::digest::hex(&state.keys.keyed_hash(purpose, &data))
+    crate::crypto::digest::hex(&state.keys.hashes.keyed_hash(purpose, &data))
 }
 
 pub(super) fn csrf_ok(

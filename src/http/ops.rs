@@ -51,7 +51,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response> {
 #[utoipa::path(get, path = "/pki/ca.pem", tag = "pki",
     responses((status = 200, description = "PEM certificate", content_type = "application/x-pem-file")))]
 pub async fn ca_pem(State(state): State<AppState>) -> Response {
-    let mut resp = state.keys.ca_cert_pem.clone().into_response();
+    let mut resp = state.keys.ca.cert_pem.clone().into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-pem-file"),

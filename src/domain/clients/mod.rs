@@ -4,7 +4,7 @@
 //!
 //! Secrets: a confidential client using `client_secret_basic` or `client_secret_post` gets a
 //! 256-bit random secret, returned once by [`Clients::register`] and stored only as
-//! `KeySet::keyed_hash("client-secret", secret)`; presented secrets are hashed the same way and
+//! `KeyedHashes::keyed_hash("client-secret", secret)`; presented secrets are hashed the same way and
 //! compared in constant time. `private_key_jwt` clients get no secret: they prove themselves
 //! with a short-lived ES256 assertion whose `jti` is used once. Public clients (`none`) get
 //! no secret and may not use `client_credentials`.
@@ -318,7 +318,11 @@ impl Clients<'_> {
     }
 
     fn secret_hash(&self, secret: &str) -> SecretHash {
-        SecretHash(self.keys.keyed_hash(SECRET_PURPOSE, secret.as_bytes()))
+        SecretHash(
+            self.keys
+                .hashes
+                .keyed_hash(SECRET_PURPOSE, secret.as_bytes()),
+        )
     }
 }
 

@@ -81,7 +81,7 @@ pub fn subject(keys: &KeySet, citizen_id: &str, pairwise_sector: Option<&str>) -
         None => citizen_id.to_owned(),
         Some(sector) => {
             let input = format!("{sector}\u{0}{citizen_id}");
-            URL_SAFE_NO_PAD.encode(keys.keyed_hash("pairwise-subject", input.as_bytes()))
+            URL_SAFE_NO_PAD.encode(keys.hashes.keyed_hash("pairwise-subject", input.as_bytes()))
         }
     }
 }
