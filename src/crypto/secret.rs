@@ -26,20 +26,15 @@ impl Secret {
 
     /// Constant-time equality that also hides the length: both sides are hashed first.
     pub fn matches(&self, candidate: &[u8]) -> bool {
-        let a = ring::digest::digest(&ring::digest::SHA256, &self.0);
-        let b = ring::digest::digest(&ring::digest::SHA256, candidate);
-        a.as_ref().ct_eq(b.as_ref()).into()
+        let a = super::digest::sha256(&self.0);
+        let b = super::digest::sha256(candidate);
+        a.ct_eq(&b).into()
     }
 
     /// A short public name for the secret (first 8 bytes of its SHA-256, hex): safe to log
     /// and to record as "who did this", reveals nothing usable.
     pub fn fingerprint(&self) -> String {
-        let d = ring::digest::digest(&ring::digest::SHA256, &self.0);
-        d.as_ref()
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        super::digest::hex(&super::digest::sha256(&self.0)[..8])
     }
 }
 

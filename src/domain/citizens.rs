@@ -105,10 +105,7 @@ pub struct Registry<'a> {
 
 /// SHA-256 of an enrolment code: the only form in which codes are stored.
 pub fn enrolment_hash(code: &str) -> [u8; 32] {
-    let digest = ring::digest::digest(&ring::digest::SHA256, code.as_bytes());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
+    crate::crypto::digest::sha256(code.as_bytes())
 }
 
 impl Registry<'_> {

@@ -46,24 +46,27 @@ const BASIC_B64: GeneralPurpose = GeneralPurpose::new(
 
 /// Decodes `application/x-www-form-urlencoded` text (`+` is a space, `%XX` a byte), as
 /// RFC 6749 §2.3.1 requires for the client id and secret inside HTTP Basic.
+/// Malformed escapes (`%+1`, `%zz`, a trailing `%`) and non-UTF-8 results are refused,
+/// not passed through.
 fn form_urldecode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            _ => out.push(b),
-        }
-        i += 1;
+    let escapes_ok = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'%')
+        .all(|(i, _)| {
+            bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+        });
+    if !escapes_ok {
+        return None;
     }
-    String::from_utf8(out).ok()
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 /// Decodes the credentials part of `Authorization: Basic <credentials>` into the client id
@@ -235,6 +238,19 @@ pub fn authenticate_client(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn form_urldecoding_is_strict() {
+        assert_eq!(
+            form_urldecode("a+b%2B%C3%A9").as_deref(),
+            Some("a b+\u{e9}")
+        );
+        assert_eq!(form_urldecode("%41%62").as_deref(), Some("Ab"));
+        // `u8::from_str_radix` takes "+1" as 1: an escape is two hex digits, nothing else.
+        for bad in ["%+1", "%-1", "%zz", "%", "a%4", "%%41", "%FF"] {
+            assert_eq!(form_urldecode(bad), None, "{bad}");
+        }
+    }
 
     fn b64(s: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(s)

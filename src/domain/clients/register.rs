@@ -215,10 +215,7 @@ mod tests {
         assert_ne!(&hash.0[..], secret.as_bytes());
         assert_ne!(
             hash.0,
-            *ring::digest::digest(&ring::digest::SHA256, secret.as_bytes())
-                .as_ref()
-                .first_chunk::<32>()
-                .unwrap(),
+            crate::crypto::digest::sha256(secret.as_bytes()),
             "keyed, not a plain hash"
         );
         assert!(!format!("{c:?}").contains(secret.as_str()));
