@@ -7,11 +7,12 @@ use std::time::Instant;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
 use time::OffsetDateTime;
 
 use super::error::ApiError;
 use super::oidc::{clients, csrf, csrf_ok, current_session, origin_of, provider};
-use super::pages::{escape, page_with_form_targets, problem_page, too_many_attempts};
+use super::pages::{PageData, page_with_form_targets, problem_page, too_many_attempts};
 use super::throttle::Purpose;
 use crate::app::AppState;
 use crate::domain::clients::Client;
@@ -230,25 +231,31 @@ fn consent_page(
     client: &Client,
     hash: &[u8; 32],
 ) -> Response {
-    let items: String = p
-        .scopes
-        .iter()
-        .map(|s| format!("<li>{}</li>", escape(scope_text(s))))
-        .collect();
-    let body = format!(
-        "<p><strong>{name}</strong> asks to use your civis account. It will receive:</p>\n<ul>{items}</ul>\n\
-         <form method=\"post\" action=\"/authorize/consent\">\n\
-         <input type=\"hidden\" name=\"request\" value=\"{id}\">\n\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
-         <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\n\
-         <button type=\"submit\" name=\"decision\" value=\"deny\" class=\"secondary\">Deny</button>\n</form>\n\
-         <p class=\"note\">You can withdraw this later; civis remembers your answer for this application.</p>",
-        name = escape(&client.name),
-        id = escape(id),
-        csrf = csrf(state, "consent-csrf", hash, id),
-    );
+    let body = html! {
+        p { strong { (client.name) } " asks to use your civis account. It will receive:" }
+        ul {
+            @for scope in &p.scopes {
+                li { (scope_text(scope)) }
+            }
+        }
+        form method="post" action="/authorize/consent" {
+            input type="hidden" name="request" value=(id);
+            input type="hidden" name="csrf" value=(csrf(state, "consent-csrf", hash, id));
+            button type="submit" name="decision" value="allow" { "Allow" }
+            button type="submit" name="decision" value="deny" class="secondary" { "Deny" }
+        }
+        p class="note" {
+            "You can withdraw this later; civis remembers your answer for this application."
+        }
+    };
     let target = origin_of(&p.redirect_uri).unwrap_or_default();
-    page_with_form_targets(StatusCode::OK, "Allow access?", "", &body, &[&target])
+    page_with_form_targets(
+        StatusCode::OK,
+        "Allow access?",
+        PageData::default(),
+        body,
+        &[&target],
+    )
 }
 
 /// Form of the consent page.

@@ -4,11 +4,12 @@
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
 use time::OffsetDateTime;
 
 use super::error::ApiError;
 use super::oidc::{clients, csrf, csrf_ok, current_session, origin_of, provider};
-use super::pages::{escape, page_with_form_targets, problem_page};
+use super::pages::{PageData, page_with_form_targets, problem_page};
 use super::passkey::{passkeys, session_token};
 use crate::app::AppState;
 use crate::domain::clients::Client;
@@ -142,32 +143,38 @@ fn end_session(state: &AppState, headers: &HeaderMap, p: EndSessionParams) -> Re
             "You are not logged in to civis.",
         );
     };
-    let hidden = |k: &str, v: Option<&str>| {
-        v.map(|v| {
-            format!(
-                "<input type=\"hidden\" name=\"{k}\" value=\"{}\">\n",
-                escape(v)
-            )
-        })
-        .unwrap_or_default()
-    };
-    let body = format!(
-        "<p>Do you want to log out of civis?</p>\n<form method=\"post\" action=\"/end_session/confirm\">\n\
-         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\n{}{}{}<button type=\"submit\">Log out</button>\n</form>",
-        csrf(state, "logout-csrf", &hash, ""),
-        hidden(
+    let carried = [
+        (
             "post_logout_redirect_uri",
-            p.post_logout_redirect_uri.as_deref()
+            p.post_logout_redirect_uri.as_deref(),
         ),
-        hidden("state", p.state.as_deref()),
-        hidden("client_id", p.client_id.as_deref()),
-    );
+        ("state", p.state.as_deref()),
+        ("client_id", p.client_id.as_deref()),
+    ];
+    let body = html! {
+        p { "Do you want to log out of civis?" }
+        form method="post" action="/end_session/confirm" {
+            input type="hidden" name="csrf" value=(csrf(state, "logout-csrf", &hash, ""));
+            @for (name, value) in carried {
+                @if let Some(value) = value {
+                    input type="hidden" name=(name) value=(value);
+                }
+            }
+            button type="submit" { "Log out" }
+        }
+    };
     let target = p
         .post_logout_redirect_uri
         .as_deref()
         .and_then(origin_of)
         .unwrap_or_default();
-    page_with_form_targets(StatusCode::OK, "Log out", "", &body, &[&target])
+    page_with_form_targets(
+        StatusCode::OK,
+        "Log out",
+        PageData::default(),
+        body,
+        &[&target],
+    )
 }
 
 /// Form of the logout confirmation.

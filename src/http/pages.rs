@@ -8,6 +8,7 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -33,25 +34,21 @@ pub fn router() -> Router<AppState> {
         .route("/static/civis.css", get(style))
 }
 
-/// Escapes text for HTML element content and double-quoted attributes.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+/// What the page script needs to know, as `data-*` attributes of `<main>`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PageData<'a> {
+    /// Which ceremony the script runs (`enrol`, `login`).
+    pub page: Option<&'a str>,
+    /// The enrolment code.
+    pub code: Option<&'a str>,
+    /// Where to go after signing in (a local path).
+    pub return_to: Option<&'a str>,
 }
 
-/// A complete page. `main_attrs` are pre-escaped `data-*` attributes for the script.
-pub fn page(status: StatusCode, title: &str, main_attrs: &str, body: &str) -> Response {
-    page_with_form_targets(status, title, main_attrs, body, &[])
+/// A complete page. Every value is escaped by the template engine (maud); only `body`,
+/// itself built with `html!`, is inserted as markup.
+pub fn page(status: StatusCode, title: &str, data: PageData<'_>, body: Markup) -> Response {
+    page_with_form_targets(status, title, data, body, &[])
 }
 
 /// A page whose forms may lead (through our redirect) to the given origins: browsers apply
@@ -59,20 +56,31 @@ pub fn page(status: StatusCode, title: &str, main_attrs: &str, body: &str) -> Re
 pub fn page_with_form_targets(
     status: StatusCode,
     title: &str,
-    main_attrs: &str,
-    body: &str,
+    data: PageData<'_>,
+    body: Markup,
     origins: &[&str],
 ) -> Response {
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{title} – civis</title>\n<link rel=\"stylesheet\" href=\"/static/civis.css\">\n\
-         <script src=\"/static/civis.js\" defer></script>\n</head>\n<body>\n\
-         <main id=\"main\"{main_attrs}>\n<h1>{title}</h1>\n{body}\n\
-         <p id=\"status\" role=\"status\" aria-live=\"polite\"></p>\n</main>\n</body>\n</html>\n",
-        title = escape(title),
-    );
-    let mut resp = (status, html).into_response();
+    let html = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " – civis" }
+                link rel="stylesheet" href="/static/civis.css";
+                script src="/static/civis.js" defer {}
+            }
+            body {
+                main id="main" data-page=[data.page] data-code=[data.code]
+                    data-return-to=[data.return_to] {
+                    h1 { (title) }
+                    (body)
+                    p id="status" role="status" aria-live="polite" {}
+                }
+            }
+        }
+    };
+    let mut resp = (status, html.into_string()).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -109,8 +117,8 @@ pub fn problem_page(status: StatusCode, title: &str, message: &str) -> Response 
     page(
         status,
         title,
-        "",
-        &format!("<p class=\"problem\">{}</p>", escape(message)),
+        PageData::default(),
+        html! { p class="problem" { (message) } },
     )
 }
 
@@ -140,13 +148,19 @@ async fn enrol_page(
         Ok(citizen) => Ok(page(
             StatusCode::OK,
             "Create your passkey",
-            &format!(" data-page=\"enrol\" data-code=\"{}\"", escape(&code)),
-            &format!(
-                "<p>Welcome, {}. A passkey lets you sign in to public services with your \
-                 device's screen lock (fingerprint, face or PIN) instead of a password.</p>\n\
-                 <button type=\"button\" id=\"create\">Create passkey</button>",
-                escape(&citizen.given_name)
-            ),
+            PageData {
+                page: Some("enrol"),
+                code: Some(&code),
+                ..PageData::default()
+            },
+            html! {
+                p {
+                    "Welcome, " (citizen.given_name) ". A passkey lets you sign in to public \
+                     services with your device's screen lock (fingerprint, face or PIN) \
+                     instead of a password."
+                }
+                button type="button" id="create" { "Create passkey" }
+            },
         )),
         Err(DomainError::Refused(r)) => {
             let _ = state
@@ -173,15 +187,22 @@ async fn login_page(Query(q): Query<LoginQuery>) -> Response {
     page(
         StatusCode::OK,
         "Sign in",
-        &format!(
-            " data-page=\"login\" data-return-to=\"{}\"",
-            escape(&return_to)
-        ),
-        "<p>Sign in with the passkey you created with your enrolment link. \
-         You do not need to type anything.</p>\n\
-         <button type=\"button\" id=\"signin\">Sign in with a passkey</button>\n\
-         <p class=\"autofill\"><label for=\"passkey-autofill\">Or choose a saved passkey</label>\n\
-         <input id=\"passkey-autofill\" name=\"username\" autocomplete=\"username webauthn\"></p>",
+        PageData {
+            page: Some("login"),
+            return_to: Some(&return_to),
+            ..PageData::default()
+        },
+        html! {
+            p {
+                "Sign in with the passkey you created with your enrolment link. You do not \
+                 need to type anything."
+            }
+            button type="button" id="signin" { "Sign in with a passkey" }
+            p class="autofill" {
+                label for="passkey-autofill" { "Or choose a saved passkey" }
+                input id="passkey-autofill" name="username" autocomplete="username webauthn";
+            }
+        },
     )
 }
 
@@ -232,11 +253,36 @@ impl WithRetry for Response {
 mod tests {
     use super::*;
 
-    #[test]
-    fn escape_neutralises_markup() {
-        assert_eq!(
-            escape("<a href=\"x\">'&'</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+    async fn text(resp: Response) -> String {
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn values_are_escaped_by_the_template() {
+        let hostile = "<script>alert(1)</script>\"'&";
+        let resp = page(
+            StatusCode::OK,
+            hostile,
+            PageData {
+                code: Some("\"><img src=x onerror=alert(1)>"),
+                ..PageData::default()
+            },
+            html! { p { (hostile) } },
         );
+        let html = text(resp).await;
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(!html.contains("\"><img"), "{html}");
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;'&amp;"),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"data-code="&quot;&gt;&lt;img src=x onerror=alert(1)&gt;""#),
+            "{html}"
+        );
+        assert!(!html.contains("data-page"), "absent data is left out");
     }
 }

@@ -103,6 +103,8 @@ pub(crate) async fn browse(
             html.contains(">Allow</button>") && html.contains(">Deny</button>"),
             "{html}"
         );
+        // The page's only script is `<script src=…>`: no markup from a client name runs.
+        assert!(!html.contains("<script>"), "{html}");
         let field = |name: &str| {
             let marker = format!("name=\"{name}\" value=\"");
             let start = html.find(&marker).unwrap() + marker.len();

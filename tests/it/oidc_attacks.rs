@@ -855,3 +855,27 @@ async fn consent_is_remembered_until_withdrawn() {
         .unwrap();
     assert_eq!(resp.status(), 401);
 }
+
+/// A client's name is chosen by whoever registers it and shown to citizens on the consent
+/// page: the template engine escapes it, so markup in it is text, never code.
+#[tokio::test]
+async fn a_client_name_with_markup_is_shown_as_text() {
+    let data = tempdir();
+    let server = plain(&data);
+    let (id, _) = new_client(
+        &server,
+        json!({"name": "<script>alert('x')</script> & \"Co\"", "redirect_uris": [REDIRECT]}),
+    )
+    .await;
+    let (_, mut device) = citizen_with_passkey(&server, "ATK-0031").await;
+    // `browse` reads the consent page and fails on any `<script>` without `src`.
+    let (back, _) = browse(
+        &server,
+        &auth_url(&server, &id, ""),
+        &mut device,
+        None,
+        "allow",
+    )
+    .await;
+    assert!(query(&back, "code").is_some(), "{back}");
+}
