@@ -93,8 +93,21 @@ async fn plain_http_serves_health_and_prometheus_metrics() {
 
 #[tokio::test]
 async fn request_ids_are_echoed_and_logged() {
+    request_ids_logged_with(Opts::plain()).await;
+}
+
+/// The same lines through tracing-appender, the writer the benchmark compares ours with.
+#[tokio::test]
+async fn the_appender_log_writer_writes_the_same_lines() {
+    let mut opts = Opts::plain();
+    opts.env
+        .push(("CIVIS_LOG_WRITER".into(), "appender".into()));
+    request_ids_logged_with(opts).await;
+}
+
+async fn request_ids_logged_with(opts: Opts) {
     let data = tempdir();
-    let server = Server::start(data.path(), Opts::plain());
+    let server = Server::start(data.path(), opts);
     let client = crate::support::http();
     let resp = client
         .get(server.at("/healthz"))
