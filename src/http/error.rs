@@ -304,9 +304,9 @@ impl OAuthError {
     }
 }
 
-impl From<crate::domain::oidc::tokens::TokenError> for OAuthError {
-    fn from(e: crate::domain::oidc::tokens::TokenError) -> Self {
-        use crate::domain::oidc::tokens::TokenError as T;
+impl From<crate::domain::oidc::grants::TokenError> for OAuthError {
+    fn from(e: crate::domain::oidc::grants::TokenError) -> Self {
+        use crate::domain::oidc::grants::TokenError as T;
         match e {
             T::InvalidRequest(d) => Self::new(OAuthErrorCode::InvalidRequest, d),
             T::InvalidGrant(d) => Self::new(OAuthErrorCode::InvalidGrant, d),

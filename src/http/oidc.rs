@@ -276,10 +276,10 @@ fn token_answer(
         ),
         Some("refresh_token") => prov.refresh(&client, get("refresh_token"), get("scope"), now),
         Some("client_credentials") => prov.client_credentials(&client, get("scope"), now),
-        None => Err(crate::domain::oidc::tokens::TokenError::InvalidRequest(
+        None => Err(crate::domain::oidc::grants::TokenError::InvalidRequest(
             "grant_type is required",
         )),
-        Some(_) => Err(crate::domain::oidc::tokens::TokenError::UnsupportedGrantType),
+        Some(_) => Err(crate::domain::oidc::grants::TokenError::UnsupportedGrantType),
     };
     match result {
         Ok(t) => {
@@ -323,7 +323,7 @@ async fn userinfo(State(state): State<AppState>, headers: HeaderMap, body: Bytes
             let claims = prov
                 .verify_access_token(&token, OffsetDateTime::now_utc())
                 .map_err(|e| match e {
-                    crate::domain::oidc::tokens::InvalidToken::Internal(d) => {
+                    crate::domain::oidc::verify::InvalidToken::Internal(d) => {
                         BearerError::Internal(d)
                     }
                     other => BearerError::Invalid(other.to_string()),

@@ -1,12 +1,21 @@
 //! OpenID Provider rules: authorization requests, codes, grants and tokens, claims.
 //!
 //! - [`authorize`]: validating `/authorize`, deciding login/consent, issuing codes.
-//! - [`tokens`]: the token endpoint grants, refresh rotation, revocation, introspection and
-//!   the verification of our own access tokens.
+//! - [`grants`]: the token endpoint's grants (code, refresh, client credentials), each write
+//!   one store transaction.
+//! - [`mint`]: access and ID tokens and the token response.
+//! - [`verify`]: verifying our access tokens, userinfo, introspection, revocation, logout
+//!   hints.
+//! - [`model`]: the entities (grants, codes, refresh tokens, consents, …).
 
 pub mod authorize;
+pub mod grants;
+pub mod mint;
 pub mod model;
-pub mod tokens;
+pub mod verify;
+
+#[cfg(test)]
+mod grant_tests;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

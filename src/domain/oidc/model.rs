@@ -5,7 +5,7 @@
 
 use time::OffsetDateTime;
 
-use super::tokens::TokenResponse;
+use super::mint::TokenResponse;
 
 /// A validated authorization request waiting for login or consent.
 #[derive(Debug, Clone, PartialEq)]

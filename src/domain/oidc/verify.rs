@@ -1,0 +1,201 @@
+//! What resource servers and clients ask about tokens: verifying our access tokens,
+//! userinfo, introspection (RFC 7662), revocation (RFC 7009), and logout hints.
+
+use time::OffsetDateTime;
+
+use super::mint::AccessClaims;
+use super::model::RevokedJti;
+use super::{Provider, identity_claims, parse_scopes, sha256};
+use crate::crypto::jwt::{self, Expect, Rejected, Typ};
+use crate::domain::DomainError;
+use crate::domain::clients::Client;
+use crate::store::StoreError;
+
+/// Why a presented access token is not accepted (→ 401 `invalid_token`).
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidToken {
+    /// Signature, algorithm, type, issuer, audience or expiry wrong.
+    #[error("token rejected: {0}")]
+    Rejected(String),
+    /// Its grant was revoked or the token itself was revoked.
+    #[error("token revoked")]
+    Revoked,
+    /// Storage failure while checking.
+    #[error(transparent)]
+    Internal(#[from] DomainError),
+}
+
+impl Provider<'_> {
+    /// Verifies one of our access tokens: ES256 with a published key, `typ: at+jwt`, our
+    /// issuer as `iss` and `aud`, not expired, not revoked.
+    ///
+    /// # Errors
+    /// [`InvalidToken`].
+    pub fn verify_access_token(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<AccessClaims, InvalidToken> {
+        let reject = |why: &str| InvalidToken::Rejected(why.to_owned());
+        let keys = self.keys.tokens();
+        let expect = Expect {
+            typ: Typ::Is("at+jwt"),
+            issuer: Some(self.issuer),
+            audience: Some(self.issuer),
+            required: &["exp", "iss", "aud", "sub"],
+        };
+        let claims: AccessClaims = jwt::verify(token, |kid| keys.candidates(kid), &expect)
+            .map_err(|e| match e {
+                Rejected::Typ => reject("not an access token (typ)"),
+                Rejected::NoKey => reject("unknown kid"),
+                other => reject(&other.to_string()),
+            })?;
+        if claims.exp <= now.unix_timestamp() {
+            return Err(reject("expired"));
+        }
+        let revoked = match &claims.gid {
+            Some(gid) => self
+                .store
+                .grants()
+                .get(gid)
+                .map_err(DomainError::from)?
+                .is_none_or(|g| g.revoked_at.is_some()),
+            None => self
+                .store
+                .grants()
+                .jti_revoked(&claims.jti)
+                .map_err(DomainError::from)?,
+        };
+        if revoked {
+            return Err(InvalidToken::Revoked);
+        }
+        Ok(claims)
+    }
+
+    /// The client an `id_token_hint` names (its `aud`), if the hint is an ID token we
+    /// signed. An expired one still counts (OpenID Connect RP-Initiated Logout §2); an
+    /// access token does not.
+    pub fn id_token_hint_audience(&self, hint: &str) -> Option<String> {
+        let keys = self.keys.tokens();
+        let expect = Expect {
+            typ: Typ::Not("at+jwt"),
+            issuer: Some(self.issuer),
+            audience: None,
+            required: &["iss", "aud"],
+        };
+        let claims: serde_json::Value =
+            jwt::verify(hint, |kid| keys.candidates(kid), &expect).ok()?;
+        claims.get("aud")?.as_str().map(str::to_owned)
+    }
+
+    /// RFC 7009 revocation by `client`: a refresh token or an access token of this client
+    /// revokes its grant; anything else is silently ignored (as the RFC asks).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn revoke(
+        &self,
+        client: &Client,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), DomainError> {
+        if let Some(r) = self
+            .store
+            .grants()
+            .refresh_token(&sha256(token.as_bytes()))?
+        {
+            if r.client_id == client.id {
+                self.revoke_grant(&r.grant_id, now)?;
+            }
+            return Ok(());
+        }
+        if let Ok(claims) = self.verify_access_token(token, now)
+            && claims.client_id == client.id
+        {
+            {
+                match &claims.gid {
+                    Some(gid) => self.revoke_grant(gid, now)?,
+                    None => {
+                        let revoked = RevokedJti {
+                            expires_at: OffsetDateTime::from_unix_timestamp(claims.exp)
+                                .unwrap_or(now),
+                        };
+                        self.store.transact(|tx| {
+                            tx.grants().revoke_jti(&claims.jti, &revoked);
+                            Ok::<_, StoreError>(())
+                        })?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// RFC 7662 introspection by `client`: only the caller's own live tokens are active.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn introspect(
+        &self,
+        client: &Client,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<serde_json::Value, DomainError> {
+        let inactive = serde_json::json!({ "active": false });
+        if let Some(r) = self
+            .store
+            .grants()
+            .refresh_token(&sha256(token.as_bytes()))?
+        {
+            let live = r.client_id == client.id
+                && r.spent_at.is_none()
+                && r.expires_at > now
+                && self
+                    .store
+                    .grants()
+                    .get(&r.grant_id)?
+                    .is_some_and(|g| g.revoked_at.is_none());
+            if !live {
+                return Ok(inactive);
+            }
+            return Ok(serde_json::json!({
+                "active": true, "token_type": "refresh_token", "client_id": client.id,
+                "scope": r.scopes.join(" "), "exp": r.expires_at.unix_timestamp(),
+                "iss": self.issuer,
+            }));
+        }
+        match self.verify_access_token(token, now) {
+            Ok(c) if c.client_id == client.id => Ok(serde_json::json!({
+                "active": true, "token_type": "Bearer", "client_id": c.client_id, "scope": c.scope,
+                "sub": c.sub, "aud": c.aud, "iss": c.iss, "exp": c.exp, "iat": c.iat, "jti": c.jti,
+            })),
+            Ok(_) | Err(InvalidToken::Rejected(_) | InvalidToken::Revoked) => Ok(inactive),
+            Err(InvalidToken::Internal(e)) => Err(e),
+        }
+    }
+
+    /// Userinfo claims for a verified access token (needs the `openid` scope and a citizen).
+    ///
+    /// # Errors
+    /// [`DomainError::NotFound`] if the citizen is gone; storage failures.
+    pub fn userinfo(&self, claims: &AccessClaims) -> Result<serde_json::Value, DomainError> {
+        let gid = claims
+            .gid
+            .as_deref()
+            .ok_or(DomainError::NotFound("citizen"))?;
+        let grant = self
+            .store
+            .grants()
+            .get(gid)?
+            .ok_or(DomainError::NotFound("grant"))?;
+        let citizen = self
+            .store
+            .citizens()
+            .get(&grant.citizen_id)?
+            .ok_or(DomainError::NotFound("citizen"))?;
+        let scopes = parse_scopes(&claims.scope);
+        let mut m = identity_claims(&citizen, &scopes);
+        m.insert("sub".into(), claims.sub.clone().into());
+        Ok(serde_json::Value::Object(m))
+    }
+}
