@@ -1,4 +1,4 @@
-//! The running service: state shared by handlers, start-up, TLS and graceful shutdown.
+//! The running service: start-up, TLS, background tasks and graceful shutdown.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -9,78 +9,13 @@ use axum_server::tls_rustls::RustlsAcceptor;
 
 use crate::config::Config;
 use crate::crypto::{KeyError, KeySet};
-use crate::domain::{Rng, SystemRng};
+use crate::domain::{Clock, OffsetClock, SystemClock, SystemRng};
 use crate::http::observe::Metrics;
+use crate::http::state::{AppState, Services};
 use crate::store::{Store, StoreError};
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// Everything a handler may use. Cheap to clone (one reference count): axum clones the state
-/// for every extractor and middleware of every request.
-#[derive(Clone, Debug)]
-pub struct AppState(Arc<Services>);
-
-impl std::ops::Deref for AppState {
-    type Target = Services;
-
-    fn deref(&self) -> &Services {
-        &self.0
-    }
-}
-
-/// What every handler can reach, through [`AppState`].
-#[derive(Debug)]
-pub struct Services {
-    /// Validated configuration.
-    pub config: Arc<Config>,
-    /// Effective issuer / public base URL (no trailing slash).
-    pub issuer: Arc<str>,
-    /// Storage handle.
-    pub store: Store,
-    /// Keys.
-    pub keys: Arc<KeySet>,
-    /// Randomness for ids, codes and request ids.
-    pub rng: Arc<dyn Rng>,
-    /// Prometheus registry.
-    pub metrics: Arc<Metrics>,
-    /// WebAuthn relying party (RP ID = issuer host, origin = issuer origin).
-    pub webauthn: Arc<webauthn_rs::prelude::Webauthn>,
-    /// The issuer's origin (`scheme://host[:port]`), for `Origin` checks.
-    pub public_origin: Arc<str>,
-    /// Per-address throttle for ceremony starts and failed attempts.
-    pub throttle: Arc<crate::http::throttle::Throttle>,
-}
-
-impl AppState {
-    /// Runs a domain call on the blocking pool ([`crate::store::offload::run`]): the one
-    /// way handlers reach anything that may touch storage.
-    pub async fn run<T, F>(&self, call: F) -> T
-    where
-        T: Send + 'static,
-        F: FnOnce(&AppState) -> T + Send + 'static,
-    {
-        let state = self.clone();
-        crate::store::offload::run(move || call(&state)).await
-    }
-
-    /// Like [`AppState::run`], but in place first: for calls that usually need no storage
-    /// ([`crate::store::offload::run_inline_first`] says what they must not do).
-    pub async fn run_inline_first<T, F>(&self, call: F) -> T
-    where
-        T: Send + 'static,
-        F: Fn(&AppState) -> T + Send + 'static,
-    {
-        let state = self.clone();
-        crate::store::offload::run_inline_first(move || call(&state)).await
-    }
-}
-
-impl std::fmt::Debug for dyn Rng {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Rng")
-    }
-}
 
 /// Why the service could not start or stopped abnormally. Printed to stderr by the CLI.
 #[derive(Debug, thiserror::Error)]
@@ -176,7 +111,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         Some(keys.tls.server_config()?)
     };
     let (webauthn, public_origin) = relying_party(&issuer)?;
-    let state = AppState(Arc::new(Services {
+    let (clock, test_clock) = clocks();
+    let state = AppState::new(Services {
         config: Arc::new(config.clone()),
         issuer: issuer.into(),
         store: store.clone(),
@@ -189,12 +125,15 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             config.throttle_burst,
             config.throttle_per_minute,
         )),
-    }));
+        clock,
+        test_clock,
+    });
     let state_keys = state.keys.clone();
+    let sweeper_clock = state.clock.clone();
     let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
 
     tokio::spawn(reload_token_keys(state_keys.clone()));
-    tokio::spawn(sweep_expired(store.clone()));
+    tokio::spawn(sweep_expired(store.clone(), sweeper_clock));
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
 
@@ -224,6 +163,18 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     flushed?;
     tracing::info!("stopped; storage flushed");
     Ok(())
+}
+
+/// The system clock; in a debug build started with `CIVIS_TEST_CLOCK=1`, a clock the
+/// integration tests can move forward (release builds cannot: the code is not there).
+fn clocks() -> (Arc<dyn Clock>, Option<Arc<OffsetClock>>) {
+    #[cfg(debug_assertions)]
+    if std::env::var("CIVIS_TEST_CLOCK").as_deref() == Ok("1") {
+        tracing::warn!("test clock enabled: time can be moved through the admin API");
+        let clock = Arc::new(OffsetClock::default());
+        return (clock.clone(), Some(clock));
+    }
+    (Arc::new(SystemClock), None)
 }
 
 /// The WebAuthn relying party for an issuer: RP ID is its host, the origin its origin.
@@ -273,13 +224,13 @@ const SWEEP_BATCH: usize = 500;
 const SWEEP_BATCHES_PER_PASS: usize = 20;
 
 /// Removes expired ceremonies, codes, sessions, tokens and markers, a bounded amount per pass.
-async fn sweep_expired(store: Store) {
+async fn sweep_expired(store: Store, clock: Arc<dyn Clock>) {
     let mut tick = tokio::time::interval(SWEEP_EVERY);
     loop {
         tick.tick().await;
         let s = store.clone();
+        let now = clock.now();
         let swept = crate::store::offload::run(move || {
-            let now = time::OffsetDateTime::now_utc();
             let mut total = 0;
             for _ in 0..SWEEP_BATCHES_PER_PASS {
                 let n = s.sweep_expired(now, SWEEP_BATCH)?;

@@ -1,7 +1,8 @@
 //! Rules of the service, free of HTTP and of storage formats.
 //!
-//! Every function that depends on the time takes `now` as an argument, and every function
-//! that needs randomness takes a [`Rng`], so tests control both.
+//! Every function that depends on the time takes `now` as an argument (callers read it from
+//! a [`Clock`]), and every function that needs randomness takes a [`Rng`], so tests control
+//! both.
 
 pub mod citizens;
 pub mod clients;
@@ -14,6 +15,46 @@ pub use error::{DomainError, FieldError, Refusal};
 
 /// Result type of the domain layer.
 pub type Result<T, E = DomainError> = std::result::Result<T, E>;
+
+/// Source of the current time, injected so that the domain never reads a clock itself and
+/// tests can move time instead of editing stored records.
+pub trait Clock: Send + Sync {
+    /// Now, in UTC.
+    fn now(&self) -> time::OffsetDateTime;
+}
+
+/// The system's clock.
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc()
+    }
+}
+
+/// The system's clock moved forward by a settable offset: what the integration tests use
+/// (through a route that exists only in debug builds started with `CIVIS_TEST_CLOCK=1`) to
+/// let codes, ceremonies and sessions expire without waiting.
+#[derive(Debug, Default)]
+pub struct OffsetClock {
+    seconds: std::sync::atomic::AtomicI64,
+}
+
+impl OffsetClock {
+    /// Moves this clock forward by `by` (backwards for a negative duration).
+    pub fn advance(&self, by: time::Duration) {
+        self.seconds
+            .fetch_add(by.whole_seconds(), std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> time::OffsetDateTime {
+        let offset = self.seconds.load(std::sync::atomic::Ordering::SeqCst);
+        time::OffsetDateTime::now_utc() + time::Duration::seconds(offset)
+    }
+}
 
 /// Source of cryptographic randomness, injected so tests can be deterministic.
 pub trait Rng: Send + Sync {

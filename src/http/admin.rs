@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 
 use super::error::{Problem, Result};
 use super::extract::{Admin, ApiJson};
-use crate::app::AppState;
-use crate::domain::citizens::{Citizen, EnrolmentCode, NewCitizen, PasskeySummary, Registry};
+use super::state::AppState;
+use crate::domain::citizens::{Citizen, EnrolmentCode, NewCitizen, PasskeySummary};
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
@@ -137,14 +137,6 @@ impl CitizenView {
     }
 }
 
-fn registry(state: &AppState) -> Registry<'_> {
-    Registry {
-        store: &state.store,
-        rng: state.rng.as_ref(),
-        enrolment_ttl: state.config.enrolment_ttl,
-    }
-}
-
 fn enrolment(state: &AppState, code: EnrolmentCode) -> Enrolment {
     Enrolment {
         enrolment_url: format!("{}/enrol?code={}", state.issuer, code.code.as_str()),
@@ -183,7 +175,7 @@ pub async fn create_citizen(
     };
     let actor = admin.actor.clone();
     let (citizen, code) = state
-        .run(move |s| registry(s).register(input, &actor, OffsetDateTime::now_utc()))
+        .run(move |s| s.registry().register(input, &actor, s.now()))
         .await?;
     tracing::info!(citizen_id = %citizen.id, actor = %admin.actor, "citizen registered");
     let location = format!("/admin/v1/citizens/{}", citizen.id);
@@ -207,8 +199,8 @@ pub async fn get_citizen(
 ) -> Result<axum::Json<CitizenView>> {
     let view = state
         .run(move |s| {
-            let citizen = registry(s).get(&id)?;
-            let passkeys = super::passkey::passkeys(s).summaries(&citizen)?;
+            let citizen = s.registry().get(&id)?;
+            let passkeys = s.passkeys().summaries(&citizen)?;
             Ok::<_, crate::domain::DomainError>(CitizenView::new(citizen, passkeys))
         })
         .await?;
@@ -226,7 +218,7 @@ pub async fn new_enrolment(
 ) -> Result<Response> {
     let citizen_id = id.clone();
     let code = state
-        .run(move |s| registry(s).new_enrolment(&citizen_id, OffsetDateTime::now_utc()))
+        .run(move |s| s.registry().new_enrolment(&citizen_id, s.now()))
         .await?;
     tracing::info!(citizen_id = %id, actor = %admin.actor, "enrolment code issued");
     Ok(created(None, enrolment(&state, code)))
@@ -245,14 +237,33 @@ pub async fn revoke_passkey(
 ) -> Result<StatusCode> {
     let (citizen_id, credential_id) = (id.clone(), passkey_id.clone());
     state
-        .run(move |s| {
-            super::passkey::passkeys(s).revoke(
-                &citizen_id,
-                &credential_id,
-                OffsetDateTime::now_utc(),
-            )
-        })
+        .run(move |s| s.passkeys().revoke(&citizen_id, &credential_id, s.now()))
         .await?;
     tracing::info!(citizen_id = %id, %passkey_id, actor = %admin.actor, "passkey revoked");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of the test-clock route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdvanceClock {
+    /// Seconds to move the clock forward.
+    pub advance_seconds: i64,
+}
+
+/// Moves the service's clock forward (tests only: the route exists only in debug builds
+/// started with `CIVIS_TEST_CLOCK=1`, see `app::clocks`). Not part of the API.
+pub async fn advance_clock(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiJson(body): ApiJson<AdvanceClock>,
+) -> StatusCode {
+    match &state.test_clock {
+        Some(clock) => {
+            clock.advance(time::Duration::seconds(body.advance_seconds));
+            tracing::warn!(seconds = body.advance_seconds, "test clock moved");
+            StatusCode::NO_CONTENT
+        }
+        None => StatusCode::NOT_FOUND,
+    }
 }

@@ -9,10 +9,9 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::client_auth::clients;
 use super::error::{Problem, Result};
 use super::extract::{Admin, ApiJson};
-use crate::app::AppState;
+use super::state::AppState;
 use crate::domain::DomainError;
 use crate::domain::clients::{Client, NewClient};
 
@@ -132,7 +131,7 @@ pub async fn create_client(
         grant_types: body.grant_types,
     };
     let (client, secret) = state
-        .run(move |s| clients(s).register(input, OffsetDateTime::now_utc()))
+        .run(move |s| s.clients().register(input, s.now()))
         .await?;
     tracing::info!(
         client_id = %client.id,
@@ -163,7 +162,7 @@ pub async fn get_client(
     Path(id): Path<String>,
 ) -> Result<axum::Json<ClientView>> {
     let client = state
-        .run(move |s| clients(s).get(&id))
+        .run(move |s| s.clients().get(&id))
         .await?
         .ok_or(DomainError::NotFound("client"))?;
     Ok(axum::Json(client.into()))

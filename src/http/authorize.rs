@@ -11,10 +11,10 @@ use maud::html;
 use time::OffsetDateTime;
 
 use super::error::ApiError;
-use super::oidc::{clients, csrf, csrf_ok, current_session, origin_of, provider};
+use super::oidc::{csrf, csrf_ok, current_session, origin_of};
 use super::pages::{PageData, page_with_form_targets, problem_page, too_many_attempts};
+use super::state::AppState;
 use super::throttle::Purpose;
-use crate::app::AppState;
 use crate::domain::clients::Client;
 use crate::domain::oidc::authorize::{AuthorizeError, AuthorizeParams, Next, error_redirect_url};
 use crate::domain::oidc::model::PendingAuthorization;
@@ -84,17 +84,17 @@ pub(super) async fn authorize_post(
 }
 
 fn authorize(state: &AppState, headers: &HeaderMap, p: AuthorizeParams) -> Response {
-    let now = OffsetDateTime::now_utc();
+    let now = state.now();
     let client = match p
         .client_id
         .as_deref()
-        .map(|id| clients(state).get(id))
+        .map(|id| state.clients().get(id))
         .transpose()
     {
         Ok(c) => c.flatten(),
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let prov = provider(state);
+    let prov = state.provider();
     let pending = match prov.validate_authorization(&p, client.as_ref(), now) {
         Ok(p) => p,
         Err(e) => return authorize_error(state, e),
@@ -122,10 +122,10 @@ pub(super) async fn authorize_continue(
 }
 
 fn continue_after_login(state: &AppState, headers: &HeaderMap, q: &ContinueQuery) -> Response {
-    let now = OffsetDateTime::now_utc();
-    match provider(state).pending(&q.request, now) {
+    let now = state.now();
+    match state.provider().pending(&q.request, now) {
         Ok(Some(p)) => {
-            let client = match clients(state).get(&p.client_id) {
+            let client = match state.clients().get(&p.client_id) {
                 Ok(c) => c,
                 Err(e) => return ApiError::from(e).into_response(),
             };
@@ -152,7 +152,10 @@ fn proceed(
         Ok(s) => s,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    match provider(state).decide(p, session.as_ref().map(|s| &s.0), now) {
+    match state
+        .provider()
+        .decide(p, session.as_ref().map(|s| &s.0), now)
+    {
         Ok(Next::Login) => {
             let back = format!("/authorize/continue?request={id}");
             let url = format!(
@@ -188,7 +191,7 @@ fn issue(
     hash: &[u8; 32],
     now: OffsetDateTime,
 ) -> Response {
-    let p = match provider(state).take_pending(id, now) {
+    let p = match state.provider().take_pending(id, now) {
         Ok(Some(p)) => p,
         Ok(None) => {
             return problem_page(
@@ -206,7 +209,10 @@ fn issue(
         .ok()
         .flatten()
         .is_some_and(|c| c.summary().backup_eligible);
-    match provider(state).issue_code(&p, s, hash, backup_eligible, now) {
+    match state
+        .provider()
+        .issue_code(&p, s, hash, backup_eligible, now)
+    {
         Ok(url) => Redirect::to(&url).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
@@ -282,7 +288,7 @@ pub(super) async fn consent(
 }
 
 fn answer_consent(state: &AppState, headers: &HeaderMap, f: &ConsentForm) -> Response {
-    let now = OffsetDateTime::now_utc();
+    let now = state.now();
     let session = match current_session(state, headers, now) {
         Ok(Some(s)) => s,
         Ok(None) => {
@@ -301,7 +307,7 @@ fn answer_consent(state: &AppState, headers: &HeaderMap, f: &ConsentForm) -> Res
             "This form was not issued for your session. Please start again.",
         );
     }
-    let p = match provider(state).pending(&f.request, now) {
+    let p = match state.provider().pending(&f.request, now) {
         Ok(Some(p)) => p,
         Ok(_) => {
             return problem_page(
@@ -314,13 +320,16 @@ fn answer_consent(state: &AppState, headers: &HeaderMap, f: &ConsentForm) -> Res
     };
     match f.decision.as_str() {
         "allow" => {
-            if let Err(e) = provider(state).remember_consent(&session.0.citizen_id, &p, now) {
+            if let Err(e) = state
+                .provider()
+                .remember_consent(&session.0.citizen_id, &p, now)
+            {
                 return ApiError::from(e).into_response();
             }
             issue(state, &f.request, &session.0, &session.1, now)
         }
         _ => {
-            let _ = provider(state).take_pending(&f.request, now);
+            let _ = state.provider().take_pending(&f.request, now);
             let e = crate::domain::oidc::authorize::ErrorRedirect {
                 redirect_uri: p.redirect_uri.clone(),
                 error: "access_denied",
@@ -342,13 +351,14 @@ pub(super) async fn withdraw_consent(
 ) -> Response {
     state
         .run(move |state| {
-            let now = OffsetDateTime::now_utc();
+            let now = state.now();
             match current_session(state, &headers, now) {
-                Ok(Some((s, _))) => match provider(state).revoke_consent(&s.citizen_id, &client_id)
-                {
-                    Ok(()) => StatusCode::NO_CONTENT.into_response(),
-                    Err(e) => ApiError::from(e).into_response(),
-                },
+                Ok(Some((s, _))) => {
+                    match state.provider().revoke_consent(&s.citizen_id, &client_id) {
+                        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+                        Err(e) => ApiError::from(e).into_response(),
+                    }
+                }
                 Ok(None) => ApiError::Unauthorized.into_response(),
                 Err(e) => ApiError::from(e).into_response(),
             }

@@ -21,12 +21,11 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use time::OffsetDateTime;
 
 use super::error::{OAuthError, OAuthErrorCode};
+use super::state::AppState;
 use super::throttle::Purpose;
-use crate::app::AppState;
-use crate::domain::clients::{AuthFailure, Client, ClientAuthError, Clients, PresentedClient};
+use crate::domain::clients::{AuthFailure, Client, ClientAuthError, PresentedClient};
 
 /// What a client is told when its authentication fails, whatever the reason.
 const GENERIC_FAILURE: &str = "client authentication failed";
@@ -161,15 +160,6 @@ pub fn throttle_failure(state: &AppState, ip: IpAddr) -> Option<Duration> {
         .err()
 }
 
-/// The client registry over the application state.
-pub fn clients(state: &AppState) -> Clients<'_> {
-    Clients {
-        store: &state.store,
-        rng: state.rng.as_ref(),
-        keys: &state.keys,
-    }
-}
-
 /// 429 for an address that failed client authentication too often: the OAuth error body of
 /// the failure it replaces (`invalid_client`) plus `Retry-After`.
 pub fn too_many_failures(wait: Duration) -> Response {
@@ -228,7 +218,10 @@ pub fn authenticate_client(
         None => ClientAuthRejection::OAuth(e),
     };
     let presented = presented_client(headers, form).map_err(failed)?;
-    match clients(state).authenticate(&presented, audiences, OffsetDateTime::now_utc()) {
+    match state
+        .clients()
+        .authenticate(&presented, audiences, state.now())
+    {
         Ok(client) => Ok(client),
         Err(e @ AuthFailure::Client(_)) => Err(failed(map_auth_failure(e))),
         Err(e) => Err(ClientAuthRejection::OAuth(map_auth_failure(e))),

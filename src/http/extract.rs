@@ -11,8 +11,8 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::state::AppState;
 use super::throttle::Purpose;
-use crate::app::AppState;
 
 /// `axum::Json` with our error mapping: 400 malformed, 413 too large, 415 wrong type,
 /// 422 wrong shape (serde's message names the field).

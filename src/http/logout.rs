@@ -5,13 +5,12 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
-use time::OffsetDateTime;
 
 use super::error::ApiError;
-use super::oidc::{clients, csrf, csrf_ok, current_session, origin_of, provider};
+use super::oidc::{csrf, csrf_ok, current_session, origin_of};
 use super::pages::{PageData, page_with_form_targets, problem_page};
-use super::passkey::{passkeys, session_token};
-use crate::app::AppState;
+use super::passkey::session_token;
+use super::state::AppState;
 use crate::domain::clients::Client;
 
 /// Parameters of RP-initiated logout.
@@ -48,8 +47,8 @@ pub(super) async fn end_session_post(
 
 /// The client named by a valid (possibly expired) ID token of ours.
 fn hinted_client(state: &AppState, hint: &str) -> Option<Client> {
-    let client_id = provider(state).id_token_hint_audience(hint)?;
-    clients(state).get(&client_id).ok().flatten()
+    let client_id = state.provider().id_token_hint_audience(hint)?;
+    state.clients().get(&client_id).ok().flatten()
 }
 
 /// Where to send the browser after logout: the requested address if it is registered
@@ -76,7 +75,7 @@ fn logout_redirect(
 
 fn clear_session(state: &AppState, headers: &HeaderMap, mut resp: Response) -> Response {
     if let Some(token) = session_token(headers)
-        && let Err(e) = passkeys(state).logout(&token)
+        && let Err(e) = state.passkeys().logout(&token)
     {
         return ApiError::from(e).into_response();
     }
@@ -103,7 +102,7 @@ fn logged_out(state: &AppState, headers: &HeaderMap, redirect: Option<String>) -
 }
 
 fn end_session(state: &AppState, headers: &HeaderMap, p: EndSessionParams) -> Response {
-    let now = OffsetDateTime::now_utc();
+    let now = state.now();
     if let Some(hint) = p.id_token_hint.as_deref() {
         let Some(client) = hinted_client(state, hint) else {
             return problem_page(
@@ -128,7 +127,7 @@ fn end_session(state: &AppState, headers: &HeaderMap, p: EndSessionParams) -> Re
     let client = p
         .client_id
         .as_deref()
-        .and_then(|id| clients(state).get(id).ok().flatten());
+        .and_then(|id| state.clients().get(id).ok().flatten());
     if let Err(page) = logout_redirect(client.as_ref(), &p) {
         return *page;
     }
@@ -202,7 +201,7 @@ pub(super) async fn end_session_confirm(
 }
 
 fn confirm_logout(state: &AppState, headers: &HeaderMap, f: ConfirmForm) -> Response {
-    let now = OffsetDateTime::now_utc();
+    let now = state.now();
     let session = match current_session(state, headers, now) {
         Ok(Some(s)) => s,
         Ok(None) => {
@@ -230,7 +229,7 @@ fn confirm_logout(state: &AppState, headers: &HeaderMap, f: ConfirmForm) -> Resp
     let client = p
         .client_id
         .as_deref()
-        .and_then(|id| clients(state).get(id).ok().flatten());
+        .and_then(|id| state.clients().get(id).ok().flatten());
     match logout_redirect(client.as_ref(), &p) {
         Ok(r) => logged_out(state, headers, r),
         Err(page) => *page,

@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod ops;
 pub mod pages;
 pub mod passkey;
+pub mod state;
 pub mod throttle;
 
 use axum::Router;
@@ -21,7 +22,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use axum::routing::get;
 
-use crate::app::AppState;
+use crate::http::state::AppState;
 
 /// Nothing civis answers may be cached unless the handler says otherwise (the JWKS and the
 /// static assets do): tokens, codes, personal data and forms with CSRF values all pass
@@ -37,7 +38,14 @@ async fn no_store_by_default(mut resp: Response) -> Response {
 
 /// Every route of the service, with the observation middleware and body limit around them.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let mut routes = Router::new();
+    if state.test_clock.is_some() {
+        routes = routes.route(
+            "/admin/v1/test/clock",
+            axum::routing::post(admin::advance_clock),
+        );
+    }
+    routes
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .route("/pki/ca.pem", get(ops::ca_pem))

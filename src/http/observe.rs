@@ -16,7 +16,7 @@ use prometheus_client::registry::Registry;
 use tracing::Instrument;
 
 use super::error::ApiError;
-use crate::app::AppState;
+use super::state::AppState;
 
 tokio::task_local! {
     static REQUEST_ID: String;

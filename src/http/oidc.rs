@@ -16,12 +16,12 @@ use time::OffsetDateTime;
 
 use super::client_auth::authenticate_client;
 use super::error::{BearerError, OAuthError, OAuthErrorCode};
-use super::passkey::{passkeys, session_token};
+use super::passkey::session_token;
+use super::state::AppState;
 use super::{authorize, logout};
-use crate::app::AppState;
 use crate::domain::DomainError;
-use crate::domain::clients::{Client, Clients};
-use crate::domain::oidc::{ACR_HIGH, ACR_SUBSTANTIAL, Provider, SCOPES};
+use crate::domain::clients::Client;
+use crate::domain::oidc::{ACR_HIGH, ACR_SUBSTANTIAL, SCOPES};
 use crate::domain::passkeys::{Session, session_hash};
 
 /// Routes of this module.
@@ -48,24 +48,6 @@ pub fn router() -> Router<AppState> {
             get(logout::end_session_get).post(logout::end_session_post),
         )
         .route("/end_session/confirm", post(logout::end_session_confirm))
-}
-
-pub(super) fn provider(state: &AppState) -> Provider<'_> {
-    Provider {
-        store: &state.store,
-        rng: state.rng.as_ref(),
-        keys: &state.keys,
-        issuer: &state.issuer,
-        refresh_grace: state.config.refresh_grace,
-    }
-}
-
-pub(super) fn clients(state: &AppState) -> Clients<'_> {
-    Clients {
-        store: &state.store,
-        rng: state.rng.as_ref(),
-        keys: &state.keys,
-    }
 }
 
 async fn discovery(State(state): State<AppState>) -> Response {
@@ -145,7 +127,8 @@ pub(super) fn current_session(
     let Some(token) = session_token(headers) else {
         return Ok(None);
     };
-    Ok(passkeys(state)
+    Ok(state
+        .passkeys()
         .session(&token, now)?
         .map(|s| (s, session_hash(&token))))
 }
@@ -259,13 +242,13 @@ fn token_answer(
     headers: &HeaderMap,
     form: &HashMap<String, String>,
 ) -> Response {
-    let now = OffsetDateTime::now_utc();
+    let now = state.now();
     let client = match authenticate(state, peer, headers, form) {
         Ok(c) => c,
         Err(r) => return *r,
     };
     let get = |k: &str| form.get(k).map(String::as_str);
-    let prov = provider(state);
+    let prov = state.provider();
     let result = match get("grant_type") {
         Some("authorization_code") => prov.exchange_code(
             &client,
@@ -319,9 +302,9 @@ async fn userinfo(State(state): State<AppState>, headers: HeaderMap, body: Bytes
     };
     let result = state
         .run(move |s| {
-            let prov = provider(s);
+            let prov = s.provider();
             let claims = prov
-                .verify_access_token(&token, OffsetDateTime::now_utc())
+                .verify_access_token(&token, s.now())
                 .map_err(|e| match e {
                     crate::domain::oidc::verify::InvalidToken::Internal(d) => {
                         BearerError::Internal(d)
@@ -382,7 +365,7 @@ async fn introspect(
             );
             return e.into_response();
         }
-        match provider(s).introspect(&client, &token, OffsetDateTime::now_utc()) {
+        match s.provider().introspect(&client, &token, s.now()) {
             Ok(v) => axum::Json(v).into_response(),
             Err(e) => OAuthError::from(e).into_response(),
         }
@@ -396,15 +379,11 @@ async fn revoke(
     headers: HeaderMap,
     form: Result<OAuthForm, Response>,
 ) -> Response {
-    with_token_param(
-        state,
-        peer,
-        headers,
-        form,
-        |s, client, token| match provider(s).revoke(&client, &token, OffsetDateTime::now_utc()) {
+    with_token_param(state, peer, headers, form, |s, client, token| {
+        match s.provider().revoke(&client, &token, s.now()) {
             Ok(()) => StatusCode::OK.into_response(),
             Err(e) => OAuthError::from(e).into_response(),
-        },
-    )
+        }
+    })
     .await
 }

@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::{ApiError, Result};
-use crate::app::AppState;
+use super::state::AppState;
 
 /// Health answer.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -25,7 +25,7 @@ pub async fn healthz(State(state): State<AppState>) -> Result<axum::Json<Health>
     state
         .keys
         .tokens()
-        .signing(time::OffsetDateTime::now_utc())
+        .signing(state.now())
         .sign(b"civis health probe")
         .map_err(|_| ApiError::Unavailable("token key cannot sign".into()))?;
     Ok(axum::Json(Health { status: "ok" }))

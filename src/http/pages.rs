@@ -10,12 +10,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
-use time::OffsetDateTime;
 
 use super::error::Result;
-use super::passkey::{local_path, passkeys};
+use super::passkey::local_path;
+use super::state::AppState;
 use super::throttle::Purpose;
-use crate::app::AppState;
 use crate::domain::DomainError;
 
 const SCRIPT: &str = include_str!("assets/civis.js");
@@ -142,7 +141,7 @@ async fn enrol_page(
     let code = q.code.unwrap_or_default();
     let presented = code.clone();
     let found = state
-        .run(move |s| passkeys(s).enrolment_citizen(&presented, OffsetDateTime::now_utc()))
+        .run(move |s| s.passkeys().enrolment_citizen(&presented, s.now()))
         .await;
     match found {
         Ok(citizen) => Ok(page(

@@ -18,10 +18,10 @@ use webauthn_rs::prelude::{
 
 use super::error::{ApiError, Result};
 use super::extract::ApiJson;
+use super::state::AppState;
 use super::throttle::Purpose;
-use crate::app::AppState;
 use crate::domain::DomainError;
-use crate::domain::passkeys::{Passkeys, SessionToken};
+use crate::domain::passkeys::SessionToken;
 
 /// Session cookie. `__Host-` binds it to this exact origin (Secure, Path=/, no Domain).
 pub const SESSION_COOKIE: &str = "__Host-civis_session";
@@ -35,14 +35,6 @@ pub fn router() -> Router<AppState> {
         .route("/login/finish", post(login_finish))
         .route("/session", get(session))
         .route("/logout", post(logout))
-}
-
-pub(super) fn passkeys(state: &AppState) -> Passkeys<'_> {
-    Passkeys {
-        store: &state.store,
-        rng: state.rng.as_ref(),
-        webauthn: &state.webauthn,
-    }
 }
 
 /// Takes a `purpose` throttle token for the caller's address, or answers 429.
@@ -107,7 +99,7 @@ async fn enrol_start(
 ) -> Result<Response> {
     throttle(&state, Purpose::Enrolment, peer)?;
     let r = state
-        .run(move |s| passkeys(s).start_enrolment(&body.code, OffsetDateTime::now_utc()))
+        .run(move |s| s.passkeys().start_enrolment(&body.code, s.now()))
         .await;
     let (ceremony, options) = charge_on_refusal(&state, Purpose::Enrolment, peer, r)?;
     Ok(axum::Json(Started::<CreationChallengeResponse> { ceremony, options }).into_response())
@@ -130,11 +122,8 @@ async fn enrol_finish(
 ) -> Result<Response> {
     let r = state
         .run(move |s| {
-            passkeys(s).finish_enrolment(
-                &body.ceremony,
-                &body.credential,
-                OffsetDateTime::now_utc(),
-            )
+            s.passkeys()
+                .finish_enrolment(&body.ceremony, &body.credential, s.now())
         })
         .await;
     let summary = charge_on_refusal(&state, Purpose::Enrolment, peer, r)?;
@@ -149,9 +138,7 @@ async fn login_start(
     _o: SameOrigin,
 ) -> Result<Response> {
     throttle(&state, Purpose::Login, peer)?;
-    let (ceremony, options) = state
-        .run(|s| passkeys(s).start_login(OffsetDateTime::now_utc()))
-        .await?;
+    let (ceremony, options) = state.run(|s| s.passkeys().start_login(s.now())).await?;
     Ok(axum::Json(Started::<RequestChallengeResponse> { ceremony, options }).into_response())
 }
 
@@ -181,7 +168,7 @@ async fn login_finish(
 ) -> Result<Response> {
     let (ceremony, credential) = (body.ceremony, body.credential);
     let r = state
-        .run(move |s| passkeys(s).finish_login(&ceremony, &credential, OffsetDateTime::now_utc()))
+        .run(move |s| s.passkeys().finish_login(&ceremony, &credential, s.now()))
         .await;
     let login = charge_on_refusal(&state, Purpose::Login, peer, r)?;
     tracing::info!(citizen_id = %login.citizen.id, passkey_id = %login.session.credential_id, "login");
@@ -237,7 +224,7 @@ struct SessionView {
 async fn session(State(state): State<AppState>, headers: HeaderMap) -> Result<Response> {
     let token = session_token(&headers).ok_or(ApiError::Unauthorized)?;
     let s = state
-        .run(move |s| passkeys(s).session(&token, OffsetDateTime::now_utc()))
+        .run(move |s| s.passkeys().session(&token, s.now()))
         .await?
         .ok_or(ApiError::Unauthorized)?;
     Ok(axum::Json(SessionView {
@@ -256,7 +243,7 @@ async fn logout(
     headers: HeaderMap,
 ) -> Result<Response> {
     if let Some(token) = session_token(&headers) {
-        state.run(move |s| passkeys(s).logout(&token)).await?;
+        state.run(move |s| s.passkeys().logout(&token)).await?;
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut().insert(

@@ -5,6 +5,7 @@ mod authenticator;
 mod browser;
 mod client_assertions;
 mod clients;
+mod clock;
 mod compat;
 mod foundation;
 mod oidc;

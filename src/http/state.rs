@@ -1,0 +1,142 @@
+//! The state every handler reaches, and small facades over it: the domain services built
+//! from it (`provider()`, `registry()`, `passkeys()`, `clients()`), the clock (`now()`), and
+//! [`AppState::run`], the one way onto the blocking pool.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::crypto::KeySet;
+use crate::domain::citizens::Registry;
+use crate::domain::clients::Clients;
+use crate::domain::oidc::Provider;
+use crate::domain::passkeys::Passkeys;
+use crate::domain::{Clock, OffsetClock, Rng};
+use crate::store::Store;
+
+use super::observe::Metrics;
+
+/// Everything a handler may use. Cheap to clone (one reference count): axum clones the state
+/// for every extractor and middleware of every request.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// What every handler can reach, through [`AppState`].
+#[derive(Debug)]
+pub struct Services {
+    /// Validated configuration.
+    pub config: Arc<Config>,
+    /// Effective issuer / public base URL (no trailing slash).
+    pub issuer: Arc<str>,
+    /// Storage handle.
+    pub store: Store,
+    /// Keys.
+    pub keys: Arc<KeySet>,
+    /// Randomness for ids, codes and request ids.
+    pub rng: Arc<dyn Rng>,
+    /// Prometheus registry.
+    pub metrics: Arc<Metrics>,
+    /// WebAuthn relying party (RP ID = issuer host, origin = issuer origin).
+    pub webauthn: Arc<webauthn_rs::prelude::Webauthn>,
+    /// The issuer's origin (`scheme://host[:port]`), for `Origin` checks.
+    pub public_origin: Arc<str>,
+    /// Per-address throttle for ceremony starts and failed attempts.
+    pub throttle: Arc<super::throttle::Throttle>,
+    /// The time; the system's, or in debug test runs one that tests can move.
+    pub clock: Arc<dyn Clock>,
+    /// The same clock when it can be moved (debug builds with `CIVIS_TEST_CLOCK=1`).
+    pub test_clock: Option<Arc<OffsetClock>>,
+}
+
+impl AppState {
+    /// Runs a domain call on the blocking pool ([`crate::store::offload::run`]): the one
+    /// way handlers reach anything that may touch storage.
+    pub async fn run<T, F>(&self, call: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce(&AppState) -> T + Send + 'static,
+    {
+        let state = self.clone();
+        crate::store::offload::run(move || call(&state)).await
+    }
+
+    /// Like [`AppState::run`], but in place first: for calls that usually need no storage
+    /// ([`crate::store::offload::run_inline_first`] says what they must not do).
+    pub async fn run_inline_first<T, F>(&self, call: F) -> T
+    where
+        T: Send + 'static,
+        F: Fn(&AppState) -> T + Send + 'static,
+    {
+        let state = self.clone();
+        crate::store::offload::run_inline_first(move || call(&state)).await
+    }
+}
+
+impl AppState {
+    /// Wraps the services.
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+
+    /// Now, from the injected clock.
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// The OpenID Provider's rules.
+    pub fn provider(&self) -> Provider<'_> {
+        Provider {
+            store: &self.store,
+            rng: self.rng.as_ref(),
+            keys: &self.keys,
+            issuer: &self.issuer,
+            refresh_grace: self.config.refresh_grace,
+        }
+    }
+
+    /// The citizen registry.
+    pub fn registry(&self) -> Registry<'_> {
+        Registry {
+            store: &self.store,
+            rng: self.rng.as_ref(),
+            enrolment_ttl: self.config.enrolment_ttl,
+        }
+    }
+
+    /// Passkeys and sessions.
+    pub fn passkeys(&self) -> Passkeys<'_> {
+        Passkeys {
+            store: &self.store,
+            rng: self.rng.as_ref(),
+            webauthn: &self.webauthn,
+        }
+    }
+
+    /// The client registry.
+    pub fn clients(&self) -> Clients<'_> {
+        Clients {
+            store: &self.store,
+            rng: self.rng.as_ref(),
+            keys: &self.keys,
+        }
+    }
+}
+
+impl std::fmt::Debug for dyn Rng {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rng")
+    }
+}
+
+impl std::fmt::Debug for dyn Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
