@@ -11,7 +11,7 @@ use maud::html;
 use time::OffsetDateTime;
 
 use super::error::ApiError;
-use super::oidc::{csrf, csrf_ok, current_session, origin_of};
+use super::oidc::{FormRefusals, csrf, current_session, form_session, origin_of};
 use super::pages::{PageData, page_with_form_targets, problem_page, too_many_attempts};
 use super::state::AppState;
 use super::throttle::Purpose;
@@ -288,25 +288,29 @@ pub(super) async fn consent(
 }
 
 fn answer_consent(state: &AppState, headers: &HeaderMap, f: &ConsentForm) -> Response {
-    let now = state.now();
-    let session = match current_session(state, headers, now) {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            return problem_page(
-                StatusCode::BAD_REQUEST,
-                "Signed out",
-                "Your session has ended. Please start again from the application.",
-            );
-        }
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    if !csrf_ok(state, "consent-csrf", &session.1, &f.request, &f.csrf) {
-        return problem_page(
-            StatusCode::FORBIDDEN,
+    const REFUSALS: FormRefusals = FormRefusals {
+        signed_out: (
+            StatusCode::BAD_REQUEST,
+            "Signed out",
+            "Your session has ended. Please start again from the application.",
+        ),
+        forged: (
             "Cannot continue",
             "This form was not issued for your session. Please start again.",
-        );
-    }
+        ),
+    };
+    let now = state.now();
+    let session = match form_session(
+        state,
+        headers,
+        "consent-csrf",
+        &f.request,
+        &f.csrf,
+        &REFUSALS,
+    ) {
+        Ok(s) => s,
+        Err(page) => return *page,
+    };
     let p = match state.provider().pending(&f.request, now) {
         Ok(Some(p)) => p,
         Ok(_) => {

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 
 use super::error::ApiError;
-use super::oidc::{csrf, csrf_ok, current_session, origin_of};
+use super::oidc::{FormRefusals, csrf, current_session, form_session, origin_of};
 use super::pages::{PageData, page_with_form_targets, problem_page};
 use super::passkey::session_token;
 use super::state::AppState;
@@ -201,24 +201,19 @@ pub(super) async fn end_session_confirm(
 }
 
 fn confirm_logout(state: &AppState, headers: &HeaderMap, f: ConfirmForm) -> Response {
-    let now = state.now();
-    let session = match current_session(state, headers, now) {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            return problem_page(
-                StatusCode::OK,
-                "Logged out",
-                "You are not logged in to civis.",
-            );
-        }
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    if !csrf_ok(state, "logout-csrf", &session.1, "", &f.csrf) {
-        return problem_page(
-            StatusCode::FORBIDDEN,
+    const REFUSALS: FormRefusals = FormRefusals {
+        signed_out: (
+            StatusCode::OK,
+            "Logged out",
+            "You are not logged in to civis.",
+        ),
+        forged: (
             "Cannot log out",
             "This form was not issued for your session.",
-        );
+        ),
+    };
+    if let Err(page) = form_session(state, headers, "logout-csrf", "", &f.csrf, &REFUSALS) {
+        return *page;
     }
     let p = EndSessionParams {
         id_token_hint: None,

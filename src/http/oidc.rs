@@ -15,7 +15,8 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::client_auth::authenticate_client;
-use super::error::{BearerError, OAuthError, OAuthErrorCode};
+use super::error::{ApiError, BearerError, OAuthError, OAuthErrorCode};
+use super::pages::problem_page;
 use super::passkey::session_token;
 use super::state::AppState;
 use super::{authorize, logout};
@@ -144,7 +145,44 @@ pub(super) fn csrf(
     crate::crypto::digest::hex(&state.keys.hashes.keyed_hash(purpose, &data))
 }
 
-pub(super) fn csrf_ok(
+/// What a page says when a form posted from it fails the session and CSRF checks.
+pub(super) struct FormRefusals {
+    /// No live session: status, title and message.
+    pub signed_out: (StatusCode, &'static str, &'static str),
+    /// The CSRF value was not issued for this session: title and message (403).
+    pub forged: (&'static str, &'static str),
+}
+
+/// The preamble of every form posted from our pages: the live session, and the CSRF value
+/// issued for it, for `purpose` and `bound_to`. The error is the page to answer instead.
+pub(super) fn form_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    purpose: &str,
+    bound_to: &str,
+    presented_csrf: &str,
+    refusals: &FormRefusals,
+) -> Result<(Session, [u8; 32]), Box<Response>> {
+    let session = match current_session(state, headers, state.now()) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            let (status, title, message) = refusals.signed_out;
+            return Err(Box::new(problem_page(status, title, message)));
+        }
+        Err(e) => return Err(Box::new(ApiError::from(e).into_response())),
+    };
+    if !csrf_ok(state, purpose, &session.1, bound_to, presented_csrf) {
+        let (title, message) = refusals.forged;
+        return Err(Box::new(problem_page(
+            StatusCode::FORBIDDEN,
+            title,
+            message,
+        )));
+    }
+    Ok(session)
+}
+
+fn csrf_ok(
     state: &AppState,
     purpose: &str,
     session_hash: &[u8; 32],
