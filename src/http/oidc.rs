@@ -202,15 +202,31 @@ pub(super) fn origin_of(uri: &str) -> Option<String> {
         .map(|u| u.origin().ascii_serialization())
 }
 
-/// An `application/x-www-form-urlencoded` body with OAuth error handling: wrong type, bad
-/// encoding or a repeated parameter (RFC 6749 §3.1) is `invalid_request`.
-struct OAuthForm(HashMap<String, String>);
+/// The extractor of the token, introspection and revocation endpoints: the
+/// `application/x-www-form-urlencoded` body with OAuth error handling (wrong type, bad
+/// encoding or a repeated parameter, RFC 6749 §3.1, is `invalid_request`), and what client
+/// authentication needs: the peer address (failures are throttled per network) and the
+/// headers (HTTP Basic).
+struct OAuthRequest {
+    peer: SocketAddr,
+    headers: HeaderMap,
+    form: HashMap<String, String>,
+}
 
-impl<S: Send + Sync> FromRequest<S> for OAuthForm {
+impl<S: Send + Sync> FromRequest<S> for OAuthRequest {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
         let bad = |d: &str| OAuthError::new(OAuthErrorCode::InvalidRequest, d).into_response();
+        // Present on every connection the server accepts (`into_make_service_with_connect_info`).
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0)
+            .ok_or_else(|| {
+                OAuthError::new(OAuthErrorCode::ServerError, "no peer address").into_response()
+            })?;
+        let headers = req.headers().clone();
         let form_type = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -233,7 +249,11 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
                 return Err(bad(&format!("parameter {k} is repeated")));
             }
         }
-        Ok(Self(map))
+        Ok(Self {
+            peer,
+            headers,
+            form: map,
+        })
     }
 }
 
@@ -251,16 +271,12 @@ fn authenticate(
         .map_err(|e| Box::new(e.into_response()))
 }
 
-async fn token(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    form: Result<OAuthForm, Response>,
-) -> Response {
-    let OAuthForm(form) = match form {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+async fn token(State(state): State<AppState>, req: OAuthRequest) -> Response {
+    let OAuthRequest {
+        peer,
+        headers,
+        form,
+    } = req;
     // client_credentials for a cached client is a signature and nothing else: answered in
     // place. Every other grant reads and writes the store, on the blocking pool.
     let stateless = form
@@ -365,15 +381,14 @@ async fn userinfo(State(state): State<AppState>, headers: HeaderMap, body: Bytes
 /// parameter, then `answer` with them, on the blocking pool.
 async fn with_token_param(
     state: AppState,
-    peer: SocketAddr,
-    headers: HeaderMap,
-    form: Result<OAuthForm, Response>,
+    req: OAuthRequest,
     answer: impl FnOnce(&AppState, Client, String) -> Response + Send + 'static,
 ) -> Response {
-    let OAuthForm(form) = match form {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    let OAuthRequest {
+        peer,
+        headers,
+        form,
+    } = req;
     state
         .run(move |s| {
             let client = match authenticate(s, peer, &headers, &form) {
@@ -389,13 +404,8 @@ async fn with_token_param(
         .await
 }
 
-async fn introspect(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    form: Result<OAuthForm, Response>,
-) -> Response {
-    with_token_param(state, peer, headers, form, |s, client, token| {
+async fn introspect(State(state): State<AppState>, req: OAuthRequest) -> Response {
+    with_token_param(state, req, |s, client, token| {
         if client.is_public() {
             let e = OAuthError::new(
                 OAuthErrorCode::InvalidClient,
@@ -411,13 +421,8 @@ async fn introspect(
     .await
 }
 
-async fn revoke(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    form: Result<OAuthForm, Response>,
-) -> Response {
-    with_token_param(state, peer, headers, form, |s, client, token| {
+async fn revoke(State(state): State<AppState>, req: OAuthRequest) -> Response {
+    with_token_param(state, req, |s, client, token| {
         match s.provider().revoke(&client, &token, s.now()) {
             Ok(()) => StatusCode::OK.into_response(),
             Err(e) => OAuthError::from(e).into_response(),
