@@ -148,19 +148,43 @@ fn scans_follow_prefix_start_and_limit(store: &Store) {
     assert!(keys(b"q/", b"", 10).is_empty());
 }
 
+/// A short-lived record that names its own expiry, as every such shape does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "v", content = "data")]
+enum Timed {
+    #[serde(rename = "1")]
+    V1 {
+        #[serde(with = "time::serde::rfc3339")]
+        expires_at: time::OffsetDateTime,
+    },
+}
+
+impl Record for Timed {
+    const TREE: &'static str = TREE;
+    const VERSIONS: &'static [&'static str] = &["1"];
+}
+
 fn expired_records_are_swept_and_reused_keys_kept(store: &Store) {
     let t0 = datetime!(2026-01-01 00:00 UTC);
     let soon = t0 + time::Duration::minutes(1);
+    let hour = t0 + time::Duration::hours(1);
+    let timed = |expires_at| Timed::V1 { expires_at };
     store
         .transact(|tx| {
             tx.put_expiring(b"e1", &Probe::V1 { n: 1 }, soon);
-            tx.put_expiring(b"e2", &Probe::V1 { n: 2 }, soon);
-            tx.put_expiring(b"e3", &Probe::V1 { n: 3 }, t0 + time::Duration::hours(1));
+            tx.put_expiring(b"e2", &timed(soon), soon);
+            tx.put_expiring(b"e3", &Probe::V1 { n: 3 }, hour);
             Ok::<_, StoreError>(())
         })
         .unwrap();
-    // e2 is taken early and its key used again for a record that is not short-lived.
-    put(store, b"e2", 20);
+    // e2 is taken early and its key used again for a record that lives longer.
+    store
+        .transact(|tx| {
+            tx.delete(TREE, b"e2");
+            tx.put_expiring(b"e2", &timed(hour), hour);
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
     assert_eq!(
         store.sweep_expired(t0, 100).unwrap(),
         0,
@@ -175,12 +199,17 @@ fn expired_records_are_swept_and_reused_keys_kept(store: &Store) {
     assert_eq!(store.sweep_expired(later, 100).unwrap(), 1);
     assert_eq!(store.sweep_expired(later, 100).unwrap(), 0);
     assert_eq!(n(store, b"e1"), None);
+    let e2 = store.get::<Timed>(b"e2").unwrap();
     assert_eq!(
-        n(store, b"e2"),
-        Some(20),
+        e2,
+        Some(timed(hour)),
         "a reused key is not swept with its old record"
     );
     assert_eq!(n(store, b"e3"), Some(3));
+    let past_hour = hour + time::Duration::seconds(1);
+    assert_eq!(store.sweep_expired(past_hour, 100).unwrap(), 2);
+    assert_eq!(store.get::<Timed>(b"e2").unwrap(), None);
+    assert_eq!(n(store, b"e3"), None);
 }
 
 fn unknown_versions_and_garbage_are_errors_naming_the_record(store: &Store) {

@@ -3,33 +3,46 @@
 //! costs a range scan of the index, not a scan of every tree.
 //!
 //! Index key: expiry as 8 big-endian bytes of Unix seconds (so keys sort by time), the
-//! record's tree name, a 0 byte, the record's key. Value: SHA-256 of the record's bytes as
-//! written; the sweeper removes the record only if it still holds exactly those bytes, so a
-//! key that was reused after its first record was taken early is not swept with it.
+//! record's tree name, a 0 byte, the record's key; the value is empty. A record updated in
+//! place (a grant revoked, a refresh token spent) keeps its entry. When the record itself
+//! carries `data.expires_at` (every short-lived shape but the grant does), the sweeper
+//! removes it only if that time has passed too: a key given a new, later-expiring record
+//! is not swept by its old entry.
 
 use time::OffsetDateTime;
 
 use super::tx::Read;
 use super::{Result, Store, TREES};
-use crate::crypto::digest::sha256;
 
 /// Tree of the expiry index.
 pub const EXPIRY: &str = "expiry";
 
 /// The index key and value for a record written now.
-pub(super) fn entry(
-    tree: &'static str,
-    key: &[u8],
-    bytes: &[u8],
-    expires_at: OffsetDateTime,
-) -> (Vec<u8>, Vec<u8>) {
+pub(super) fn entry(tree: &'static str, key: &[u8], expires_at: OffsetDateTime) -> Vec<u8> {
     let secs = u64::try_from(expires_at.unix_timestamp()).unwrap_or(0);
     let mut index_key = Vec::with_capacity(8 + tree.len() + 1 + key.len());
     index_key.extend_from_slice(&secs.to_be_bytes());
     index_key.extend_from_slice(tree.as_bytes());
     index_key.push(0);
     index_key.extend_from_slice(key);
-    (index_key, sha256(bytes).to_vec())
+    index_key
+}
+
+/// Whether a record may go at `now`: yes unless it names a later `data.expires_at` itself.
+fn due(bytes: &[u8], now: OffsetDateTime) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Data {
+        #[serde(default, with = "time::serde::rfc3339::option")]
+        expires_at: Option<OffsetDateTime>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        data: Data,
+    }
+    serde_json::from_slice::<Envelope>(bytes)
+        .ok()
+        .and_then(|e| e.data.expires_at)
+        .is_none_or(|at| at <= now)
 }
 
 /// Splits an index key into expiry seconds, tree and record key.
@@ -51,28 +64,28 @@ impl Store {
     /// Backend failures.
     pub fn sweep_expired(&self, now: OffsetDateTime, max: usize) -> Result<usize> {
         let now_secs = u64::try_from(now.unix_timestamp()).unwrap_or(0);
-        let due: Vec<(Vec<u8>, Vec<u8>)> = self
+        let entries: Vec<Vec<u8>> = self
             .io()?
             .scan(EXPIRY, b"", b"", max)?
             .into_iter()
-            .take_while(|(k, _)| parse(k).is_none_or(|(secs, _, _)| secs < now_secs))
+            .map(|(k, _)| k)
+            .take_while(|k| parse(k).is_none_or(|(secs, _, _)| secs < now_secs))
             .collect();
-        if due.is_empty() {
+        if entries.is_empty() {
             return Ok(0);
         }
         self.transact(|tx| {
-            for (index_key, fingerprint) in &due {
-                if let Some((_, tree, key)) = parse(index_key) {
-                    let current = tx.raw(tree, key)?;
-                    if current.is_some_and(|bytes| sha256(&bytes).as_slice() == fingerprint) {
-                        tx.delete(tree, key);
-                    }
+            for index_key in &entries {
+                if let Some((_, tree, key)) = parse(index_key)
+                    && tx.raw(tree, key)?.is_some_and(|bytes| due(&bytes, now))
+                {
+                    tx.delete(tree, key);
                 }
                 tx.delete(EXPIRY, index_key);
             }
             Ok::<_, super::StoreError>(())
         })?;
-        Ok(due.len())
+        Ok(entries.len())
     }
 }
 
@@ -84,13 +97,31 @@ mod tests {
     fn index_keys_sort_by_time_and_parse_back() {
         let early = time::macros::datetime!(2026-01-01 00:00 UTC);
         let late = time::macros::datetime!(2027-01-01 00:00 UTC);
-        let (a, _) = entry(super::super::CEREMONIES, b"zzz", b"x", early);
-        let (b, _) = entry(super::super::CEREMONIES, b"aaa", b"x", late);
+        let a = entry(super::super::CEREMONIES, b"zzz", early);
+        let b = entry(super::super::CEREMONIES, b"aaa", late);
         assert!(a < b);
         let (secs, tree, key) = parse(&a).unwrap();
         assert_eq!(secs, u64::try_from(early.unix_timestamp()).unwrap());
         assert_eq!(tree, super::super::CEREMONIES);
         assert_eq!(key, b"zzz");
         assert!(parse(b"short").is_none());
+    }
+
+    #[test]
+    fn a_record_naming_a_later_expiry_is_not_due() {
+        let now = time::macros::datetime!(2026-06-01 00:00 UTC);
+        assert!(due(
+            br#"{"v":"1","data":{"expires_at":"2026-05-01T00:00:00Z"}}"#,
+            now
+        ));
+        assert!(!due(
+            br#"{"v":"1","data":{"expires_at":"2026-07-01T00:00:00Z"}}"#,
+            now
+        ));
+        assert!(
+            due(br#"{"v":"1","data":{"id":"a grant"}}"#, now),
+            "no own expiry"
+        );
+        assert!(due(b"not json", now));
     }
 }

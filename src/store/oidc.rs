@@ -444,13 +444,17 @@ impl<S: Read> Grants<S> {
 }
 
 impl Grants<&mut Tx<'_>> {
-    /// Stores a new grant.
+    /// Stores a new grant, filed for expiry once no token of it can be valid any more
+    /// (`tokens_end`); a grant that is gone counts as revoked.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] if the id exists.
-    pub fn insert(&mut self, grant: &Grant) -> Result<()> {
-        self.0
-            .insert_new(grant.id.as_bytes(), &StoredGrant::V1(grant.into()))
+    pub fn insert(&mut self, grant: &Grant, tokens_end: OffsetDateTime) -> Result<()> {
+        self.0.insert_new_expiring(
+            grant.id.as_bytes(),
+            &StoredGrant::V1(grant.into()),
+            tokens_end,
+        )
     }
 
     /// Replaces a grant (revocation).

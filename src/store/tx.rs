@@ -109,10 +109,9 @@ impl<'a> Tx<'a> {
     /// Stages a short-lived record and files it in the expiry index, so that
     /// [`Store::sweep_expired`] removes it after `expires_at`.
     pub fn put_expiring<R: Record>(&mut self, key: &[u8], value: &R, expires_at: OffsetDateTime) {
-        let bytes = record::encode(value);
-        let (index_key, fingerprint) = expiry::entry(R::TREE, key, &bytes, expires_at);
-        self.put_raw(expiry::EXPIRY, &index_key, fingerprint);
-        self.put_raw(R::TREE, key, bytes);
+        let index_key = expiry::entry(R::TREE, key, expires_at);
+        self.put_raw(expiry::EXPIRY, &index_key, Vec::new());
+        self.put(key, value);
     }
 
     /// Like [`Tx::put_expiring`] for a key that must be new.

@@ -371,7 +371,15 @@ fn redeem_in(
         created_at: now,
         revoked_at: None,
     };
-    tx.grants().insert(&grant)?;
+    // Refresh tokens keep their first expiry through rotation, so nothing of this grant
+    // outlives the first refresh token (or the first access token, without one).
+    let tokens_end = now
+        + if refresh.is_some() {
+            REFRESH_TTL
+        } else {
+            TOKEN_TTL
+        };
+    tx.grants().insert(&grant, tokens_end)?;
     tx.authorizations().mark_used(
         hash,
         &UsedCode {
