@@ -1,12 +1,15 @@
-//! The load generator: keep-alive connections of four kinds, driven for a fixed time.
+//! The load generator: K workers (keep-alive connections) driven for a fixed time, and the
+//! client_credentials connections of four kinds.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
-use crate::HTTP_WARMUP;
 use crate::server::{Cpu, Server, client};
+
+/// A request without an answer after this long counts as failed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Concurrent requests sharing one HTTP/2 connection in the `h2` series.
 const H2_STREAMS: usize = 16;
@@ -19,7 +22,7 @@ fn h2_client() -> reqwest::Client {
     reqwest::Client::builder()
         .http2_prior_knowledge()
         .tcp_nodelay(true)
-        .timeout(Duration::from_secs(10))
+        .timeout(REQUEST_TIMEOUT)
         .build()
         .expect("reqwest HTTP/2 client")
 }
@@ -61,13 +64,19 @@ impl Driver {
     }
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Point {
     pub k: usize,
     pub ok: u64,
     pub errors: u64,
     pub first_error: Option<String>,
     pub per_second: f64,
+    /// The measured time: shorter than asked when every worker ran out of work (codes).
+    pub window: Duration,
+    /// Authorization codes issued per second for this point (redemption series only).
+    pub issued_per_second: Option<f64>,
+    /// Anything that makes the point less than a full measurement.
+    pub notes: Vec<String>,
     pub mean_ms: f64,
     pub p99_ms: f64,
     pub server_cpu_us: Option<f64>,
@@ -93,10 +102,23 @@ enum Conn {
     },
 }
 
+/// One worker of a measured point: it sends one request (or one pipelined batch) at a time.
+pub trait Worker: Send + 'static {
+    /// `Some(Ok(n))` when all `n` answers were right; `None` when there is nothing left to
+    /// send (its authorization codes are used up).
+    fn request(&mut self) -> impl Future<Output = Option<Result<usize, String>>> + Send;
+}
+
+impl Worker for Conn {
+    async fn request(&mut self) -> Option<Result<usize, String>> {
+        Some(self.token().await)
+    }
+}
+
 impl Conn {
     /// One `POST /token` (or a pipelined batch); `Ok(n)` only when all `n` answers are a
     /// 200 with an access token.
-    async fn request(&mut self) -> Result<usize, String> {
+    async fn token(&mut self) -> Result<usize, String> {
         match self {
             Self::Reqwest {
                 client,
@@ -223,7 +245,7 @@ async fn read_response(s: &tokio::net::TcpStream, buf: &mut Vec<u8>) -> Result<(
     result
 }
 
-/// K connections, each a sequential keep-alive loop, for warm-up + `measure`.
+/// K client_credentials connections of one kind, for warm-up + `measure`.
 pub async fn drive(
     server: &Server,
     driver: Driver,
@@ -246,14 +268,10 @@ pub async fn drive(
         )
         .into_bytes(),
     );
-    let start = Instant::now();
-    let from = start + HTTP_WARMUP;
-    let until = from + measure;
-    let mut tasks = Vec::new();
     let h2_clients: Vec<reqwest::Client> =
         (0..k.div_ceil(H2_STREAMS)).map(|_| h2_client()).collect();
-    for _ in 0..k {
-        let mut conn = match driver {
+    let conns = (0..k)
+        .map(|i| match driver {
             Driver::Reqwest => Conn::Reqwest {
                 client: client(),
                 url: format!("{}/token", server.url),
@@ -261,7 +279,7 @@ pub async fn drive(
                 secret: secret.to_owned(),
             },
             Driver::H2 => Conn::Reqwest {
-                client: h2_clients[(tasks.len() / H2_STREAMS) % h2_clients.len()].clone(),
+                client: h2_clients[(i / H2_STREAMS) % h2_clients.len()].clone(),
                 url: format!("{}/token", server.url),
                 id: id.to_owned(),
                 secret: secret.to_owned(),
@@ -280,43 +298,72 @@ pub async fn drive(
                 stream: None,
                 buf: Vec::with_capacity(4096),
             },
-        };
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut errors = 0u64;
-            let mut first_error = None;
-            loop {
-                let sent = Instant::now();
-                if sent >= until {
-                    break;
-                }
-                let outcome = tokio::time::timeout(Duration::from_secs(10), conn.request())
-                    .await
-                    .unwrap_or_else(|_| Err("no answer within 10 s".into()));
-                let done = Instant::now();
-                if sent < from || done > until {
-                    continue;
-                }
-                match outcome {
-                    Ok(n) => latencies.extend(std::iter::repeat_n(done - sent, n)),
-                    Err(e) => {
-                        errors += 1;
-                        first_error.get_or_insert(e);
+        })
+        .collect();
+    run_point(server, conns, crate::HTTP_WARMUP, measure).await
+}
+
+/// Runs each worker in a sequential loop for `warmup` + `measure` and counts what the
+/// measured window saw. The window ends early when every worker has run out of work.
+pub async fn run_point<W: Worker>(
+    server: &Server,
+    workers: Vec<W>,
+    warmup: Duration,
+    measure: Duration,
+) -> Point {
+    let k = workers.len();
+    let from = Instant::now() + warmup;
+    let until = from + measure;
+    // Each worker holds a sender; when all are dropped, every worker has stopped.
+    let (running, mut all_stopped) = tokio::sync::mpsc::channel::<()>(1);
+    let tasks: Vec<_> = workers
+        .into_iter()
+        .map(|mut w| {
+            let running = running.clone();
+            tokio::spawn(async move {
+                let _running = running;
+                let mut latencies = Vec::new();
+                let mut errors = 0u64;
+                let mut first_error = None;
+                loop {
+                    let sent = Instant::now();
+                    if sent >= until {
+                        break;
+                    }
+                    let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, w.request()).await {
+                        Ok(Some(outcome)) => outcome,
+                        Ok(None) => break,
+                        Err(_) => Err(format!("no answer within {REQUEST_TIMEOUT:?}")),
+                    };
+                    let done = Instant::now();
+                    if sent < from || done > until {
+                        continue;
+                    }
+                    match outcome {
+                        Ok(n) => latencies.extend(std::iter::repeat_n(done - sent, n)),
+                        Err(e) => {
+                            errors += 1;
+                            first_error.get_or_insert(e);
+                        }
                     }
                 }
-            }
-            (latencies, errors, first_error)
-        }));
-    }
+                (latencies, errors, first_error)
+            })
+        })
+        .collect();
+    drop(running);
     // CPU time over the measured window only.
     let pid = server.pid();
     tokio::time::sleep_until(from.into()).await;
     let cpu_from = Cpu::now(Some(&pid));
-    tokio::time::sleep_until(until.into()).await;
+    let _ = tokio::time::timeout_at(until.into(), all_stopped.recv()).await;
+    let end = Instant::now().clamp(from, until);
     let cpu_until = Cpu::now(Some(&pid));
+    let window = end - from;
     let mut all = Vec::new();
     let mut point = Point {
         k,
+        window,
         ..Point::default()
     };
     for t in tasks {
@@ -329,17 +376,19 @@ pub async fn drive(
     }
     all.sort();
     point.ok = all.len() as u64;
-    point.per_second = point.ok as f64 / measure.as_secs_f64();
+    if window >= Duration::from_millis(10) {
+        point.per_second = point.ok as f64 / window.as_secs_f64();
+    }
     if !all.is_empty() {
         point.mean_ms = all.iter().sum::<Duration>().as_secs_f64() * 1000.0 / all.len() as f64;
         point.p99_ms = all[(all.len() * 99 / 100).min(all.len() - 1)].as_secs_f64() * 1000.0;
     }
-    let per_token = |a: Option<f64>, b: Option<f64>| match (a, b) {
+    let per_op = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if point.ok > 0 => Some((b - a) * 1e6 / point.ok as f64),
         _ => None,
     };
-    point.server_cpu_us = per_token(cpu_from.server, cpu_until.server);
-    point.client_cpu_us = per_token(cpu_from.me, cpu_until.me);
-    point.others = cpu_from.others(&cpu_until, measure);
+    point.server_cpu_us = per_op(cpu_from.server, cpu_until.server);
+    point.client_cpu_us = per_op(cpu_from.me, cpu_until.me);
+    point.others = cpu_from.others(&cpu_until, window.max(Duration::from_millis(1)));
     point
 }

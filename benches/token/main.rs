@@ -1,44 +1,72 @@
 //! `cargo bench --bench token`: how close `POST /token` (client_credentials) gets to the raw
-//! ES256 signing rate of ring on one core.
+//! ES256 signing rate of ring on one core, and how fast the durable writes are (code
+//! redemptions and citizen registrations), optionally against an earlier server binary.
 //!
 //! 1. Baseline, in this process on one thread: `Signer::sign` of the token key on a ~430-byte JWS signing
 //!    input, and `jwt::sign` (JSON + base64 + signature) of access-token-shaped
 //!    claims. The raw rate is measured again after the HTTP runs, and the ratios use the
 //!    higher of the two (the VM's speed drifts; the higher baseline is the stricter one).
-//! 2. The real server binary (`serve --plain-http` on 127.0.0.1:0, its own temporary data
-//!    directory, stderr to a file) driven over loopback by K = 1, 4, 16, 32 concurrent
-//!    keep-alive connections for a fixed time after a warm-up. Only 200 answers with an
-//!    access token count; anything else is reported as an error. Four clients, each against
-//!    the default logging (`CIVIS_LOG=info`: one JSON line per request) and `CIVIS_LOG=warn`:
-//!    - `reqwest`: a stock HTTP/1.1 client, one request at a time per connection;
-//!    - `raw TCP`: a minimal hand-written HTTP/1.1 client, one request at a time (the load
-//!      generator's own CPU share is smallest);
-//!    - `raw TCP pipelined`: the same client writing 4 requests at once per connection
-//!      (HTTP/1.1 pipelining), so the per-request system calls and cross-CPU wake-ups of
-//!      loopback TCP are shared by 4 tokens on both sides;
-//!    - `reqwest HTTP/2`: up to 16 concurrent requests multiplexed on one h2c connection.
-//! 3. A table, and per client the ratio of its best `/token` rate to the raw signing rate
-//!    (target ≥ 0.5).
+//! 2. The real server binary (`serve --plain-http` on 127.0.0.1:0, a fresh temporary data
+//!    directory per run, stderr to a file) driven over loopback by K = 1, 4, 16, 32
+//!    concurrent keep-alive connections for a fixed time after a warm-up. Only the right
+//!    answers count; anything else is reported as an error. Each series runs against the
+//!    default logging (`CIVIS_LOG=info`: one JSON line per request) and `CIVIS_LOG=warn`:
+//!    - `POST /token` client_credentials with four clients:
+//!      - `reqwest`: a stock HTTP/1.1 client, one request at a time per connection;
+//!      - `raw`: a minimal hand-written HTTP/1.1 client, one request at a time (the load
+//!        generator's own CPU share is smallest);
+//!      - `pipelined`: the same client writing 4 requests at once per connection (HTTP/1.1
+//!        pipelining), so the per-request system calls and cross-CPU wake-ups of loopback
+//!        TCP are shared by 4 tokens on both sides;
+//!      - `h2`: up to 16 concurrent requests multiplexed on one h2c connection (reqwest).
+//!    - `redeem`: `POST /token` authorization_code with PKCE S256 (reqwest, HTTP/1.1); a 200
+//!      with an access token counts. The codes come from a citizen logged in once with the
+//!      integration tests' software passkey; before each point a batch sized from a short
+//!      pilot is issued (codes live 60 s) and each code is redeemed once.
+//!    - `register`: `POST /admin/v1/citizens` with the admin token and a new national_id
+//!      each time (reqwest, HTTP/1.1); a 201 counts.
+//!
+//!    Redemptions and registrations are acknowledged only once flushed to disk: their rate
+//!    as K grows shows whether concurrent requests share flushes (group commit).
+//! 3. A table, per client_credentials client the ratio of its best `/token` rate to the raw
+//!    signing rate (target ≥ 0.5), and with `TOKEN_BENCH_BEFORE` after ÷ before per series.
 //!
 //! Server and load generator share the machine's cores. The table shows the CPU time each
-//! process spent per token (from /proc) and how busy other processes kept the machine
+//! process spent per operation (from /proc) and how busy other processes kept the machine
 //! meanwhile (a noisy neighbour makes a run worthless).
 //!
-//! Environment: `TOKEN_BENCH_SECONDS` (measured time per point, default 4; the signing
-//! baseline always uses 3 s after 0.5 s of warm-up), `TOKEN_BENCH_K=16,32` (connection
-//! counts), `TOKEN_BENCH_ONLY=raw-warn,pipelined-info` (series: `reqwest`, `raw`,
-//! `pipelined`, `h2`, each `-info` or `-warn`), `TOKEN_BENCH_LOAD_THREADS` (load generator
-//! threads), `TOKEN_BENCH_SERVER` (another civis binary, e.g. one built with frame pointers
-//! for `perf`).
+//! Environment:
+//! - `TOKEN_BENCH_SECONDS`: measured time per point (default 4; the signing baseline always
+//!   uses 3 s after 0.5 s of warm-up);
+//! - `TOKEN_BENCH_K=16,32`: connection counts;
+//! - `TOKEN_BENCH_ONLY=raw-warn,redeem-info`: series `reqwest`, `raw`, `pipelined`, `h2`,
+//!   `redeem`, `register`, each `-info` or `-warn` (default: all twelve);
+//! - `TOKEN_BENCH_BEFORE=/path/to/civis`: an earlier build, measured too; each series
+//!   alternates the two binaries in rounds (before, after, then after, before: a drift that
+//!   is linear in time favours neither) and the report prints after ÷ before;
+//! - `TOKEN_BENCH_ROUNDS`: runs per series and binary (default 2 with `TOKEN_BENCH_BEFORE`,
+//!   else 1); rates are means over the rounds, each round's rate is shown;
+//! - `TOKEN_BENCH_LOAD_THREADS`: load generator threads;
+//! - `TOKEN_BENCH_SERVER`: another civis binary as "this build" (e.g. one built with frame
+//!   pointers for `perf`).
 
+// The integration tests' software authenticator; the bench uses only part of it.
+#[allow(dead_code)]
+#[path = "../../tests/it/authenticator.rs"]
+mod authenticator;
+mod codes;
+mod durable;
 mod load;
+mod report;
+mod series;
 mod server;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use load::{Driver, Point, drive};
-use server::{Cpu, Server, register};
+use report::Baseline;
+use series::{Bin, Series};
+use server::Cpu;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -74,6 +102,37 @@ fn http_measure() -> Duration {
         .filter(|s| *s > 0.0)
         .unwrap_or(4.0);
     Duration::from_secs_f64(secs)
+}
+
+/// [before, after] with `TOKEN_BENCH_BEFORE`, else [this build].
+fn binaries() -> Vec<Bin> {
+    let this = server::this_build();
+    match std::env::var_os("TOKEN_BENCH_BEFORE").filter(|v| !v.is_empty()) {
+        Some(before) => vec![
+            Bin {
+                label: "before",
+                path: PathBuf::from(before)
+                    .canonicalize()
+                    .unwrap_or_else(|e| panic!("TOKEN_BENCH_BEFORE: {e}")),
+            },
+            Bin {
+                label: "after",
+                path: this,
+            },
+        ],
+        None => vec![Bin {
+            label: "this build",
+            path: this,
+        }],
+    }
+}
+
+fn rounds(bins: &[Bin]) -> usize {
+    std::env::var("TOKEN_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(if bins.len() > 1 { 2 } else { 1 })
 }
 
 /// Claims shaped like the server's client_credentials access token.
@@ -131,61 +190,26 @@ fn load_runtime() -> tokio::runtime::Runtime {
     b.enable_all().build().expect("tokio runtime")
 }
 
-struct Run {
-    log_level: &'static str,
-    driver: Driver,
-    points: Vec<Point>,
-    log_lines: usize,
-    log_bytes: u64,
-}
-
-fn run_server(log_level: &'static str, drivers: &[Driver], measure: Duration) -> Vec<Run> {
-    let server = Server::start(log_level);
-    let rt = load_runtime();
-    let mut runs = rt.block_on(async {
-        let (id, secret) = register(&server).await;
-        let mut runs = Vec::new();
-        for &driver in drivers {
-            let mut points = Vec::new();
-            for k in concurrency() {
-                let p = drive(&server, driver, (&id, &secret), k, measure).await;
-                println!(
-                    "  {} CIVIS_LOG={log_level} K={k:>2}: {:.0}/s ok={} errors={}",
-                    driver.name(),
-                    p.per_second,
-                    p.ok,
-                    p.errors
-                );
-                points.push(p);
-            }
-            runs.push(Run {
-                log_level,
-                driver,
-                points,
-                log_lines: 0,
-                log_bytes: 0,
-            });
-        }
-        runs
-    });
-    drop(rt);
-    let (lines, bytes) = server.log_stats();
-    for r in &mut runs {
-        (r.log_lines, r.log_bytes) = (lines, bytes);
-    }
-    server.stop();
-    runs
-}
-
-fn opt(v: Option<f64>, decimals: usize) -> String {
-    v.map_or_else(|| "n/a".into(), |v| format!("{v:.decimals$}"))
-}
-
 fn main() {
     // reqwest's rustls needs a process provider even for plain HTTP.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let measure = http_measure();
+    let bins = binaries();
+    let rounds = rounds(&bins);
+    let only = std::env::var("TOKEN_BENCH_ONLY").unwrap_or_default();
+    let selected: Vec<Series> = Series::all()
+        .into_iter()
+        .filter(|s| only.is_empty() || only.split(',').any(|o| o.trim() == s.key()))
+        .collect();
+    if selected.is_empty() {
+        let names: Vec<String> = Series::all().into_iter().map(Series::key).collect();
+        eprintln!(
+            "TOKEN_BENCH_ONLY={only:?} selects no series; known: {}",
+            names.join(", ")
+        );
+        std::process::exit(2);
+    }
 
     let keys = civis::crypto::KeySet::load(
         &root().join("keys-dev"),
@@ -203,11 +227,14 @@ fn main() {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("claims"))
     );
     println!(
-        "civis /token benchmark: {cores} cores, JWS signing input {} bytes, {:.0} s per HTTP point after {:.0} s warm-up",
+        "civis /token benchmark: {cores} cores, JWS signing input {} bytes, {:.0} s per HTTP point after {:.0} s warm-up, {rounds} round(s) per series and binary",
         message.len(),
         measure.as_secs_f64(),
         HTTP_WARMUP.as_secs_f64()
     );
+    for b in &bins {
+        println!("  server [{}]: {}", b.label, b.path.display());
+    }
 
     let raw_sign = || {
         rate(|| {
@@ -226,17 +253,17 @@ fn main() {
     });
     println!("  raw sign {sign_before:.0}/s, sign_jwt {sign_jwt:.0}/s");
 
-    let only = std::env::var("TOKEN_BENCH_ONLY").unwrap_or_default();
     let mut runs = Vec::new();
-    for level in ["info", "warn"] {
-        let drivers: Vec<Driver> = [Driver::Reqwest, Driver::Raw, Driver::Pipelined, Driver::H2]
-            .into_iter()
-            .filter(|d| {
-                only.is_empty() || only.split(',').any(|o| o == format!("{}-{level}", d.key()))
-            })
-            .collect();
-        if !drivers.is_empty() {
-            runs.extend(run_server(level, &drivers, measure));
+    for &s in &selected {
+        for round in 0..rounds {
+            // Before, after; then after, before: alternate which binary goes first.
+            let mut order: Vec<usize> = (0..bins.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for bin in order {
+                runs.push(series::run(s, &bins, bin, round, measure));
+            }
         }
     }
 
@@ -246,103 +273,15 @@ fn main() {
     println!(
         "  raw sign again after the HTTP runs: {sign_after:.0}/s; ratios use the higher, {sign:.0}/s"
     );
-    println!();
-    println!(
-        "| measurement ({cores} cores, shared by server and load) | rate /s | ÷ raw sign | mean ms | p99 ms | CPU µs/op: server | CPU µs/op: load | other procs (cores) | errors |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    println!(
-        "| ring ES256 `sign`, 1 thread, {} B input | {sign:.0} | 1.00 | {:.3} | | {:.1} | | {} | |",
-        message.len(),
-        1000.0 / sign,
-        1e6 / sign,
-        opt(sign_others, 2)
-    );
-    println!(
-        "| `sign_jwt` (JSON + base64 + sign), 1 thread | {sign_jwt:.0} | {:.2} | {:.3} | | {:.1} | | {} | |",
-        sign_jwt / sign,
-        1000.0 / sign_jwt,
-        1e6 / sign_jwt,
-        opt(jwt_others, 2)
-    );
-    for r in &runs {
-        for p in &r.points {
-            println!(
-                "| POST /token, {}, CIVIS_LOG={}, K={} | {:.0} | {:.2} | {:.3} | {:.3} | {} | {} | {} | {} |",
-                r.driver.name(),
-                r.log_level,
-                p.k,
-                p.per_second,
-                p.per_second / sign,
-                p.mean_ms,
-                p.p99_ms,
-                opt(p.server_cpu_us, 0),
-                opt(p.client_cpu_us, 0),
-                opt(p.others, 2),
-                p.errors
-            );
-        }
-    }
-    println!();
-    let mut seen_log = Vec::new();
-    for r in &runs {
-        if !seen_log.contains(&r.log_level) {
-            seen_log.push(r.log_level);
-            println!(
-                "server stderr with CIVIS_LOG={}: {} lines, {} bytes",
-                r.log_level, r.log_lines, r.log_bytes
-            );
-        }
-        for p in r.points.iter().filter(|p| p.errors > 0) {
-            println!(
-                "  {} CIVIS_LOG={} K={}: {} failed requests; first: {}",
-                r.driver.name(),
-                r.log_level,
-                p.k,
-                p.errors,
-                p.first_error.as_deref().unwrap_or("?")
-            );
-        }
-    }
-    println!();
-    println!("cores: {cores}");
-    println!(
-        "raw ring ES256 signing rate (1 core):  {sign:.0}/s (before the HTTP runs {sign_before:.0}/s, after {sign_after:.0}/s)"
-    );
-    println!("sign_jwt rate (1 core):                {sign_jwt:.0}/s");
-    println!(
-        "/token ÷ raw signing at the best K, per client and log level (target ≥ {TARGET_RATIO}):"
-    );
-    for r in &runs {
-        let Some(p) = r
-            .points
-            .iter()
-            .max_by(|a, b| a.per_second.total_cmp(&b.per_second))
-        else {
-            continue;
-        };
-        let ratio = p.per_second / sign;
-        println!(
-            "  {:<18} CIVIS_LOG={:<4} K={:>2}: {:>6.0}/s  ratio {ratio:.2} {:<7}  CPU per token: server {} µs + load generator {} µs",
-            r.driver.name(),
-            r.log_level,
-            p.k,
-            p.per_second,
-            if ratio >= TARGET_RATIO {
-                "met"
-            } else {
-                "not met"
-            },
-            opt(p.server_cpu_us, 0),
-            opt(p.client_cpu_us, 0),
-        );
-    }
-    println!(
-        "the target allows {:.0} µs of CPU per token, server and load generator together ({cores} cores ÷ ({TARGET_RATIO} × {sign:.0}/s)); one signature is {:.0} µs",
-        cores as f64 * 1e6 / (TARGET_RATIO * sign),
-        1e6 / sign
-    );
-    if runs.iter().any(|r| r.points.iter().any(|p| p.errors > 0)) {
-        println!("some requests failed: see above");
-    }
+    let baseline = Baseline {
+        cores,
+        input_len: message.len(),
+        sign,
+        sign_before,
+        sign_after,
+        sign_jwt,
+        sign_others,
+        jwt_others,
+    };
+    report::print(&runs, &bins, &selected, &baseline);
 }

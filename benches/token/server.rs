@@ -2,7 +2,7 @@
 //! bench's client.
 
 use std::io::{BufRead as _, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,14 +29,20 @@ pub struct Server {
     pub _data: tempfile::TempDir,
 }
 
+/// The binary under test: `TOKEN_BENCH_SERVER` (another build, e.g. one with frame pointers
+/// for `perf`) or this package's `civis`, built by `cargo bench` in the bench profile.
+pub fn this_build() -> PathBuf {
+    std::env::var_os("TOKEN_BENCH_SERVER")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_civis")), PathBuf::from)
+}
+
 impl Server {
-    pub fn start(log_level: &str) -> Self {
+    /// Starts `bin` with a fresh data directory, so every measured run begins from an empty
+    /// store.
+    pub fn start(bin: &Path, log_level: &str) -> Self {
         let data = tempfile::tempdir().expect("temporary directory");
         let log = data.path().join("server.stderr");
         let log_file = std::fs::File::create(&log).expect("server log file");
-        // TOKEN_BENCH_SERVER runs another build (e.g. one with frame pointers, for `perf`).
-        let bin = std::env::var_os("TOKEN_BENCH_SERVER")
-            .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_civis")), PathBuf::from);
         let mut child = Command::new(bin)
             .current_dir(root())
             .env_remove("CIVIS_LISTEN")
@@ -58,7 +64,7 @@ impl Server {
             // A file never fills up, so the server never blocks on its log.
             .stderr(Stdio::from(log_file))
             .spawn()
-            .expect("start civis");
+            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
         let out = child.stdout.take().expect("stdout pipe");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -91,6 +97,12 @@ impl Server {
 
     pub fn pid(&self) -> String {
         self.child.id().to_string()
+    }
+
+    /// The server's public origin, its default issuer (`http://localhost:PORT`): WebAuthn
+    /// ceremonies are bound to it, while requests still go to 127.0.0.1.
+    pub fn origin(&self) -> String {
+        self.url.replacen("127.0.0.1", "localhost", 1)
     }
 
     pub fn log_stats(&self) -> (usize, u64) {
@@ -133,6 +145,14 @@ impl Drop for Server {
     }
 }
 
+/// The development admin token.
+pub fn admin_token() -> String {
+    std::fs::read_to_string(root().join("keys-dev/admin-token"))
+        .expect("keys-dev/admin-token")
+        .trim()
+        .to_owned()
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .http1_only()
@@ -145,11 +165,9 @@ pub fn client() -> reqwest::Client {
 
 /// Registers the confidential client_credentials client; returns (id, secret).
 pub async fn register(server: &Server) -> (String, String) {
-    let admin =
-        std::fs::read_to_string(root().join("keys-dev/admin-token")).expect("keys-dev/admin-token");
     let resp = client()
         .post(format!("{}/admin/v1/clients", server.url))
-        .bearer_auth(admin.trim())
+        .bearer_auth(admin_token())
         .json(&json!({"name": "bench", "redirect_uris": [], "grant_types": ["client_credentials"], "scope": "seal"}))
         .send()
         .await

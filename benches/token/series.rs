@@ -1,0 +1,144 @@
+//! What is measured: series (a request kind at a log level), the server binaries they run
+//! against, and one run of a series (a fresh server, every K in turn).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::codes::RelyingParty;
+use crate::durable::{redemption_point, registration_point};
+use crate::load::{Driver, Point, drive};
+use crate::server::{Server, register};
+use crate::{concurrency, load_runtime};
+
+#[derive(Clone, Copy, PartialEq)]
+pub enum Kind {
+    /// `POST /token`, `client_credentials`, with one of the four clients.
+    Token(Driver),
+    /// `POST /token`, `authorization_code` with PKCE S256, pre-issued codes.
+    Redeem,
+    /// `POST /admin/v1/citizens`.
+    Register,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+pub struct Series {
+    pub kind: Kind,
+    pub log_level: &'static str,
+}
+
+impl Series {
+    /// Every series, in the order they run.
+    pub fn all() -> Vec<Self> {
+        let kinds = [
+            Kind::Token(Driver::Reqwest),
+            Kind::Token(Driver::Raw),
+            Kind::Token(Driver::Pipelined),
+            Kind::Token(Driver::H2),
+            Kind::Redeem,
+            Kind::Register,
+        ];
+        ["info", "warn"]
+            .into_iter()
+            .flat_map(|log_level| kinds.map(|kind| Self { kind, log_level }))
+            .collect()
+    }
+
+    /// The name `TOKEN_BENCH_ONLY` selects it by, e.g. `redeem-info`.
+    pub fn key(self) -> String {
+        let kind = match self.kind {
+            Kind::Token(d) => d.key(),
+            Kind::Redeem => "redeem",
+            Kind::Register => "register",
+        };
+        format!("{kind}-{}", self.log_level)
+    }
+
+    pub fn name(self) -> String {
+        match self.kind {
+            Kind::Token(d) => format!("POST /token client_credentials, {}", d.name()),
+            Kind::Redeem => "POST /token authorization_code + PKCE, reqwest".into(),
+            Kind::Register => "POST /admin/v1/citizens, reqwest".into(),
+        }
+    }
+
+    /// What one operation is, for the summary.
+    pub fn short(self) -> String {
+        match self.kind {
+            Kind::Token(d) => format!("client_credentials, {}", d.name()),
+            Kind::Redeem => "code redemption".into(),
+            Kind::Register => "citizen registration".into(),
+        }
+    }
+}
+
+/// A server binary under test.
+pub struct Bin {
+    /// `after` (this build), `before` (`TOKEN_BENCH_BEFORE`), or `this build` when alone.
+    pub label: &'static str,
+    pub path: PathBuf,
+}
+
+pub struct Run {
+    pub series: Series,
+    /// Index into the binaries.
+    pub bin: usize,
+    pub points: Vec<Point>,
+    pub log_lines: usize,
+    pub log_bytes: u64,
+}
+
+/// One run of `series` against a fresh server of `bins[bin]`: every K in turn.
+pub fn run(series: Series, bins: &[Bin], bin: usize, round: usize, measure: Duration) -> Run {
+    let server = Server::start(&bins[bin].path, series.log_level);
+    let rt = load_runtime();
+    let points = rt.block_on(async {
+        let mut points = Vec::new();
+        let token_client = match series.kind {
+            Kind::Token(_) => Some(register(&server).await),
+            _ => None,
+        };
+        let rp = match series.kind {
+            Kind::Redeem => Some(Arc::new(RelyingParty::set_up(&server).await)),
+            _ => None,
+        };
+        for k in concurrency() {
+            let p = match series.kind {
+                Kind::Token(driver) => {
+                    let (id, secret) = token_client.as_ref().expect("client registered");
+                    drive(&server, driver, (id, secret), k, measure).await
+                }
+                Kind::Redeem => {
+                    redemption_point(&server, rp.as_ref().expect("relying party"), k, measure).await
+                }
+                Kind::Register => registration_point(&server, k, measure).await,
+            };
+            println!(
+                "  {} CIVIS_LOG={} [{}, round {}] K={k:>2}: {:.0}/s ok={} errors={}{}{}",
+                series.short(),
+                series.log_level,
+                bins[bin].label,
+                round + 1,
+                p.per_second,
+                p.ok,
+                p.errors,
+                p.issued_per_second
+                    .map(|r| format!(" (codes issued at {r:.0}/s)"))
+                    .unwrap_or_default(),
+                p.notes.iter().map(|n| format!("; {n}")).collect::<String>()
+            );
+            points.push(p);
+        }
+        points
+    });
+    drop(rt);
+    let (log_lines, log_bytes) = server.log_stats();
+    server.stop();
+    Run {
+        series,
+        bin,
+        points,
+        log_lines,
+        log_bytes,
+    }
+}
