@@ -44,6 +44,9 @@
 //! - `TOKEN_BENCH_BEFORE=/path/to/civis`: an earlier build, measured too; each series
 //!   alternates the two binaries in rounds (before, after, then after, before: a drift that
 //!   is linear in time favours neither) and the report prints after ÷ before;
+//! - `TOKEN_BENCH_LOG_WRITERS=1`: instead, this build twice, writing its log through
+//!   tracing-appender (`CIVIS_LOG_WRITER=appender`, "before") and through our batching sink
+//!   ("after"), so the report's after ÷ before is sink ÷ appender;
 //! - `TOKEN_BENCH_ROUNDS`: runs per series and binary (default 2 with `TOKEN_BENCH_BEFORE`,
 //!   else 1); rates are means over the rounds, each round's rate is shown;
 //! - `TOKEN_BENCH_LOAD_THREADS`: load generator threads;
@@ -104,9 +107,25 @@ fn http_measure() -> Duration {
     Duration::from_secs_f64(secs)
 }
 
-/// [before, after] with `TOKEN_BENCH_BEFORE`, else [this build].
+/// [before, after] with `TOKEN_BENCH_BEFORE`; with `TOKEN_BENCH_LOG_WRITERS=1` this build
+/// twice, tracing-appender's writer as "before" and our batching sink as "after"; else
+/// [this build].
 fn binaries() -> Vec<Bin> {
     let this = server::this_build();
+    if std::env::var("TOKEN_BENCH_LOG_WRITERS").as_deref() == Ok("1") {
+        return vec![
+            Bin {
+                label: "appender",
+                path: this.clone(),
+                env: vec![("CIVIS_LOG_WRITER", "appender")],
+            },
+            Bin {
+                label: "sink",
+                path: this,
+                env: Vec::new(),
+            },
+        ];
+    }
     match std::env::var_os("TOKEN_BENCH_BEFORE").filter(|v| !v.is_empty()) {
         Some(before) => vec![
             Bin {
@@ -114,15 +133,18 @@ fn binaries() -> Vec<Bin> {
                 path: PathBuf::from(before)
                     .canonicalize()
                     .unwrap_or_else(|e| panic!("TOKEN_BENCH_BEFORE: {e}")),
+                env: Vec::new(),
             },
             Bin {
                 label: "after",
                 path: this,
+                env: Vec::new(),
             },
         ],
         None => vec![Bin {
             label: "this build",
             path: this,
+            env: Vec::new(),
         }],
     }
 }

@@ -77,6 +77,8 @@ pub struct Bin {
     /// `after` (this build), `before` (`TOKEN_BENCH_BEFORE`), or `this build` when alone.
     pub label: &'static str,
     pub path: PathBuf,
+    /// Extra environment for the server (e.g. `CIVIS_LOG_WRITER`).
+    pub env: Vec<(&'static str, &'static str)>,
 }
 
 pub struct Run {
@@ -90,7 +92,7 @@ pub struct Run {
 
 /// One run of `series` against a fresh server of `bins[bin]`: every K in turn.
 pub fn run(series: Series, bins: &[Bin], bin: usize, round: usize, measure: Duration) -> Run {
-    let server = Server::start(&bins[bin].path, series.log_level);
+    let server = Server::start(&bins[bin].path, series.log_level, &bins[bin].env);
     let rt = load_runtime();
     let points = rt.block_on(async {
         let mut points = Vec::new();
