@@ -16,10 +16,11 @@ use crate::server::{Server, admin_token, client};
 
 /// Browsers issuing codes at once before each point.
 const ISSUERS: usize = 16;
-/// Codes issued for the first rough rate estimate of each point (at least 2 per worker).
-const PILOT_CODES: usize = 64;
-/// The batch holds this many times the codes the point is expected to redeem.
-const MARGIN: f64 = 1.5;
+/// Codes issued for the first rough rate estimate of each point (at least 8 per worker).
+const PILOT_CODES: usize = 256;
+/// The batch holds this many times the codes the point is expected to redeem: a short
+/// pilot on a cold connection underestimates the rate (by up to 4× in trial runs).
+const MARGIN: f64 = 2.0;
 /// Bounds the batch (memory, and issuing time).
 const MAX_CODES: usize = 100_000;
 /// Codes live 60 s: issuing plus redeeming must finish well within that.
@@ -108,18 +109,22 @@ async fn redeem(
 }
 
 /// One redemption point: a pilot batch for a rough rate, then a batch sized for warm-up +
-/// `measure` at that rate, issued just before it is redeemed.
+/// `measure` at the highest rate seen so far (the pilot's redemption and issue rates, the
+/// previous point's rate), issued just before it is redeemed.
 pub async fn redemption_point(
     server: &Server,
     rp: &Arc<RelyingParty>,
     k: usize,
     measure: Duration,
+    previous: Option<f64>,
 ) -> Point {
     let pilot = rp
-        .issue_batch(PILOT_CODES.max(2 * k), ISSUERS, CODE_BUDGET)
+        .issue_batch(PILOT_CODES.max(8 * k), ISSUERS, CODE_BUDGET)
         .await;
+    let issue_rate = pilot.per_second;
     let (p, _, _) = redeem(server, rp, pilot.codes, k, Duration::ZERO, CODE_BUDGET).await;
-    let expected = p.per_second.max(1.0) * (HTTP_WARMUP + measure).as_secs_f64() * MARGIN;
+    let rate = p.per_second.max(issue_rate).max(previous.unwrap_or(0.0));
+    let expected = rate.max(1.0) * (HTTP_WARMUP + measure).as_secs_f64() * MARGIN;
     let n = (expected.ceil() as usize).clamp(4 * k, MAX_CODES);
     // Leave the redemption its warm-up and window inside the codes' lifetime.
     let issuing = CODE_BUDGET

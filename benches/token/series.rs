@@ -111,7 +111,9 @@ pub fn run(series: Series, bins: &[Bin], bin: usize, round: usize, measure: Dura
                     drive(&server, driver, (id, secret), k, measure).await
                 }
                 Kind::Redeem => {
-                    redemption_point(&server, rp.as_ref().expect("relying party"), k, measure).await
+                    let previous = points.last().map(|p: &Point| p.per_second);
+                    let rp = rp.as_ref().expect("relying party");
+                    redemption_point(&server, rp, k, measure, previous).await
                 }
                 Kind::Register => registration_point(&server, k, measure).await,
             };
