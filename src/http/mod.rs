@@ -18,23 +18,9 @@ pub mod throttle;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, header};
-use axum::response::Response;
 use axum::routing::get;
 
 use crate::http::state::AppState;
-
-/// Nothing civis answers may be cached unless the handler says otherwise (the JWKS and the
-/// static assets do): tokens, codes, personal data and forms with CSRF values all pass
-/// through here (RFC 6749 §5.1 asks for `no-store` and `Pragma: no-cache` on tokens).
-async fn no_store_by_default(mut resp: Response) -> Response {
-    let h = resp.headers_mut();
-    if !h.contains_key(header::CACHE_CONTROL) {
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    }
-    resp
-}
 
 /// Every route of the service, with the observation middleware and body limit around them.
 pub fn router(state: AppState) -> Router {
@@ -56,7 +42,6 @@ pub fn router(state: AppState) -> Router {
         .merge(oidc::router())
         .fallback(ops::no_route)
         .method_not_allowed_fallback(ops::wrong_method)
-        .layer(axum::middleware::map_response(no_store_by_default))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

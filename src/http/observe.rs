@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -183,8 +183,17 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
             "request"
         );
     });
+    let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert("x-request-id", v);
+        h.insert("x-request-id", v);
+    }
+    // Nothing civis answers may be cached unless the handler says otherwise (the JWKS and
+    // the static assets do): tokens, codes, personal data and forms with CSRF values all
+    // pass here (RFC 6749 §5.1 asks for `no-store` and `Pragma: no-cache` on tokens). Done in
+    // this one middleware every answer already passes, rather than in a layer of its own.
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     }
     resp
 }

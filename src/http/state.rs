@@ -68,14 +68,17 @@ impl AppState {
     }
 
     /// Like [`AppState::run`], but in place first: for calls that usually need no storage
-    /// ([`crate::store::offload::run_inline_first`] says what they must not do).
+    /// ([`crate::store::offload::run_inline_first`] says what they must not do). The state
+    /// is cloned only if the call has to move to the blocking pool.
     pub async fn run_inline_first<T, F>(&self, call: F) -> T
     where
         T: Send + 'static,
         F: Fn(&AppState) -> T + Send + 'static,
     {
-        let state = self.clone();
-        crate::store::offload::run_inline_first(move || call(&state)).await
+        if let Some(answer) = crate::store::offload::attempt_in_place(|| call(self)) {
+            return answer;
+        }
+        self.run(call).await
     }
 }
 

@@ -72,13 +72,18 @@ where
     T: Send + 'static,
     F: Fn() -> T + Send + 'static,
 {
-    REFUSED.set(false);
-    let first = call();
-    if !REFUSED.replace(false) {
-        return first;
+    match attempt_in_place(&call) {
+        Some(answer) => answer,
+        None => run(call).await,
     }
-    drop(first);
-    run(call).await
+}
+
+/// Runs `call` here and returns its answer, or `None` if the store refused I/O during it
+/// (the answer is then discarded: the caller runs the call again on the blocking pool).
+pub fn attempt_in_place<T>(call: impl FnOnce() -> T) -> Option<T> {
+    REFUSED.set(false);
+    let answer = call();
+    (!REFUSED.replace(false)).then_some(answer)
 }
 
 #[cfg(test)]
