@@ -412,7 +412,7 @@ async fn a_wrong_origin_or_rp_id_is_refused() {
 #[tokio::test]
 async fn used_unknown_and_expired_enrolment_codes_are_refused_alike() {
     let data = tempdir();
-    let server = plain(&data);
+    let server = crate::clock::with_test_clock(&data);
     let created = register(&server, "PK-0006").await;
     let id = created["id"].as_str().unwrap().to_owned();
     let code = created["enrolment_code"].as_str().unwrap().to_owned();
@@ -443,13 +443,9 @@ async fn used_unknown_and_expired_enrolment_codes_are_refused_alike() {
     let missing = http().get(server.at("/enrol")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
 
-    // Expired: issue a code, then move its expiry into the past on disk.
+    // Expired: issue a code, then move the server's clock past its 72 h.
     let fresh = new_code(&server, &id).await;
-    assert!(server.stop().0.success());
-    let hash = civis::domain::citizens::enrolment_hash(&fresh);
-    let key = civis::crypto::digest::hex(&hash);
-    crate::support::expire_record(data.path(), civis::store::ENROLMENTS, key.as_bytes());
-    let server = plain(&data);
+    crate::clock::advance(&server, 73 * 3600).await;
     let expired = http()
         .get(server.at(&format!("/enrol?code={fresh}")))
         .send()
@@ -463,18 +459,13 @@ async fn used_unknown_and_expired_enrolment_codes_are_refused_alike() {
 #[tokio::test]
 async fn an_expired_ceremony_is_refused() {
     let data = tempdir();
-    let server = plain(&data);
+    let server = crate::clock::with_test_clock(&data);
     let created = register(&server, "PK-0007").await;
     let mut device = enrolled_device(&server, &created).await;
     let (ceremony, cred) = assertion(&server, &mut device).await;
 
-    // Age the pending ceremony past its expiry while the server is down.
-    assert!(server.stop().0.success());
-    {
-        let key = ceremony.as_str().unwrap().as_bytes().to_vec();
-        crate::support::expire_record(data.path(), civis::store::CEREMONIES, &key);
-    }
-    let server = plain(&data);
+    // Move the server's clock past the pending ceremony's 5 minutes.
+    crate::clock::advance(&server, 6 * 60).await;
     let (answer, cookie) = finish_login(&server, &ceremony, &cred).await;
     refused(&answer);
     assert!(answer.1["detail"].as_str().unwrap().contains("expired"));

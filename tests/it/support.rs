@@ -270,22 +270,3 @@ pub fn http_no_redirect() -> reqwest::Client {
 pub fn outside_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|s| s.spawn(f).join().unwrap())
 }
-
-/// With the server stopped: moves `data.expires_at` of one stored record into the past, as
-/// if it had been issued long ago (the tests cannot wait out real lifetimes).
-pub fn expire_record(data_dir: &Path, tree: &'static str, key: &[u8]) {
-    outside_runtime(|| {
-        let store = civis::store::Store::open_sled(data_dir).unwrap();
-        let raw = store
-            .backend()
-            .unwrap()
-            .get(tree, key)
-            .unwrap()
-            .expect("record present");
-        let mut rec: serde_json::Value = serde_json::from_slice(&raw).unwrap();
-        rec["data"]["expires_at"] = serde_json::json!("2020-01-01T00:00:00Z");
-        store
-            .plant_raw(tree, key, &serde_json::to_vec(&rec).unwrap())
-            .unwrap();
-    })
-}
