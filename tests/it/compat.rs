@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::authenticator::Device;
 use crate::passkeys::{enrol, login};
-use crate::support::{Opts, Server, admin_token, http, tempdir};
+use crate::support::{Opts, Server, admin_get, http, tempdir};
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -36,15 +36,11 @@ async fn a_data_dir_of_the_previous_layout_serves_and_accepts_writes() {
     let server = Server::start(data.path(), Opts::plain());
 
     // A citizen and their passkey, as the registry shows them.
-    let citizen: Value = http()
-        .get(server.at(&format!("/admin/v1/citizens/{}", fact("citizen_id"))))
-        .bearer_auth(admin_token())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, citizen) = admin_get(
+        &server,
+        &format!("/admin/v1/citizens/{}", fact("citizen_id")),
+    )
+    .await;
     assert_eq!(citizen["national_id"], "OLD-0001", "{citizen}");
     assert_eq!(citizen["passkeys"].as_array().unwrap().len(), 1);
 

@@ -498,19 +498,7 @@ async fn a_signature_counter_going_backwards_is_refused_as_a_clone() {
 #[tokio::test]
 async fn ceremony_starts_are_throttled_per_address_and_cross_origin_posts_refused() {
     let data = tempdir();
-    let server = Server::start(
-        data.path(),
-        Opts {
-            plain_http: true,
-            args: vec![
-                "--throttle-burst".into(),
-                "5".into(),
-                "--throttle-per-minute".into(),
-                "1".into(),
-            ],
-            ..Default::default()
-        },
-    );
+    let server = Server::start(data.path(), Opts::throttled(5, 1));
     for _ in 0..5 {
         assert_eq!(post(&server, "/login/start", &json!({})).await.0, 200);
     }
@@ -541,19 +529,7 @@ async fn ceremony_starts_are_throttled_per_address_and_cross_origin_posts_refuse
 #[tokio::test]
 async fn authorization_requests_are_limited_per_network() {
     let data = tempdir();
-    let server = Server::start(
-        data.path(),
-        Opts {
-            plain_http: true,
-            args: vec![
-                "--throttle-burst".into(),
-                "2".into(),
-                "--throttle-per-minute".into(),
-                "1".into(),
-            ],
-            ..Default::default()
-        },
-    );
+    let server = Server::start(data.path(), Opts::throttled(2, 1));
     let (client_id, _) = crate::oidc::web_client(&server).await;
     let url = format!(
         "/authorize?response_type=code&client_id={client_id}&redirect_uri={}&scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",

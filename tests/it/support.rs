@@ -45,6 +45,18 @@ impl Opts {
             ..Self::default()
         }
     }
+
+    /// Plain HTTP with the per-network throttles set to `burst` and `per_minute`.
+    pub fn throttled(burst: u32, per_minute: u32) -> Self {
+        let mut opts = Self::plain();
+        opts.args.extend([
+            "--throttle-burst".to_owned(),
+            burst.to_string(),
+            "--throttle-per-minute".to_owned(),
+            per_minute.to_string(),
+        ]);
+        opts
+    }
 }
 
 /// The `civis` command with the repository root as working directory.
@@ -269,4 +281,17 @@ pub fn http_no_redirect() -> reqwest::Client {
 /// a runtime's threads (it belongs on the blocking pool), and test helpers are no exception.
 pub fn outside_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|s| s.spawn(f).join().unwrap())
+}
+
+/// `GET` an admin path with the admin token: the status and the JSON body (`Null` if none).
+pub async fn admin_get(server: &Server, path: &str) -> (u16, serde_json::Value) {
+    let resp = server
+        .client()
+        .get(server.at(path))
+        .bearer_auth(admin_token())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
 }
