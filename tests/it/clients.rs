@@ -3,11 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Opts, Server, admin_token, http, tempdir};
-
-fn plain(data: &tempfile::TempDir) -> Server {
-    Server::start(data.path(), Opts::plain())
-}
+use crate::oidc::plain;
+use crate::support::{Server, admin_token, http, tempdir};
 
 async fn post(server: &Server, body: &Value) -> reqwest::Response {
     http()

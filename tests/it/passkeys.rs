@@ -4,11 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::authenticator::Device;
+use crate::oidc::plain;
 use crate::support::{Opts, Server, admin_token, http, register, tempdir};
-
-fn plain(data: &tempfile::TempDir) -> Server {
-    Server::start(data.path(), Opts::plain())
-}
 
 /// An HTTP answer: status and JSON body (or `null`).
 type Answer = (u16, Value);

@@ -2,11 +2,8 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Opts, Server, admin_token, register, tempdir};
-
-fn plain(data: &tempfile::TempDir) -> Server {
-    Server::start(data.path(), Opts::plain())
-}
+use crate::oidc::plain;
+use crate::support::{admin_token, register, tempdir};
 
 #[tokio::test]
 async fn admin_calls_without_the_right_token_are_401_and_reveal_nothing() {
