@@ -7,8 +7,9 @@
 use serde_json::Value;
 
 use crate::authenticator::Device;
+use crate::driver::Drive as _;
 use crate::passkeys::{enrol, login};
-use crate::support::{Opts, Server, admin_get, http, tempdir};
+use crate::support::{Opts, Server, http, tempdir};
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -36,27 +37,17 @@ async fn a_data_dir_of_the_previous_layout_serves_and_accepts_writes() {
     let server = Server::start(data.path(), Opts::plain());
 
     // A citizen and their passkey, as the registry shows them.
-    let (_, citizen) = admin_get(
-        &server,
-        &format!("/admin/v1/citizens/{}", fact("citizen_id")),
-    )
-    .await;
+    let path = format!("/admin/v1/citizens/{}", fact("citizen_id"));
+    let (_, citizen) = server.admin_get(&path).await;
     assert_eq!(citizen["national_id"], "OLD-0001", "{citizen}");
     assert_eq!(citizen["passkeys"].as_array().unwrap().len(), 1);
 
     // An old grant's refresh token rotates (client secret, grant, refresh token, citizen).
-    let resp = http()
-        .post(server.at("/token"))
-        .basic_auth(fact("client_id"), Some(fact("client_secret")))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &fact("refresh_token")),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let tokens: Value = resp.json().await.unwrap();
+    let (client_id, secret) = (fact("client_id"), fact("client_secret"));
+    let (status, tokens) = server
+        .refresh((&client_id, &secret), &fact("refresh_token"))
+        .await;
+    assert_eq!(status, 200, "{tokens}");
     let info: Value = http()
         .get(server.at("/userinfo"))
         .bearer_auth(tokens["access_token"].as_str().unwrap())
@@ -70,14 +61,14 @@ async fn a_data_dir_of_the_previous_layout_serves_and_accepts_writes() {
     assert_eq!(info["sub"], fact("citizen_id"));
 
     // A machine client authenticates with its old secret.
-    let resp = http()
-        .post(server.at("/token"))
-        .basic_auth(fact("m2m_client_id"), Some(fact("m2m_client_secret")))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let (m2m_id, m2m_secret) = (fact("m2m_client_id"), fact("m2m_client_secret"));
+    let (status, answer) = server
+        .token(
+            (&m2m_id, &m2m_secret),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
 
     // An old enrolment code creates a passkey, which then logs in.
     let mut device = Device::new(&server.url);

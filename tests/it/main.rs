@@ -7,6 +7,7 @@ mod client_assertions;
 mod clients;
 mod clock;
 mod compat;
+mod driver;
 mod foundation;
 mod oidc;
 mod oidc_attacks;

@@ -4,6 +4,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
+use crate::driver::Drive as _;
 use crate::oidc::{
     LOGGED_OUT, REDIRECT, browse, citizen_with_passkey, new_client, plain, query, web_client,
 };
@@ -20,41 +21,18 @@ fn auth_url(server: &Server, client_id: &str, extra: &str) -> String {
     )
 }
 
-async fn token(server: &Server, auth: (&str, &str), form: &[(&str, &str)]) -> (u16, Value) {
-    let resp = http()
-        .post(server.at("/token"))
-        .basic_auth(auth.0, Some(auth.1))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.headers()["cache-control"], "no-store");
-    (resp.status().as_u16(), resp.json().await.unwrap())
-}
-
 async fn redeem(server: &Server, auth: (&str, &str), code: &str, verifier: &str) -> (u16, Value) {
-    token(
-        server,
-        auth,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", verifier),
-        ],
-    )
-    .await
-}
-
-async fn userinfo(server: &Server, access_token: &str) -> u16 {
-    http()
-        .get(server.at("/userinfo"))
-        .bearer_auth(access_token)
-        .send()
+    server
+        .token(
+            auth,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", verifier),
+            ],
+        )
         .await
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 /// A fresh code for a citizen (logging in and consenting as needed).
@@ -88,7 +66,9 @@ async fn a_replayed_code_is_refused_and_revokes_what_it_issued() {
     let (status, first) = redeem(&server, (&id, &secret), &code, VERIFIER).await;
     assert_eq!(status, 200, "{first}");
     assert_eq!(
-        userinfo(&server, first["access_token"].as_str().unwrap()).await,
+        server
+            .userinfo(first["access_token"].as_str().unwrap())
+            .await,
         200
     );
 
@@ -98,19 +78,21 @@ async fn a_replayed_code_is_refused_and_revokes_what_it_issued() {
         (400, Some("invalid_grant"))
     );
     assert_eq!(
-        userinfo(&server, first["access_token"].as_str().unwrap()).await,
+        server
+            .userinfo(first["access_token"].as_str().unwrap())
+            .await,
         401,
         "access token revoked"
     );
-    let (status, r) = token(
-        &server,
-        (&id, &secret),
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", first["refresh_token"].as_str().unwrap()),
-        ],
-    )
-    .await;
+    let (status, r) = server
+        .token(
+            (&id, &secret),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", first["refresh_token"].as_str().unwrap()),
+            ],
+        )
+        .await;
     assert_eq!(
         (status, r["error"].as_str()),
         (400, Some("invalid_grant")),
@@ -156,16 +138,16 @@ async fn pkce_is_required_and_checked() {
         "code spent"
     );
     let (code, _) = code_for(&server, &id, &mut device, cookie).await;
-    let (status, e) = token(
-        &server,
-        (&id, &secret),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-        ],
-    )
-    .await;
+    let (status, e) = server
+        .token(
+            (&id, &secret),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+            ],
+        )
+        .await;
     assert_eq!((status, e["error"].as_str()), (400, Some("invalid_grant")));
 }
 
@@ -204,17 +186,17 @@ async fn redirect_uri_mismatch_never_redirects() {
     // At the token endpoint a different redirect_uri than the code's is invalid_grant.
     let (_, mut device) = citizen_with_passkey(&server, "ATK-0003").await;
     let (code, _) = code_for(&server, &id, &mut device, None).await;
-    let (status, e) = token(
-        &server,
-        (&id, &secret),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "http://localhost:9/other"),
-            ("code_verifier", VERIFIER),
-        ],
-    )
-    .await;
+    let (status, e) = server
+        .token(
+            (&id, &secret),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", "http://localhost:9/other"),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
     assert_eq!((status, e["error"].as_str()), (400, Some("invalid_grant")));
 }
 
@@ -254,41 +236,30 @@ async fn refresh_token_reuse_revokes_the_whole_grant() {
     let (code, _) = code_for(&server, &id, &mut device, None).await;
     let (_, first) = redeem(&server, (&id, &secret), &code, VERIFIER).await;
     let r1 = first["refresh_token"].as_str().unwrap();
-    let (status, second) = token(
-        &server,
-        (&id, &secret),
-        &[("grant_type", "refresh_token"), ("refresh_token", r1)],
-    )
-    .await;
+    let (status, second) = server.refresh((&id, &secret), r1).await;
     assert_eq!(status, 200, "{second}");
     let r2 = second["refresh_token"].as_str().unwrap();
     assert_ne!(r1, r2, "rotated");
     assert_eq!(
-        userinfo(&server, second["access_token"].as_str().unwrap()).await,
+        server
+            .userinfo(second["access_token"].as_str().unwrap())
+            .await,
         200
     );
 
     // The stolen, already spent r1 comes back: everything of the grant dies.
-    let (status, e) = token(
-        &server,
-        (&id, &secret),
-        &[("grant_type", "refresh_token"), ("refresh_token", r1)],
-    )
-    .await;
+    let (status, e) = server.refresh((&id, &secret), r1).await;
     assert_eq!((status, e["error"].as_str()), (400, Some("invalid_grant")));
-    let (status, e) = token(
-        &server,
-        (&id, &secret),
-        &[("grant_type", "refresh_token"), ("refresh_token", r2)],
-    )
-    .await;
+    let (status, e) = server.refresh((&id, &secret), r2).await;
     assert_eq!(
         (status, e["error"].as_str()),
         (400, Some("invalid_grant")),
         "the new one too"
     );
     assert_eq!(
-        userinfo(&server, second["access_token"].as_str().unwrap()).await,
+        server
+            .userinfo(second["access_token"].as_str().unwrap())
+            .await,
         401
     );
 }
@@ -309,22 +280,12 @@ async fn a_concurrent_retry_within_the_grace_gets_the_same_tokens() {
     let (code, _) = code_for(&server, &id, &mut device, None).await;
     let (_, first) = redeem(&server, (&id, &secret), &code, VERIFIER).await;
     let r1 = first["refresh_token"].as_str().unwrap();
-    let (_, a) = token(
-        &server,
-        (&id, &secret),
-        &[("grant_type", "refresh_token"), ("refresh_token", r1)],
-    )
-    .await;
-    let (status, b) = token(
-        &server,
-        (&id, &secret),
-        &[("grant_type", "refresh_token"), ("refresh_token", r1)],
-    )
-    .await;
+    let (_, a) = server.refresh((&id, &secret), r1).await;
+    let (status, b) = server.refresh((&id, &secret), r1).await;
     assert_eq!(status, 200);
     assert_eq!(a["refresh_token"], b["refresh_token"]);
     assert_eq!(
-        userinfo(&server, b["access_token"].as_str().unwrap()).await,
+        server.userinfo(b["access_token"].as_str().unwrap()).await,
         200
     );
 }
@@ -455,7 +416,7 @@ async fn forged_and_misused_tokens_are_rejected_by_userinfo_and_introspection() 
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(userinfo(&server, good).await, 401);
+    assert_eq!(server.userinfo(good).await, 401);
 }
 
 #[tokio::test]
@@ -570,19 +531,21 @@ async fn a_replay_racing_the_first_redemption_still_revokes() {
         assert_eq!(winners.len(), 1, "round {round}: {a:?} {b:?}");
         let tokens = winners[0];
         assert_eq!(
-            userinfo(&server, tokens["access_token"].as_str().unwrap()).await,
+            server
+                .userinfo(tokens["access_token"].as_str().unwrap())
+                .await,
             401,
             "round {round}: the replay revoked the access token"
         );
-        let (status, r) = token(
-            &server,
-            auth,
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-            ],
-        )
-        .await;
+        let (status, r) = server
+            .token(
+                auth,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+                ],
+            )
+            .await;
         assert_eq!(
             (status, r["error"].as_str()),
             (400, Some("invalid_grant")),
@@ -597,28 +560,22 @@ async fn client_credentials_are_limited_to_registered_scopes() {
     let server = plain(&data);
     let (id, secret) = new_client(&server, json!({"name": "Archive", "redirect_uris": [], "grant_types": ["client_credentials"], "scope": "seal"})).await;
     let secret = secret.unwrap();
-    let (status, t) = token(
-        &server,
-        (&id, &secret),
-        &[("grant_type", "client_credentials")],
-    )
-    .await;
+    let (status, t) = server
+        .token((&id, &secret), &[("grant_type", "client_credentials")])
+        .await;
     assert_eq!(status, 200, "{t}");
     assert_eq!(t["scope"], "seal");
     assert!(t.get("refresh_token").is_none() && t.get("id_token").is_none());
-    let (status, e) = token(
-        &server,
-        (&id, &secret),
-        &[("grant_type", "client_credentials"), ("scope", "seal sign")],
-    )
-    .await;
+    let (status, e) = server
+        .token(
+            (&id, &secret),
+            &[("grant_type", "client_credentials"), ("scope", "seal sign")],
+        )
+        .await;
     assert_eq!((status, e["error"].as_str()), (400, Some("invalid_scope")));
-    let (status, e) = token(
-        &server,
-        (&id, "wrong"),
-        &[("grant_type", "client_credentials")],
-    )
-    .await;
+    let (status, e) = server
+        .token((&id, "wrong"), &[("grant_type", "client_credentials")])
+        .await;
     assert_eq!((status, e["error"].as_str()), (401, Some("invalid_client")));
     // A client-credentials token is no ticket to a citizen's userinfo.
     assert_eq!(
@@ -633,17 +590,16 @@ async fn client_credentials_are_limited_to_registered_scopes() {
     );
     // Web clients cannot use this grant.
     let (web, web_secret) = web_client(&server).await;
-    let (status, e) = token(
-        &server,
-        (&web, &web_secret),
-        &[("grant_type", "client_credentials")],
-    )
-    .await;
+    let (status, e) = server
+        .token((&web, &web_secret), &[("grant_type", "client_credentials")])
+        .await;
     assert_eq!(
         (status, e["error"].as_str()),
         (400, Some("unauthorized_client"))
     );
-    let (status, e) = token(&server, (&web, &web_secret), &[("grant_type", "password")]).await;
+    let (status, e) = server
+        .token((&web, &web_secret), &[("grant_type", "password")])
+        .await;
     assert_eq!(
         (status, e["error"].as_str()),
         (400, Some("unsupported_grant_type"))
@@ -697,17 +653,17 @@ async fn pairwise_subjects_differ_by_sector_and_stay_stable() {
     );
     let (back, _) = browse(&server, &url, &mut device, cookie, "allow").await;
     let code = query(&back, "code").unwrap();
-    let (_, t) = token(
-        &server,
-        (&b, b_secret.as_deref().unwrap()),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", other_sector),
-            ("code_verifier", VERIFIER),
-        ],
-    )
-    .await;
+    let (_, t) = server
+        .token(
+            (&b, b_secret.as_deref().unwrap()),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", other_sector),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
     let sub_b = sub_of(&t);
     assert_eq!(sub_a1, sub_a2, "stable");
     assert_ne!(sub_a1, sub_b, "different per sector");

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::authenticator::Device;
+use crate::driver::Drive as _;
 use crate::oidc::plain;
 use crate::support::{Opts, Server, admin_token, http, register, tempdir};
 
@@ -193,14 +194,7 @@ async fn enrol_then_log_in_without_typing_anything() {
     assert!(c["passkeys"][0]["last_used_at"].is_null());
 
     // The login page offers the usernameless button and autofill.
-    let html = http()
-        .get(server.at("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = server.get_page("/login").await.1;
     assert!(html.contains(">Sign in with a passkey</button>"));
     assert!(html.contains("autocomplete=\"username webauthn\""));
 
@@ -213,15 +207,7 @@ async fn enrol_then_log_in_without_typing_anything() {
         assert!(cookie.contains(attr), "{attr} in {cookie}");
     }
     let pair = cookie.split(';').next().unwrap();
-    let s: Value = http()
-        .get(server.at("/session"))
-        .header("cookie", pair)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let s: Value = server.get_with_cookie("/session", pair).await.1;
     assert_eq!(s["citizen_id"], id);
     assert_eq!(s["user_verified"], true);
 
@@ -229,14 +215,7 @@ async fn enrol_then_log_in_without_typing_anything() {
     assert!(c["passkeys"][0]["last_used_at"].is_string(), "{c}");
 
     // Metrics count the login; the log never holds the session token.
-    let metrics = http()
-        .get(server.at("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.get_page("/metrics").await.1;
     assert!(metrics.contains("civis_logins_total 1"), "{metrics}");
     let token = pair.split_once('=').unwrap().1.to_owned();
     let (_, log) = server.stop();

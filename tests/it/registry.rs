@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use crate::driver::Drive as _;
 use crate::oidc::plain;
 use crate::support::{admin_token, register, tempdir};
 
@@ -70,15 +71,7 @@ async fn citizen_is_recorded_with_who_and_when() {
         created["enrolment_url"],
         format!("{}/enrol?code={code}", server.url).as_str()
     );
-    let got: Value = c
-        .get(server.at(&location))
-        .bearer_auth(admin_token())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: Value = server.admin_get(&location).await.1;
     assert_eq!(got["given_name"], "Zoë");
     assert_eq!(got["national_id"], "AB1234-X");
     assert_eq!(got["email"], "Zoe@example.org");

@@ -282,16 +282,3 @@ pub fn http_no_redirect() -> reqwest::Client {
 pub fn outside_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|s| s.spawn(f).join().unwrap())
 }
-
-/// `GET` an admin path with the admin token: the status and the JSON body (`Null` if none).
-pub async fn admin_get(server: &Server, path: &str) -> (u16, serde_json::Value) {
-    let resp = server
-        .client()
-        .get(server.at(path))
-        .bearer_auth(admin_token())
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
-}
