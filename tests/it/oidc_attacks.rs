@@ -85,13 +85,7 @@ async fn a_replayed_code_is_refused_and_revokes_what_it_issued() {
         "access token revoked"
     );
     let (status, r) = server
-        .token(
-            (&id, &secret),
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", first["refresh_token"].as_str().unwrap()),
-            ],
-        )
+        .refresh((&id, &secret), first["refresh_token"].as_str().unwrap())
         .await;
     assert_eq!(
         (status, r["error"].as_str()),
@@ -538,13 +532,7 @@ async fn a_replay_racing_the_first_redemption_still_revokes() {
             "round {round}: the replay revoked the access token"
         );
         let (status, r) = server
-            .token(
-                auth,
-                &[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-                ],
-            )
+            .refresh(auth, tokens["refresh_token"].as_str().unwrap())
             .await;
         assert_eq!(
             (status, r["error"].as_str()),
