@@ -67,7 +67,7 @@ async fn passkey_enrolment_and_login_in_headless_chromium() {
     // The agency app of the relying-party part: nothing serves its addresses (any port Chromium
     // does not block); the browser's
     // visits there are answered inside the script.
-    let (client_id, client_secret) = crate::oidc::new_client(
+    let (client_id, client_secret) = crate::driver::new_client(
         &server,
         serde_json::json!({
             "name": "Agency app (openid-client)",

@@ -3,13 +3,13 @@
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 
-use crate::oidc::new_client;
+use crate::driver::new_client;
 use crate::support::{http, tempdir};
 
 #[tokio::test]
 async fn a_replayed_client_assertion_is_refused() {
     let data = tempdir();
-    let server = crate::oidc::plain(&data);
+    let server = crate::driver::plain(&data);
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
     let pair =

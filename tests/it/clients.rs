@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::oidc::plain;
+use crate::driver::plain;
 use crate::support::{Server, admin_token, http, tempdir};
 
 async fn post(server: &Server, body: &Value) -> reqwest::Response {

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::authenticator::Device;
 use crate::driver::Drive as _;
-use crate::passkeys::{enrol, login};
+use crate::driver::{enrol, login};
 use crate::support::{Opts, Server, http, tempdir};
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {

@@ -5,8 +5,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use crate::driver::Drive as _;
-use crate::oidc::{
-    LOGGED_OUT, REDIRECT, browse, citizen_with_passkey, new_client, plain, query, web_client,
+use crate::driver::{
+    Agency, LOGGED_OUT, REDIRECT, agency_and_citizen, browse, citizen_with_passkey, new_client,
+    plain, query, web_client,
 };
 use crate::support::{Server, http, http_no_redirect, root, tempdir};
 
@@ -58,10 +59,14 @@ async fn code_for(
 
 #[tokio::test]
 async fn a_replayed_code_is_refused_and_revokes_what_it_issued() {
-    let data = tempdir();
-    let server = plain(&data);
-    let (id, secret) = web_client(&server).await;
-    let (_, mut device) = citizen_with_passkey(&server, "ATK-0001").await;
+    let Agency {
+        data: _data,
+        server,
+        id,
+        secret,
+        mut device,
+        ..
+    } = agency_and_citizen("ATK-0001").await;
     let (code, _) = code_for(&server, &id, &mut device, None).await;
     let (status, first) = redeem(&server, (&id, &secret), &code, VERIFIER).await;
     assert_eq!(status, 200, "{first}");
@@ -96,10 +101,14 @@ async fn a_replayed_code_is_refused_and_revokes_what_it_issued() {
 
 #[tokio::test]
 async fn pkce_is_required_and_checked() {
-    let data = tempdir();
-    let server = plain(&data);
-    let (id, secret) = web_client(&server).await;
-    let (_, mut device) = citizen_with_passkey(&server, "ATK-0002").await;
+    let Agency {
+        data: _data,
+        server,
+        id,
+        secret,
+        mut device,
+        ..
+    } = agency_and_citizen("ATK-0002").await;
 
     // No challenge at all: the authorization endpoint refuses (redirected error).
     let no_pkce = auth_url(&server, &id, "").replace(
@@ -223,10 +232,14 @@ async fn a_code_is_bound_to_its_client_and_expires() {
 
 #[tokio::test]
 async fn refresh_token_reuse_revokes_the_whole_grant() {
-    let data = tempdir();
-    let server = plain(&data);
-    let (id, secret) = web_client(&server).await;
-    let (_, mut device) = citizen_with_passkey(&server, "ATK-0005").await;
+    let Agency {
+        data: _data,
+        server,
+        id,
+        secret,
+        mut device,
+        ..
+    } = agency_and_citizen("ATK-0005").await;
     let (code, _) = code_for(&server, &id, &mut device, None).await;
     let (_, first) = redeem(&server, (&id, &secret), &code, VERIFIER).await;
     let r1 = first["refresh_token"].as_str().unwrap();
@@ -288,10 +301,14 @@ async fn a_concurrent_retry_within_the_grace_gets_the_same_tokens() {
 /// the real key), an ID token used as an access token.
 #[tokio::test]
 async fn forged_and_misused_tokens_are_rejected_by_userinfo_and_introspection() {
-    let data = tempdir();
-    let server = plain(&data);
-    let (id, secret) = web_client(&server).await;
-    let (_, mut device) = citizen_with_passkey(&server, "ATK-0007").await;
+    let Agency {
+        data: _data,
+        server,
+        id,
+        secret,
+        mut device,
+        ..
+    } = agency_and_citizen("ATK-0007").await;
     let (code, _) = code_for(&server, &id, &mut device, None).await;
     let (_, t) = redeem(&server, (&id, &secret), &code, VERIFIER).await;
     let good = t["access_token"].as_str().unwrap();
@@ -432,10 +449,13 @@ async fn prompt_none_without_a_session_is_login_required() {
 
 #[tokio::test]
 async fn unmet_acr_values_and_denied_consent_are_proper_errors() {
-    let data = tempdir();
-    let server = plain(&data);
-    let (id, _) = web_client(&server).await;
-    let (_, mut device) = citizen_with_passkey(&server, "ATK-0008").await;
+    let Agency {
+        data: _data,
+        server,
+        id,
+        mut device,
+        ..
+    } = agency_and_citizen("ATK-0008").await;
     let (back, cookie) = browse(
         &server,
         &auth_url(&server, &id, ""),
@@ -456,10 +476,14 @@ async fn unmet_acr_values_and_denied_consent_are_proper_errors() {
 
 #[tokio::test]
 async fn fifty_parallel_redemptions_of_one_code_yield_exactly_one_success() {
-    let data = tempdir();
-    let server = plain(&data);
-    let (id, secret) = web_client(&server).await;
-    let (_, mut device) = citizen_with_passkey(&server, "ATK-0009").await;
+    let Agency {
+        data: _data,
+        server,
+        id,
+        secret,
+        mut device,
+        ..
+    } = agency_and_citizen("ATK-0009").await;
     let (code, _) = code_for(&server, &id, &mut device, None).await;
     let mut tasks = Vec::new();
     for _ in 0..50 {
@@ -504,10 +528,14 @@ async fn fifty_parallel_redemptions_of_one_code_yield_exactly_one_success() {
 /// revoked nothing.)
 #[tokio::test]
 async fn a_replay_racing_the_first_redemption_still_revokes() {
-    let data = tempdir();
-    let server = plain(&data);
-    let (id, secret) = web_client(&server).await;
-    let (_, mut device) = citizen_with_passkey(&server, "ATK-0019").await;
+    let Agency {
+        data: _data,
+        server,
+        id,
+        secret,
+        mut device,
+        ..
+    } = agency_and_citizen("ATK-0019").await;
     let mut cookie = None;
     for round in 0..6 {
         let (code, c) = code_for(&server, &id, &mut device, cookie.clone()).await;
@@ -660,10 +688,13 @@ async fn pairwise_subjects_differ_by_sector_and_stay_stable() {
 
 #[tokio::test]
 async fn logout_without_a_hint_asks_first_and_checks_the_return_address() {
-    let data = tempdir();
-    let server = plain(&data);
-    let (id, _) = web_client(&server).await;
-    let (_, mut device) = citizen_with_passkey(&server, "ATK-0011").await;
+    let Agency {
+        data: _data,
+        server,
+        id,
+        mut device,
+        ..
+    } = agency_and_citizen("ATK-0011").await;
     let (_, cookie) = browse(
         &server,
         &auth_url(&server, &id, ""),
@@ -733,10 +764,13 @@ async fn logout_without_a_hint_asks_first_and_checks_the_return_address() {
 
 #[tokio::test]
 async fn consent_is_remembered_until_withdrawn() {
-    let data = tempdir();
-    let server = plain(&data);
-    let (id, _) = web_client(&server).await;
-    let (_, mut device) = citizen_with_passkey(&server, "ATK-0012").await;
+    let Agency {
+        data: _data,
+        server,
+        id,
+        mut device,
+        ..
+    } = agency_and_citizen("ATK-0012").await;
     let (_, cookie) = browse(
         &server,
         &auth_url(&server, &id, ""),

@@ -5,89 +5,8 @@ use serde_json::{Value, json};
 
 use crate::authenticator::Device;
 use crate::driver::Drive as _;
-use crate::oidc::plain;
+use crate::driver::{Answer, assertion, enrol, finish_login, login, plain, post};
 use crate::support::{Opts, Server, admin_token, http, register, tempdir};
-
-/// An HTTP answer: status and JSON body (or `null`).
-type Answer = (u16, Value);
-
-pub(crate) async fn post(
-    server: &Server,
-    path: &str,
-    body: &Value,
-) -> (u16, Value, reqwest::header::HeaderMap) {
-    let resp = http()
-        .post(server.at(path))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    (status, resp.json().await.unwrap_or(Value::Null), headers)
-}
-
-/// The whole enrolment ceremony as the page runs it; returns the finish answer.
-pub(crate) async fn enrol(server: &Server, code: &str, device: &mut Device) -> Answer {
-    let (status, started, _) = post(server, "/enrol/start", &json!({ "code": code })).await;
-    if status != 200 {
-        return (status, started);
-    }
-    let credential = match device.create(&started["options"]).await {
-        Ok(c) => c,
-        Err(e) => return (0, json!({ "device_error": e })),
-    };
-    let (status, body, _) = post(
-        server,
-        "/enrol/finish",
-        &json!({ "ceremony": started["ceremony"], "credential": credential }),
-    )
-    .await;
-    (status, body)
-}
-
-/// Starts a login and lets the device answer; returns (ceremony, assertion).
-pub(crate) async fn assertion(server: &Server, device: &mut Device) -> (Value, Value) {
-    let (status, started, _) = post(server, "/login/start", &json!({})).await;
-    assert_eq!(status, 200, "{started}");
-    assert_eq!(
-        started["options"]["publicKey"]["allowCredentials"],
-        json!([]),
-        "usernameless"
-    );
-    assert_eq!(
-        started["options"]["publicKey"]["userVerification"],
-        "required"
-    );
-    let cred = device
-        .get(&started["options"])
-        .await
-        .expect("device answers");
-    (started["ceremony"].clone(), cred)
-}
-
-/// Finishes a login; returns the answer and the session cookie if one was set.
-pub(crate) async fn finish_login(
-    server: &Server,
-    ceremony: &Value,
-    cred: &Value,
-) -> (Answer, Option<String>) {
-    let (status, body, headers) = post(
-        server,
-        "/login/finish",
-        &json!({ "ceremony": ceremony, "credential": cred }),
-    )
-    .await;
-    let cookie = headers
-        .get("set-cookie")
-        .map(|v| v.to_str().unwrap().to_owned());
-    ((status, body), cookie)
-}
-
-pub(crate) async fn login(server: &Server, device: &mut Device) -> (Answer, Option<String>) {
-    let (ceremony, cred) = assertion(server, device).await;
-    finish_login(server, &ceremony, &cred).await
-}
 
 /// A device holding a passkey enrolled with the registration answer `created`.
 async fn enrolled_device(server: &Server, created: &Value) -> Device {
@@ -506,10 +425,11 @@ async fn ceremony_starts_are_throttled_per_address_and_cross_origin_posts_refuse
 async fn authorization_requests_are_limited_per_network() {
     let data = tempdir();
     let server = Server::start(data.path(), Opts::throttled(2, 1));
-    let (client_id, _) = crate::oidc::web_client(&server).await;
+    let (client_id, _) = crate::driver::web_client(&server).await;
     let url = format!(
         "/authorize?response_type=code&client_id={client_id}&redirect_uri={}&scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
-        url::form_urlencoded::byte_serialize(crate::oidc::REDIRECT.as_bytes()).collect::<String>()
+        url::form_urlencoded::byte_serialize(crate::driver::REDIRECT.as_bytes())
+            .collect::<String>()
     );
     let c = crate::support::http_no_redirect();
     // Burst 2 for failures means 2 × 4 for authorization requests.

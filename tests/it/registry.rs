@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::driver::Drive as _;
-use crate::oidc::plain;
+use crate::driver::plain;
 use crate::support::{admin_token, register, tempdir};
 
 #[tokio::test]

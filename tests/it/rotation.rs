@@ -4,7 +4,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use crate::oidc::new_client;
+use crate::driver::new_client;
 use crate::support::{Opts, Server, civis, http, tempdir};
 
 fn kid_of(jwt: &str) -> String {
