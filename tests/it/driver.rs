@@ -339,3 +339,11 @@ pub(crate) async fn agency_and_citizen(national_id: &str) -> Agency {
         device,
     }
 }
+
+impl Agency {
+    /// The parts, for tests that use them as locals: data dir, server, client id and
+    /// secret, device.
+    pub(crate) fn into_parts(self) -> (tempfile::TempDir, Server, String, String, Device) {
+        (self.data, self.server, self.id, self.secret, self.device)
+    }
+}

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 
 use crate::driver::Drive as _;
 use crate::driver::{
-    Agency, LOGGED_OUT, REDIRECT, agency_and_citizen, browse, citizen_with_passkey, new_client,
-    plain, query, web_client,
+    LOGGED_OUT, REDIRECT, agency_and_citizen, browse, citizen_with_passkey, new_client, plain,
+    query, web_client,
 };
 use crate::support::{Server, http, http_no_redirect, root, tempdir};
 
@@ -59,14 +59,7 @@ async fn code_for(
 
 #[tokio::test]
 async fn a_replayed_code_is_refused_and_revokes_what_it_issued() {
-    let Agency {
-        data: _data,
-        server,
-        id,
-        secret,
-        mut device,
-        ..
-    } = agency_and_citizen("ATK-0001").await;
+    let (_data, server, id, secret, mut device) = agency_and_citizen("ATK-0001").await.into_parts();
     let (code, _) = code_for(&server, &id, &mut device, None).await;
     let (status, first) = redeem(&server, (&id, &secret), &code, VERIFIER).await;
     assert_eq!(status, 200, "{first}");
@@ -101,14 +94,7 @@ async fn a_replayed_code_is_refused_and_revokes_what_it_issued() {
 
 #[tokio::test]
 async fn pkce_is_required_and_checked() {
-    let Agency {
-        data: _data,
-        server,
-        id,
-        secret,
-        mut device,
-        ..
-    } = agency_and_citizen("ATK-0002").await;
+    let (_data, server, id, secret, mut device) = agency_and_citizen("ATK-0002").await.into_parts();
 
     // No challenge at all: the authorization endpoint refuses (redirected error).
     let no_pkce = auth_url(&server, &id, "").replace(
@@ -232,14 +218,7 @@ async fn a_code_is_bound_to_its_client_and_expires() {
 
 #[tokio::test]
 async fn refresh_token_reuse_revokes_the_whole_grant() {
-    let Agency {
-        data: _data,
-        server,
-        id,
-        secret,
-        mut device,
-        ..
-    } = agency_and_citizen("ATK-0005").await;
+    let (_data, server, id, secret, mut device) = agency_and_citizen("ATK-0005").await.into_parts();
     let (code, _) = code_for(&server, &id, &mut device, None).await;
     let (_, first) = redeem(&server, (&id, &secret), &code, VERIFIER).await;
     let r1 = first["refresh_token"].as_str().unwrap();
@@ -301,14 +280,7 @@ async fn a_concurrent_retry_within_the_grace_gets_the_same_tokens() {
 /// the real key), an ID token used as an access token.
 #[tokio::test]
 async fn forged_and_misused_tokens_are_rejected_by_userinfo_and_introspection() {
-    let Agency {
-        data: _data,
-        server,
-        id,
-        secret,
-        mut device,
-        ..
-    } = agency_and_citizen("ATK-0007").await;
+    let (_data, server, id, secret, mut device) = agency_and_citizen("ATK-0007").await.into_parts();
     let (code, _) = code_for(&server, &id, &mut device, None).await;
     let (_, t) = redeem(&server, (&id, &secret), &code, VERIFIER).await;
     let good = t["access_token"].as_str().unwrap();
@@ -449,13 +421,7 @@ async fn prompt_none_without_a_session_is_login_required() {
 
 #[tokio::test]
 async fn unmet_acr_values_and_denied_consent_are_proper_errors() {
-    let Agency {
-        data: _data,
-        server,
-        id,
-        mut device,
-        ..
-    } = agency_and_citizen("ATK-0008").await;
+    let (_data, server, id, _, mut device) = agency_and_citizen("ATK-0008").await.into_parts();
     let (back, cookie) = browse(
         &server,
         &auth_url(&server, &id, ""),
@@ -476,14 +442,7 @@ async fn unmet_acr_values_and_denied_consent_are_proper_errors() {
 
 #[tokio::test]
 async fn fifty_parallel_redemptions_of_one_code_yield_exactly_one_success() {
-    let Agency {
-        data: _data,
-        server,
-        id,
-        secret,
-        mut device,
-        ..
-    } = agency_and_citizen("ATK-0009").await;
+    let (_data, server, id, secret, mut device) = agency_and_citizen("ATK-0009").await.into_parts();
     let (code, _) = code_for(&server, &id, &mut device, None).await;
     let mut tasks = Vec::new();
     for _ in 0..50 {
@@ -528,14 +487,7 @@ async fn fifty_parallel_redemptions_of_one_code_yield_exactly_one_success() {
 /// revoked nothing.)
 #[tokio::test]
 async fn a_replay_racing_the_first_redemption_still_revokes() {
-    let Agency {
-        data: _data,
-        server,
-        id,
-        secret,
-        mut device,
-        ..
-    } = agency_and_citizen("ATK-0019").await;
+    let (_data, server, id, secret, mut device) = agency_and_citizen("ATK-0019").await.into_parts();
     let mut cookie = None;
     for round in 0..6 {
         let (code, c) = code_for(&server, &id, &mut device, cookie.clone()).await;
@@ -688,13 +640,7 @@ async fn pairwise_subjects_differ_by_sector_and_stay_stable() {
 
 #[tokio::test]
 async fn logout_without_a_hint_asks_first_and_checks_the_return_address() {
-    let Agency {
-        data: _data,
-        server,
-        id,
-        mut device,
-        ..
-    } = agency_and_citizen("ATK-0011").await;
+    let (_data, server, id, _, mut device) = agency_and_citizen("ATK-0011").await.into_parts();
     let (_, cookie) = browse(
         &server,
         &auth_url(&server, &id, ""),
@@ -764,13 +710,7 @@ async fn logout_without_a_hint_asks_first_and_checks_the_return_address() {
 
 #[tokio::test]
 async fn consent_is_remembered_until_withdrawn() {
-    let Agency {
-        data: _data,
-        server,
-        id,
-        mut device,
-        ..
-    } = agency_and_citizen("ATK-0012").await;
+    let (_data, server, id, _, mut device) = agency_and_citizen("ATK-0012").await.into_parts();
     let (_, cookie) = browse(
         &server,
         &auth_url(&server, &id, ""),
