@@ -22,6 +22,18 @@ fn auth_url(server: &Server, client_id: &str, extra: &str) -> String {
     )
 }
 
+/// The browser's first authorization for `client_id` (login and the consent answer
+/// `decision` included): the redirect back to the client and the session cookie.
+async fn authorize(
+    server: &Server,
+    client_id: &str,
+    device: &mut crate::authenticator::Device,
+    decision: &str,
+) -> (String, Option<String>) {
+    let url = auth_url(server, client_id, "");
+    browse(server, &url, device, None, decision).await
+}
+
 async fn redeem(server: &Server, auth: (&str, &str), code: &str, verifier: &str) -> (u16, Value) {
     server
         .token(
@@ -422,14 +434,7 @@ async fn prompt_none_without_a_session_is_login_required() {
 #[tokio::test]
 async fn unmet_acr_values_and_denied_consent_are_proper_errors() {
     let (_data, server, id, _, mut device) = agency_and_citizen("ATK-0008").await.into_parts();
-    let (back, cookie) = browse(
-        &server,
-        &auth_url(&server, &id, ""),
-        &mut device,
-        None,
-        "deny",
-    )
-    .await;
+    let (back, cookie) = authorize(&server, &id, &mut device, "deny").await;
     assert_eq!(query(&back, "error").as_deref(), Some("access_denied"));
     let url = auth_url(&server, &id, "&acr_values=urn%3Aexample%3Aloa%3Aextreme");
     let (back, _) = browse(&server, &url, &mut device, cookie, "allow").await;
@@ -641,14 +646,7 @@ async fn pairwise_subjects_differ_by_sector_and_stay_stable() {
 #[tokio::test]
 async fn logout_without_a_hint_asks_first_and_checks_the_return_address() {
     let (_data, server, id, _, mut device) = agency_and_citizen("ATK-0011").await.into_parts();
-    let (_, cookie) = browse(
-        &server,
-        &auth_url(&server, &id, ""),
-        &mut device,
-        None,
-        "allow",
-    )
-    .await;
+    let (_, cookie) = authorize(&server, &id, &mut device, "allow").await;
     let cookie = cookie.unwrap();
     let page = http()
         .get(server.at("/end_session"))
@@ -711,14 +709,7 @@ async fn logout_without_a_hint_asks_first_and_checks_the_return_address() {
 #[tokio::test]
 async fn consent_is_remembered_until_withdrawn() {
     let (_data, server, id, _, mut device) = agency_and_citizen("ATK-0012").await.into_parts();
-    let (_, cookie) = browse(
-        &server,
-        &auth_url(&server, &id, ""),
-        &mut device,
-        None,
-        "allow",
-    )
-    .await;
+    let (_, cookie) = authorize(&server, &id, &mut device, "allow").await;
     let cookie = cookie.unwrap();
     // Remembered: the next authorization goes straight back with a code.
     let resp = http_no_redirect()
@@ -784,13 +775,6 @@ async fn a_client_name_with_markup_is_shown_as_text() {
     .await;
     let (_, mut device) = citizen_with_passkey(&server, "ATK-0031").await;
     // `browse` reads the consent page and fails on any `<script>` without `src`.
-    let (back, _) = browse(
-        &server,
-        &auth_url(&server, &id, ""),
-        &mut device,
-        None,
-        "allow",
-    )
-    .await;
+    let (back, _) = authorize(&server, &id, &mut device, "allow").await;
     assert!(query(&back, "code").is_some(), "{back}");
 }
