@@ -188,11 +188,7 @@ pub(crate) async fn browse(
         );
         // The page's only script is `<script src=…>`: no markup from a client name runs.
         assert!(!html.contains("<script>"), "{html}");
-        let field = |name: &str| {
-            let marker = format!("name=\"{name}\" value=\"");
-            let start = html.find(&marker).unwrap() + marker.len();
-            html[start..].split('"').next().unwrap().to_owned()
-        };
+        let field = |name: &str| hidden_field(&html, name);
         let resp = client
             .post(server.at("/authorize/consent"))
             .header("cookie", cookie.clone().unwrap())
@@ -346,4 +342,19 @@ impl Agency {
     pub(crate) fn into_parts(self) -> (tempfile::TempDir, Server, String, String, Device) {
         (self.data, self.server, self.id, self.secret, self.device)
     }
+}
+
+/// The value of the hidden form field `name` on a page (as maud renders it:
+/// `name="…" value="…"`). Panics if the page has none: the test expected the form.
+pub(crate) fn hidden_field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no hidden field {name} in {html}"))
+        + marker.len();
+    html[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }

@@ -669,14 +669,7 @@ async fn logout_without_a_hint_asks_first_and_checks_the_return_address() {
         .unwrap();
     assert_eq!(resp.status(), 400);
     // Confirming logs out and returns to the registered address.
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let csrf = crate::driver::hidden_field(&page, "csrf");
     let resp = http_no_redirect()
         .post(server.at("/end_session/confirm"))
         .header("cookie", &cookie)
