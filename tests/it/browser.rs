@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Opts, Server, admin_token, register, root, tempdir};
+use crate::driver::{plain, tempdir};
+use crate::support::root;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -49,15 +50,15 @@ async fn passkey_enrolment_and_login_in_headless_chromium() {
     }
 
     let data = tempdir();
-    let server = Server::start(data.path(), Opts::plain());
+    let server = plain(&data);
     assert!(
         server.url.starts_with("http://localhost:"),
         "WebAuthn needs the localhost origin: {}",
         server.url
     );
-    let created = register(&server, "BROWSER-001").await;
-    let citizen_id = created["id"].as_str().unwrap().to_owned();
-    let enrolment_url = created["enrolment_url"].as_str().unwrap().to_owned();
+    let created = server.register_citizen("BROWSER-001").await;
+    let citizen_id = created.id;
+    let enrolment_url = created.enrolment_url;
     assert!(
         enrolment_url.starts_with(&server.url),
         "enrolment link {enrolment_url} is not on {}",
@@ -67,20 +68,19 @@ async fn passkey_enrolment_and_login_in_headless_chromium() {
     // The agency app of the relying-party part: nothing serves its addresses (any port Chromium
     // does not block); the browser's
     // visits there are answered inside the script.
-    let (client_id, client_secret) = crate::driver::new_client(
-        &server,
-        serde_json::json!({
+    let agency = server
+        .register_client(serde_json::json!({
             "name": "Agency app (openid-client)",
             "redirect_uris": ["http://localhost:43117/callback"],
             "post_logout_redirect_uris": ["http://localhost:43117/signed-out"],
             "scope": "openid profile",
-        }),
-    )
-    .await;
+        }))
+        .await;
+    let client_id = agency.id;
     let rp = serde_json::json!({
         "issuer": server.url,
         "client_id": client_id,
-        "client_secret": client_secret.expect("confidential client"),
+        "client_secret": agency.secret.expect("confidential client"),
         "redirect_uri": "http://localhost:43117/callback",
         "post_logout_redirect_uri": "http://localhost:43117/signed-out",
     })
@@ -166,14 +166,7 @@ async fn passkey_enrolment_and_login_in_headless_chromium() {
         "logout ended the civis session: {rp}"
     );
 
-    let resp = crate::support::http()
-        .get(server.at(&format!("/admin/v1/citizens/{citizen_id}")))
-        .bearer_auth(admin_token())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let citizen: Value = resp.json().await.unwrap();
+    let citizen = server.citizen(&citizen_id).await;
     let passkeys = citizen["passkeys"].as_array().expect("passkeys array");
     assert_eq!(passkeys.len(), 1, "exactly one passkey: {citizen}");
     assert!(

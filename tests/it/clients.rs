@@ -3,25 +3,14 @@
 
 use serde_json::{Value, json};
 
-use crate::driver::plain;
-use crate::support::{Server, admin_token, http, tempdir};
-
-async fn post(server: &Server, body: &Value) -> reqwest::Response {
-    http()
-        .post(server.at("/admin/v1/clients"))
-        .bearer_auth(admin_token())
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-}
+use crate::driver::{Server, plain, tempdir};
 
 /// POSTs a registration that must be refused with 422; returns the fields named.
 async fn refused(server: &Server, body: Value) -> Vec<String> {
-    let resp = post(server, &body).await;
-    assert_eq!(resp.status(), 422, "{body}");
-    assert_eq!(resp.headers()["content-type"], "application/problem+json");
-    let problem: Value = resp.json().await.unwrap();
+    let resp = server.post_client(&body).await;
+    assert_eq!(resp.status, 422, "{body}");
+    assert_eq!(resp.header("content-type"), "application/problem+json");
+    let problem = resp.json();
     problem["errors"]
         .as_array()
         .unwrap_or_else(|| panic!("no errors in {problem}"))
@@ -34,15 +23,15 @@ async fn refused(server: &Server, body: Value) -> Vec<String> {
 async fn registration_defaults_and_secret_shown_once() {
     let data = tempdir();
     let server = plain(&data);
-    let resp = post(
-        &server,
-        &json!({"name": "Tax Office", "redirect_uris": ["https://tax.example.gov/cb"]}),
-    )
-    .await;
-    assert_eq!(resp.status(), 201);
-    assert_eq!(resp.headers()["cache-control"], "no-store");
-    let location = resp.headers()["location"].to_str().unwrap().to_owned();
-    let created: Value = resp.json().await.unwrap();
+    let resp = server
+        .post_client(
+            &json!({"name": "Tax Office", "redirect_uris": ["https://tax.example.gov/cb"]}),
+        )
+        .await;
+    assert_eq!(resp.status, 201);
+    assert_eq!(resp.header("cache-control"), "no-store");
+    let location = resp.location();
+    let created = resp.json();
     let id = created["client_id"].as_str().unwrap();
     assert_eq!(location, format!("/admin/v1/clients/{id}"));
     assert!(
@@ -66,28 +55,18 @@ async fn registration_defaults_and_secret_shown_once() {
         json!(["authorization_code", "refresh_token"])
     );
 
-    let resp = http()
-        .get(server.at(&location))
-        .bearer_auth(admin_token())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let text = resp.text().await.unwrap();
+    let resp = server.admin_get(location).await;
+    assert_eq!(resp.status, 200);
+    let text = &resp.text;
     assert!(!text.contains(secret), "secret shown once: {text}");
-    let shown: Value = serde_json::from_str(&text).unwrap();
+    let shown: Value = serde_json::from_str(text).unwrap();
     assert!(shown.get("client_secret").is_none());
     let mut expected = created.clone();
     expected.as_object_mut().unwrap().remove("client_secret");
     assert_eq!(shown, expected);
 
-    let resp = http()
-        .get(server.at("/admin/v1/clients/unknown"))
-        .bearer_auth(admin_token())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
+    let resp = server.admin_get("/admin/v1/clients/unknown").await;
+    assert_eq!(resp.status, 404);
 
     let (_, stderr) = server.stop();
     assert!(!stderr.contains(secret), "secret never logged");
@@ -98,27 +77,27 @@ async fn other_methods_and_client_credentials() {
     let data = tempdir();
     let server = plain(&data);
     // A public client gets no secret.
-    let resp = post(
-        &server,
-        &json!({"name": "Citizen app", "redirect_uris": ["http://127.0.0.1:8080/cb"],
+    let resp = server
+        .post_client(
+            &json!({"name": "Citizen app", "redirect_uris": ["http://127.0.0.1:8080/cb"],
                 "token_endpoint_auth_method": "none", "subject_type": "pairwise",
                 "scope": "openid national_id"}),
-    )
-    .await;
-    assert_eq!(resp.status(), 201);
-    let created: Value = resp.json().await.unwrap();
+        )
+        .await;
+    assert_eq!(resp.status, 201);
+    let created = resp.json();
     assert!(created.get("client_secret").is_none());
     assert_eq!(created["subject_type"], "pairwise");
     assert_eq!(created["scope"], "openid national_id");
     // A seal client without redirect URIs.
-    let resp = post(
-        &server,
-        &json!({"name": "Registry seal", "grant_types": ["client_credentials"], "scope": "seal",
+    let resp = server
+        .post_client(
+            &json!({"name": "Registry seal", "grant_types": ["client_credentials"], "scope": "seal",
                 "token_endpoint_auth_method": "client_secret_post"}),
-    )
-    .await;
-    assert_eq!(resp.status(), 201);
-    let created: Value = resp.json().await.unwrap();
+        )
+        .await;
+    assert_eq!(resp.status, 201);
+    let created = resp.json();
     assert!(created["client_secret"].is_string());
     assert_eq!(created["redirect_uris"], json!([]));
     assert_eq!(created["grant_types"], json!(["client_credentials"]));
@@ -126,14 +105,14 @@ async fn other_methods_and_client_credentials() {
     let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1",
         "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
         "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]});
-    let resp = post(
-        &server,
-        &json!({"name": "Pension fund", "redirect_uris": ["https://pension.example/cb"],
+    let resp = server
+        .post_client(
+            &json!({"name": "Pension fund", "redirect_uris": ["https://pension.example/cb"],
                 "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks}),
-    )
-    .await;
-    assert_eq!(resp.status(), 201);
-    let created: Value = resp.json().await.unwrap();
+        )
+        .await;
+    assert_eq!(resp.status, 201);
+    let created = resp.json();
     assert!(created.get("client_secret").is_none());
     assert_eq!(created["jwks"], jwks);
 }
@@ -194,18 +173,17 @@ async fn invalid_registrations_are_422_naming_the_field() {
     assert_eq!(refused(&server, public_cc).await, ["grant_types"]);
 
     // Unknown members and wrong shapes are refused too.
-    let resp = post(&server, &with("client_secret", json!("mine"))).await;
-    assert_eq!(resp.status(), 422);
-    let resp = post(
-        &server,
-        &with("redirect_uris", json!("https://a.example/cb")),
-    )
-    .await;
-    assert_eq!(resp.status(), 422);
+    let resp = server
+        .post_client(&with("client_secret", json!("mine")))
+        .await;
+    assert_eq!(resp.status, 422);
+    let resp = server
+        .post_client(&with("redirect_uris", json!("https://a.example/cb")))
+        .await;
+    assert_eq!(resp.status, 422);
 
     // The base registration itself is fine.
-    let resp = post(&server, &ok).await;
-    assert_eq!(resp.status(), 201);
+    assert_eq!(server.post_client(&ok).await.status, 201);
 }
 
 #[tokio::test]
@@ -214,19 +192,16 @@ async fn registration_requires_the_admin_token() {
     let server = plain(&data);
     let body = json!({"name": "Agency", "redirect_uris": ["https://agency.example/cb"]});
     for auth in [None, Some("Bearer wrong"), Some("Basic YWRtaW46YWRtaW4=")] {
-        let mut req = http().post(server.at("/admin/v1/clients")).json(&body);
-        if let Some(a) = auth {
-            req = req.header("authorization", a);
-        }
-        let resp = req.send().await.unwrap();
-        assert_eq!(resp.status(), 401, "{auth:?}");
-        let problem: Value = resp.json().await.unwrap();
+        let resp = server
+            .post("/admin/v1/clients")
+            .json(&body)
+            .authorization(auth)
+            .send()
+            .await;
+        assert_eq!(resp.status, 401, "{auth:?}");
+        let problem = resp.json();
         assert!(problem.get("detail").is_none(), "says nothing: {problem}");
     }
-    let resp = http()
-        .get(server.at("/admin/v1/clients/anything"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 401);
+    let resp = server.get("/admin/v1/clients/anything").send().await;
+    assert_eq!(resp.status, 401);
 }

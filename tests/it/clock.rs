@@ -4,39 +4,32 @@
 
 use serde_json::json;
 
-use crate::support::{Opts, Server, admin_token, http, register, tempdir};
+use crate::driver::{Opts, Server, plain, start, tempdir};
 
 /// A server whose clock the test can move.
 pub fn with_test_clock(data: &tempfile::TempDir) -> Server {
-    let mut opts = Opts::plain();
-    opts.env.push(("CIVIS_TEST_CLOCK".into(), "1".into()));
-    Server::start(data.path(), opts)
+    start(data, Opts::plain().with_env("CIVIS_TEST_CLOCK", "1"))
 }
 
 /// Moves the server's clock forward.
 pub async fn advance(server: &Server, seconds: i64) {
-    let resp = http()
-        .post(server.at("/admin/v1/test/clock"))
-        .bearer_auth(admin_token())
-        .json(&json!({ "advance_seconds": seconds }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    let reply = server
+        .admin_post(
+            "/admin/v1/test/clock",
+            &json!({ "advance_seconds": seconds }),
+        )
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.text);
 }
 
 #[tokio::test]
 async fn the_clock_cannot_be_moved_unless_the_test_clock_is_enabled() {
     let data = tempdir();
-    let server = Server::start(data.path(), Opts::plain());
-    let resp = http()
-        .post(server.at("/admin/v1/test/clock"))
-        .bearer_auth(admin_token())
-        .json(&json!({ "advance_seconds": 3600 }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
+    let server = plain(&data);
+    let reply = server
+        .admin_post("/admin/v1/test/clock", &json!({ "advance_seconds": 3600 }))
+        .await;
+    assert_eq!(reply.status, 404);
 }
 
 /// An enrolment code expires when the clock passes its `expires_at`, and the sweeper then
@@ -45,20 +38,11 @@ async fn the_clock_cannot_be_moved_unless_the_test_clock_is_enabled() {
 async fn expired_records_stop_working_and_the_sweeper_removes_them() {
     let data = tempdir();
     let server = with_test_clock(&data);
-    let created = register(&server, "CLOCK-001").await;
-    let link = format!(
-        "/enrol?code={}",
-        created["enrolment_code"].as_str().unwrap()
-    );
-    assert_eq!(
-        http().get(server.at(&link)).send().await.unwrap().status(),
-        200
-    );
+    let citizen = server.register_citizen("CLOCK-001").await;
+    let link = format!("/enrol?code={}", citizen.enrolment_code);
+    assert_eq!(server.get(&link).send().await.status, 200);
     advance(&server, 73 * 3600).await;
-    assert_eq!(
-        http().get(server.at(&link)).send().await.unwrap().status(),
-        404
-    );
+    assert_eq!(server.get(&link).send().await.status, 404);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !server.stderr().contains("expired records swept") {
         assert!(std::time::Instant::now() < deadline, "no sweep in 30 s");

@@ -6,10 +6,7 @@
 
 use serde_json::Value;
 
-use crate::authenticator::Device;
-use crate::driver::Drive as _;
-use crate::driver::{enrol, login};
-use crate::support::{Opts, Server, http, tempdir};
+use crate::driver::{Device, plain, tempdir};
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -34,47 +31,36 @@ async fn a_data_dir_of_the_previous_layout_serves_and_accepts_writes() {
     let data = tempdir();
     copy_dir(&fixtures.join("datadir-v0.1"), data.path());
     std::fs::create_dir_all(data.path().join("blobs")).unwrap();
-    let server = Server::start(data.path(), Opts::plain());
+    let server = plain(&data);
 
     // A citizen and their passkey, as the registry shows them.
-    let path = format!("/admin/v1/citizens/{}", fact("citizen_id"));
-    let (_, citizen) = server.admin_get(&path).await;
+    let citizen = server.citizen(&fact("citizen_id")).await;
     assert_eq!(citizen["national_id"], "OLD-0001", "{citizen}");
     assert_eq!(citizen["passkeys"].as_array().unwrap().len(), 1);
 
     // An old grant's refresh token rotates (client secret, grant, refresh token, citizen).
-    let (client_id, secret) = (fact("client_id"), fact("client_secret"));
-    let (status, tokens) = server
-        .refresh((&client_id, &secret), &fact("refresh_token"))
+    let (client_id, client_secret) = (fact("client_id"), fact("client_secret"));
+    let resp = server
+        .refresh((&client_id, &client_secret), &fact("refresh_token"))
         .await;
-    assert_eq!(status, 200, "{tokens}");
-    let info: Value = http()
-        .get(server.at("/userinfo"))
-        .bearer_auth(tokens["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(resp.status, 200);
+    let info = server.userinfo(&resp.tokens().access).await;
+    let info = info.json();
     assert_eq!(info["given_name"], "Ana", "{info}");
     assert_eq!(info["sub"], fact("citizen_id"));
 
     // A machine client authenticates with its old secret.
-    let (m2m_id, m2m_secret) = (fact("m2m_client_id"), fact("m2m_client_secret"));
-    let (status, answer) = server
-        .token(
-            (&m2m_id, &m2m_secret),
-            &[("grant_type", "client_credentials")],
-        )
+    let (machine_id, machine_secret) = (fact("m2m_client_id"), fact("m2m_client_secret"));
+    let resp = server
+        .client_credentials((&machine_id, &machine_secret))
         .await;
-    assert_eq!(status, 200, "{answer}");
+    assert_eq!(resp.status, 200);
 
     // An old enrolment code creates a passkey, which then logs in.
     let mut device = Device::new(&server.url);
-    let (status, body) = enrol(&server, &fact("enrolment_code"), &mut device).await;
-    assert_eq!(status, 201, "{body}");
-    let ((status, body), cookie) = login(&server, &mut device).await;
-    assert_eq!(status, 200, "{body}");
-    assert!(cookie.is_some());
+    let enrolled = server.enrol(&fact("enrolment_code"), &mut device).await;
+    assert_eq!(enrolled.status, 201, "{}", enrolled.text);
+    let login = server.login(&mut device).await;
+    assert_eq!(login.status, 200, "{}", login.text);
+    assert!(login.set_cookie().is_some());
 }

@@ -2,28 +2,21 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::support::{Opts, Server, admin_token, civis, client_trusting, register, root, tempdir};
+use crate::driver::{Opts, Server, plain, start, tempdir, tls};
+use crate::support::{civis, client_trusting, keys_init, root};
 
 #[tokio::test]
 async fn healthz_over_tls_with_a_client_trusting_only_the_dev_ca() {
     let data = tempdir();
-    let server = Server::start(data.path(), Opts::default());
+    let server = tls(&data);
     assert!(
         server.url.starts_with("https://localhost:"),
         "{}",
         server.url
     );
-    let resp = server
-        .client()
-        .get(server.at("/healthz"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(
-        resp.json::<serde_json::Value>().await.unwrap()["status"],
-        "ok"
-    );
+    let resp = server.get("/healthz").send().await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.json()["status"], "ok");
     assert!(
         server.stderr().contains("development keys"),
         "dev-key warning expected"
@@ -31,51 +24,32 @@ async fn healthz_over_tls_with_a_client_trusting_only_the_dev_ca() {
 
     // A client that trusts some other CA must refuse the connection.
     let other = tempdir();
-    let status = civis()
-        .args(["keys", "init", "--dir"])
-        .arg(other.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    assert!(keys_init(other.path()).status.success());
     let stranger = client_trusting(&other.path().join("ca.pem"));
     assert!(stranger.get(server.at("/healthz")).send().await.is_err());
 
     // The CA that verifiers trust is served.
-    let ca = server
-        .client()
-        .get(server.at("/pki/ca.pem"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ca.status(), 200);
+    let ca = server.get("/pki/ca.pem").send().await;
+    assert_eq!(ca.status, 200);
     let expected = std::fs::read_to_string(root().join("keys-dev/ca.pem")).unwrap();
-    assert_eq!(ca.text().await.unwrap(), expected);
+    assert_eq!(ca.text, expected);
 }
 
 #[tokio::test]
 async fn plain_http_serves_health_and_prometheus_metrics() {
     let data = tempdir();
-    let server = Server::start(data.path(), Opts::plain());
+    let server = plain(&data);
     assert!(
         server.url.starts_with("http://localhost:"),
         "{}",
         server.url
     );
-    let client = crate::support::http();
-    assert_eq!(
-        client
-            .get(server.at("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let resp = client.get(server.at("/metrics")).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let ctype = resp.headers()["content-type"].to_str().unwrap().to_owned();
+    assert_eq!(server.get("/healthz").send().await.status, 200);
+    let resp = server.get("/metrics").send().await;
+    assert_eq!(resp.status, 200);
+    let ctype = resp.header("content-type");
     assert!(ctype.starts_with("application/openmetrics-text"), "{ctype}");
-    let text = resp.text().await.unwrap();
+    let text = &resp.text;
     assert!(
         text.contains("# TYPE civis_http_requests counter"),
         "{text}"
@@ -99,43 +73,35 @@ async fn request_ids_are_echoed_and_logged() {
 /// The same lines through tracing-appender, the writer the benchmark compares ours with.
 #[tokio::test]
 async fn the_appender_log_writer_writes_the_same_lines() {
-    let mut opts = Opts::plain();
-    opts.env
-        .push(("CIVIS_LOG_WRITER".into(), "appender".into()));
-    request_ids_logged_with(opts).await;
+    request_ids_logged_with(Opts::plain().with_env("CIVIS_LOG_WRITER", "appender")).await;
 }
 
 async fn request_ids_logged_with(opts: Opts) {
     let data = tempdir();
-    let server = Server::start(data.path(), opts);
-    let client = crate::support::http();
-    let resp = client
-        .get(server.at("/healthz"))
+    let server = start(&data, opts);
+    let resp = server
+        .get("/healthz")
         .header("x-request-id", "trace-abc-123")
         .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.headers()["x-request-id"], "trace-abc-123");
+        .await;
+    assert_eq!(resp.header("x-request-id"), "trace-abc-123");
     // A hostile id (log injection) is replaced by our own.
-    let resp = client
-        .get(server.at("/healthz"))
+    let resp = server
+        .get("/healthz")
         .header("x-request-id", "a\"b}{\\n-xxxxxxxx")
         .send()
-        .await
-        .unwrap();
-    let own = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
-    assert_eq!(own.len(), 24);
-    let resp = client.get(server.at("/nowhere")).send().await.unwrap();
-    assert_eq!(resp.status(), 404);
-    assert_eq!(resp.headers()["content-type"], "application/problem+json");
-    let id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
-    let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(body["request_id"], id.as_str());
+        .await;
+    assert_eq!(resp.header("x-request-id").len(), 24);
+    let resp = server.get("/nowhere").send().await;
+    assert_eq!(resp.status, 404);
+    assert_eq!(resp.header("content-type"), "application/problem+json");
+    let id = resp.header("x-request-id");
+    assert_eq!(resp.json()["request_id"], id);
     let (status, log) = server.stop();
     assert!(status.success());
     let line = log
         .lines()
-        .find(|l| l.contains(&id))
+        .find(|l| l.contains(id))
         .expect("request line logged");
     let line: serde_json::Value = serde_json::from_str(line).unwrap();
     assert_eq!(line["fields"]["status"], 404);
@@ -154,13 +120,19 @@ async fn config_precedence_flag_over_env_over_file_over_default() {
     )
     .unwrap();
 
+    // `civis serve` with that file and a data directory.
+    let serve = || {
+        let mut cmd = civis();
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(data.path());
+        cmd
+    };
+
     // env beats file (listen), file beats default (plain_http).
-    let mut cmd = civis();
-    cmd.arg("serve")
-        .arg("--config")
-        .arg(&file)
-        .arg("--data-dir")
-        .arg(data.path());
+    let mut cmd = serve();
     cmd.env("CIVIS_LISTEN", "127.0.0.1:0");
     let server = Server::spawn(cmd).map_err(|(_, e)| e).unwrap();
     assert!(
@@ -172,12 +144,7 @@ async fn config_precedence_flag_over_env_over_file_over_default() {
 
     // flag beats env: a broken env value is ignored when the flag is given; env beats file
     // for plain_http (CIVIS_PLAIN_HTTP=0 turns TLS back on).
-    let mut cmd = civis();
-    cmd.arg("serve")
-        .arg("--config")
-        .arg(&file)
-        .arg("--data-dir")
-        .arg(data.path());
+    let mut cmd = serve();
     cmd.args(["--listen", "127.0.0.1:0"]);
     cmd.env("CIVIS_LISTEN", "garbage");
     cmd.env("CIVIS_PLAIN_HTTP", "0");
@@ -190,14 +157,7 @@ async fn config_precedence_flag_over_env_over_file_over_default() {
     drop(server);
 
     // Without env or flag the file's broken listen value is used and named.
-    let out = civis()
-        .arg("serve")
-        .arg("--config")
-        .arg(&file)
-        .arg("--data-dir")
-        .arg(data.path())
-        .output()
-        .unwrap();
+    let out = serve().output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("invalid listen"), "{err}");
@@ -223,7 +183,7 @@ fn unknown_config_key_is_rejected_by_name() {
 #[tokio::test]
 async fn second_serve_on_the_same_data_dir_fails_naming_it() {
     let data = tempdir();
-    let first = Server::start(data.path(), Opts::plain());
+    let first = plain(&data);
     let started = std::time::Instant::now();
     let Err((status, err)) = Server::try_start(data.path(), Opts::plain()) else {
         panic!("second server must not start");
@@ -237,46 +197,28 @@ async fn second_serve_on_the_same_data_dir_fails_naming_it() {
     assert!(err.contains(&data.path().display().to_string()), "{err}");
     assert!(err.contains("in use"), "{err}");
     // The first one is unharmed.
-    let resp = crate::support::http()
-        .get(first.at("/healthz"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(first.get("/healthz").send().await.status, 200);
 }
 
 #[tokio::test]
 async fn acknowledged_write_survives_sigterm_and_restart() {
     let data = tempdir();
-    let server = Server::start(data.path(), Opts::default());
-    let created = register(&server, "DUR-0001").await;
-    let id = created["id"].as_str().unwrap().to_owned();
+    let server = tls(&data);
+    let id = server.register_citizen("DUR-0001").await.id;
     // SIGTERM right after the acknowledgement.
     let (status, log) = server.stop();
     assert!(status.success(), "exit 0 on SIGTERM: {log}");
     assert!(log.contains("storage flushed"));
 
-    let server = Server::start(data.path(), Opts::default());
-    let resp = server
-        .client()
-        .get(server.at(&format!("/admin/v1/citizens/{id}")))
-        .bearer_auth(admin_token())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(body["national_id"], "DUR-0001");
+    let server = tls(&data);
+    assert_eq!(server.citizen(&id).await["national_id"], "DUR-0001");
 }
 
 #[tokio::test]
 async fn a_record_of_unknown_version_is_reported_not_panicked_on() {
     let data = tempdir();
-    let server = Server::start(data.path(), Opts::plain());
-    let id = register(&server, "VER-0001").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let server = plain(&data);
+    let id = server.register_citizen("VER-0001").await.id;
     assert!(server.stop().0.success());
 
     // Plant a record from a "future" version, as a newer civis might have written it.
@@ -291,37 +233,24 @@ async fn a_record_of_unknown_version_is_reported_not_panicked_on() {
             .unwrap();
     });
 
-    let server = Server::start(data.path(), Opts::plain());
-    let resp = crate::support::http()
-        .get(server.at(&format!("/admin/v1/citizens/{id}")))
-        .bearer_auth(admin_token())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 500);
-    let rid = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
-    let body = resp.text().await.unwrap();
+    let server = plain(&data);
+    let resp = server.admin_get(&format!("/admin/v1/citizens/{id}")).await;
+    assert_eq!(resp.status, 500);
+    let rid = resp.header("x-request-id");
+    let body = &resp.text;
     assert!(
         !body.contains("version") && !body.contains("citizens/") && !body.contains(&id),
         "no internals: {body}"
     );
     // The server is still alive, and the log names tree, key and version with the request id.
-    assert_eq!(
-        crate::support::http()
-            .get(server.at("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(server.get("/healthz").send().await.status, 200);
     let (status, log) = server.stop();
     assert!(status.success());
     let line = log
         .lines()
         .find(|l| l.contains(&format!("record citizens/{id} has unknown version 99")))
         .unwrap_or_else(|| panic!("not reported: {log}"));
-    assert!(line.contains(&rid), "{line}");
+    assert!(line.contains(rid), "{line}");
     assert!(!log.contains("panicked"));
 }
 
@@ -329,11 +258,7 @@ async fn a_record_of_unknown_version_is_reported_not_panicked_on() {
 fn keys_init_creates_a_private_set_and_refuses_to_overwrite() {
     let dir = tempdir();
     let keys = dir.path().join("prod");
-    let out = civis()
-        .args(["keys", "init", "--dir"])
-        .arg(&keys)
-        .output()
-        .unwrap();
+    let out = keys_init(&keys);
     assert!(
         out.status.success(),
         "{}",
@@ -347,11 +272,7 @@ fn keys_init_creates_a_private_set_and_refuses_to_overwrite() {
         assert_eq!(mode & 0o777, 0o600, "{f}");
     }
     let token_before = std::fs::read(keys.join("token.key")).unwrap();
-    let out = civis()
-        .args(["keys", "init", "--dir"])
-        .arg(&keys)
-        .output()
-        .unwrap();
+    let out = keys_init(&keys);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
     assert_eq!(std::fs::read(keys.join("token.key")).unwrap(), token_before);
@@ -361,21 +282,11 @@ fn keys_init_creates_a_private_set_and_refuses_to_overwrite() {
 async fn fresh_keys_serve_without_the_dev_warning() {
     let dir = tempdir();
     let keys = dir.path().join("k");
-    assert!(
-        civis()
-            .args(["keys", "init", "--dir"])
-            .arg(&keys)
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(keys_init(&keys).status.success());
     let data = tempdir();
-    let server = Server::start(
-        data.path(),
-        Opts {
-            args: vec!["--keys-dir".into(), keys.display().to_string()],
-            ..Default::default()
-        },
+    let server = start(
+        &data,
+        Opts::default().with_args(["--keys-dir".into(), keys.display().to_string()]),
     );
     let resp = client_trusting(&keys.join("ca.pem"))
         .get(server.at("/healthz"))
@@ -414,7 +325,7 @@ fn token_key_from_keys_dev_signs_jwts_that_jsonwebtoken_verifies() {
 async fn pipelined_requests_on_one_connection_are_answered_in_order() {
     use std::io::{Read as _, Write as _};
     let data = tempdir();
-    let server = Server::start(data.path(), Opts::plain());
+    let server = plain(&data);
     let addr = server.url.strip_prefix("http://").unwrap().to_owned();
     let answers = tokio::task::spawn_blocking(move || {
         let mut s = std::net::TcpStream::connect(addr.replace("localhost", "127.0.0.1")).unwrap();
@@ -451,7 +362,7 @@ async fn pipelined_requests_on_one_connection_are_answered_in_order() {
 #[tokio::test]
 async fn tls_clients_that_offer_http2_get_it() {
     let data = tempdir();
-    let server = Server::start(data.path(), Opts::default());
+    let server = tls(&data);
     let mut tls = crate::support::tls_trusting(&root().join("keys-dev/ca.pem"));
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let client = crate::support::client_with_tls(tls);
@@ -470,8 +381,7 @@ async fn tls_clients_that_offer_http2_get_it() {
 #[tokio::test]
 async fn answers_are_not_cached_unless_they_are_public() {
     let data = tempdir();
-    let server = Server::start(data.path(), Opts::plain());
-    let c = crate::support::http();
+    let server = plain(&data);
     for path in [
         "/healthz",
         "/no-such-page",
@@ -479,18 +389,15 @@ async fn answers_are_not_cached_unless_they_are_public() {
         "/admin/v1/citizens/unknown",
         "/login",
     ] {
-        let resp = c.get(server.at(path)).send().await.unwrap();
-        assert_eq!(resp.headers()["cache-control"], "no-store", "{path}");
-        assert_eq!(resp.headers()["pragma"], "no-cache", "{path}");
+        let resp = server.get(path).send().await;
+        assert_eq!(resp.header("cache-control"), "no-store", "{path}");
+        assert_eq!(resp.header("pragma"), "no-cache", "{path}");
     }
-    let created = register(&server, "CACHE-001").await;
-    assert!(created["enrolment_code"].is_string());
-    let jwks = c.get(server.at("/jwks")).send().await.unwrap();
+    let created = server.register_citizen("CACHE-001").await;
+    assert!(!created.enrolment_code.is_empty());
+    let jwks = server.get("/jwks").send().await;
     assert!(
-        jwks.headers()["cache-control"]
-            .to_str()
-            .unwrap()
-            .starts_with("public"),
+        jwks.header("cache-control").starts_with("public"),
         "the JWKS may be cached"
     );
 }

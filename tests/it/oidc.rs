@@ -10,15 +10,15 @@ use openidconnect::{
 };
 use serde_json::{Value, json};
 
-use crate::driver::{LOGGED_OUT, REDIRECT, browse, citizen_with_passkey, plain, query, web_client};
-use crate::support::{http, http_no_redirect, tempdir};
+use crate::driver::{LOGGED_OUT, REDIRECT, enc, jwt_part, plain, query, tempdir};
+use crate::support::http_no_redirect;
 
 #[tokio::test]
 async fn a_stock_oidc_library_logs_in_with_civis() {
     let data = tempdir();
     let server = plain(&data);
-    let (client_id, secret) = web_client(&server).await;
-    let (citizen_id, mut device) = citizen_with_passkey(&server, "OIDC-0001").await;
+    let web = server.web_client().await;
+    let (citizen_id, mut device) = server.citizen_with_passkey("OIDC-0001").await;
     let rp_http = http_no_redirect();
 
     // Discovery and JWKS, as the library reads them.
@@ -28,8 +28,8 @@ async fn a_stock_oidc_library_logs_in_with_civis() {
             .expect("discovery");
     let rp = CoreClient::from_provider_metadata(
         metadata,
-        ClientId::new(client_id.clone()),
-        Some(ClientSecret::new(secret)),
+        ClientId::new(web.id.clone()),
+        Some(ClientSecret::new(web.secret.clone().unwrap())),
     )
     .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -44,7 +44,10 @@ async fn a_stock_oidc_library_logs_in_with_civis() {
         .set_pkce_challenge(challenge)
         .url();
 
-    let (back, cookie) = browse(&server, auth_url.as_str(), &mut device, None, "allow").await;
+    let (back, cookie) = server
+        .authorize(auth_url.as_str(), &mut device, None, "allow")
+        .await;
+    let cookie = cookie.unwrap();
     assert!(back.starts_with(REDIRECT), "{back}");
     assert_eq!(
         query(&back, "state").as_deref(),
@@ -97,31 +100,14 @@ async fn a_stock_oidc_library_logs_in_with_civis() {
     );
 
     // The raw ID token: ES256 with a published kid, sid, and no national_id without its scope.
-    let raw: Value = {
-        let payload = id_token.to_string().split('.').nth(1).unwrap().to_owned();
-        use base64::Engine;
-        serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(payload)
-                .unwrap(),
-        )
-        .unwrap()
-    };
+    let raw = jwt_part(&id_token.to_string(), 1);
     assert!(raw["sid"].is_string());
     assert!(raw.get("national_id").is_none(), "{raw}");
     assert_eq!(raw["email"], Value::Null, "the citizen has no e-mail");
 
     // The access token is an RFC 9068 JWT.
     let at = tokens.access_token().secret().clone();
-    let header: Value = {
-        use base64::Engine;
-        serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(at.split('.').next().unwrap())
-                .unwrap(),
-        )
-        .unwrap()
-    };
+    let header = jwt_part(&at, 0);
     assert_eq!(header["typ"], "at+jwt");
     assert_eq!(header["alg"], "ES256");
 
@@ -164,59 +150,45 @@ async fn a_stock_oidc_library_logs_in_with_civis() {
         .add_scope(Scope::new("profile".into()))
         .set_pkce_challenge(challenge)
         .url();
-    let resp = rp_http
+    let resp = server
         .get(auth_url.as_str())
-        .header("cookie", cookie.clone().unwrap())
+        .no_redirect()
+        .cookie(&cookie)
         .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303);
-    assert!(
-        resp.headers()["location"]
-            .to_str()
-            .unwrap()
-            .starts_with(REDIRECT)
-    );
+        .await;
+    assert_eq!(resp.status, 303);
+    assert!(resp.location().starts_with(REDIRECT));
 
     // RP-initiated logout with id_token_hint: no question asked, back to the client with state.
     let logout = format!(
-        "{}/end_session?id_token_hint={}&post_logout_redirect_uri={}&state=s1",
-        server.url,
-        id_token,
-        url::form_urlencoded::byte_serialize(LOGGED_OUT.as_bytes()).collect::<String>()
+        "/end_session?id_token_hint={id_token}&post_logout_redirect_uri={}&state=s1",
+        enc(LOGGED_OUT)
     );
-    let resp = rp_http
+    let resp = server
         .get(&logout)
-        .header("cookie", cookie.clone().unwrap())
+        .no_redirect()
+        .cookie(&cookie)
         .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303);
+        .await;
+    assert_eq!(resp.status, 303);
+    assert_eq!(resp.location(), format!("{LOGGED_OUT}?state=s1"));
     assert_eq!(
-        resp.headers()["location"],
-        format!("{LOGGED_OUT}?state=s1").as_str()
+        server.session(&cookie).await.status,
+        401,
+        "the civis session ended"
     );
-    let s = http()
-        .get(server.at("/session"))
-        .header("cookie", cookie.unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(s.status(), 401, "the civis session ended");
 }
 
 #[tokio::test]
 async fn discovery_lists_what_the_contract_requires() {
     let data = tempdir();
     let server = plain(&data);
-    let d: Value = http()
-        .get(server.at("/.well-known/openid-configuration"))
+    let d = server
+        .get("/.well-known/openid-configuration")
         .send()
         .await
-        .unwrap()
         .json()
-        .await
-        .unwrap();
+        .clone();
     assert_eq!(d["issuer"], server.url.as_str());
     for k in [
         "authorization_endpoint",
@@ -266,14 +238,8 @@ async fn discovery_lists_what_the_contract_requires() {
             "{c}"
         );
     }
-    let jwks: Value = http()
-        .get(d["jwks_uri"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = server.get(d["jwks_uri"].as_str().unwrap()).send().await;
+    let jwks = jwks.json();
     let key = &jwks["keys"][0];
     assert_eq!(
         (

@@ -4,101 +4,32 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use crate::driver::Drive as _;
 use crate::driver::{
-    LOGGED_OUT, REDIRECT, agency_and_citizen, browse, citizen_with_passkey, new_client, plain,
-    query, web_client,
+    CHALLENGE, LOGGED_OUT, REDIRECT, VERIFIER, code_grant, field, jwt_part, plain, query, start,
+    tempdir,
 };
-use crate::support::{Server, http, http_no_redirect, root, tempdir};
-
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-
-fn auth_url(server: &Server, client_id: &str, extra: &str) -> String {
-    format!(
-        "{}/authorize?response_type=code&client_id={client_id}&redirect_uri={}&scope=openid%20profile&state=st&nonce=n1&code_challenge={CHALLENGE}&code_challenge_method=S256{extra}",
-        server.url,
-        url::form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
-    )
-}
-
-/// The browser's first authorization for `client_id` (login and the consent answer
-/// `decision` included): the redirect back to the client and the session cookie.
-async fn authorize(
-    server: &Server,
-    client_id: &str,
-    device: &mut crate::authenticator::Device,
-    decision: &str,
-) -> (String, Option<String>) {
-    let url = auth_url(server, client_id, "");
-    browse(server, &url, device, None, decision).await
-}
-
-async fn redeem(server: &Server, auth: (&str, &str), code: &str, verifier: &str) -> (u16, Value) {
-    server
-        .token(
-            auth,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", verifier),
-            ],
-        )
-        .await
-}
-
-/// A fresh code for a citizen (logging in and consenting as needed).
-async fn code_for(
-    server: &Server,
-    client_id: &str,
-    device: &mut crate::authenticator::Device,
-    cookie: Option<String>,
-) -> (String, Option<String>) {
-    let (back, cookie) = browse(
-        server,
-        &auth_url(server, client_id, ""),
-        device,
-        cookie,
-        "allow",
-    )
-    .await;
-    (
-        query(&back, "code").unwrap_or_else(|| panic!("no code in {back}")),
-        cookie,
-    )
-}
+use crate::support::{Opts, root};
 
 #[tokio::test]
 async fn a_replayed_code_is_refused_and_revokes_what_it_issued() {
-    let (_data, server, id, secret, mut device) = agency_and_citizen("ATK-0001").await.into_parts();
-    let (code, _) = code_for(&server, &id, &mut device, None).await;
-    let (status, first) = redeem(&server, (&id, &secret), &code, VERIFIER).await;
-    assert_eq!(status, 200, "{first}");
-    assert_eq!(
-        server
-            .userinfo(first["access_token"].as_str().unwrap())
-            .await,
-        200
-    );
+    let data = tempdir();
+    let server = plain(&data);
+    let web = server.web_client().await;
+    let (_, mut device) = server.citizen_with_passkey("ATK-0001").await;
+    let (code, _) = server.code_for(&web.id, &mut device, None).await;
+    let first = server.redeem(web.auth(), &code, VERIFIER).await.tokens();
+    assert_eq!(server.userinfo(&first.access).await.status, 200);
 
-    let (status, again) = redeem(&server, (&id, &secret), &code, VERIFIER).await;
+    let again = server.redeem(web.auth(), &code, VERIFIER).await;
+    assert_eq!((again.status, again.error()), (400, Some("invalid_grant")));
     assert_eq!(
-        (status, again["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
-    assert_eq!(
-        server
-            .userinfo(first["access_token"].as_str().unwrap())
-            .await,
+        server.userinfo(&first.access).await.status,
         401,
         "access token revoked"
     );
-    let (status, r) = server
-        .refresh((&id, &secret), first["refresh_token"].as_str().unwrap())
-        .await;
+    let r = server.refresh(web.auth(), first.refresh_token()).await;
     assert_eq!(
-        (status, r["error"].as_str()),
+        (r.status, r.error()),
         (400, Some("invalid_grant")),
         "refresh token revoked"
     );
@@ -106,42 +37,46 @@ async fn a_replayed_code_is_refused_and_revokes_what_it_issued() {
 
 #[tokio::test]
 async fn pkce_is_required_and_checked() {
-    let (_data, server, id, secret, mut device) = agency_and_citizen("ATK-0002").await.into_parts();
+    let data = tempdir();
+    let server = plain(&data);
+    let web = server.web_client().await;
+    let (_, mut device) = server.citizen_with_passkey("ATK-0002").await;
 
     // No challenge at all: the authorization endpoint refuses (redirected error).
-    let no_pkce = auth_url(&server, &id, "").replace(
+    let no_pkce = server.auth_url(&web.id, "").replace(
         &format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"),
         "",
     );
-    let resp = http_no_redirect().get(&no_pkce).send().await.unwrap();
-    let loc = resp.headers()["location"].to_str().unwrap().to_owned();
+    let resp = server.get(&no_pkce).no_redirect().send().await;
+    let loc = resp.location();
     assert_eq!(
-        query(&loc, "error").as_deref(),
+        query(loc, "error").as_deref(),
         Some("invalid_request"),
         "{loc}"
     );
-    assert_eq!(query(&loc, "state").as_deref(), Some("st"));
-    let plain_method = auth_url(&server, &id, "")
+    assert_eq!(query(loc, "state").as_deref(), Some("st"));
+    let plain_method = server
+        .auth_url(&web.id, "")
         .replace("code_challenge_method=S256", "code_challenge_method=plain");
-    let resp = http_no_redirect().get(&plain_method).send().await.unwrap();
+    let resp = server.get(&plain_method).no_redirect().send().await;
     assert_eq!(
-        query(resp.headers()["location"].to_str().unwrap(), "error").as_deref(),
+        query(resp.location(), "error").as_deref(),
         Some("invalid_request")
     );
 
     // Wrong verifier, then missing verifier: each burns its code.
-    let (code, cookie) = code_for(&server, &id, &mut device, None).await;
-    let (status, e) = redeem(&server, (&id, &secret), &code, "x".repeat(43).as_str()).await;
-    assert_eq!((status, e["error"].as_str()), (400, Some("invalid_grant")));
+    let (code, cookie) = server.code_for(&web.id, &mut device, None).await;
+    let e = server.redeem(web.auth(), &code, &"x".repeat(43)).await;
+    assert_eq!((e.status, e.error()), (400, Some("invalid_grant")));
     assert_eq!(
-        redeem(&server, (&id, &secret), &code, VERIFIER).await.0,
+        server.redeem(web.auth(), &code, VERIFIER).await.status,
         400,
         "code spent"
     );
-    let (code, _) = code_for(&server, &id, &mut device, cookie).await;
-    let (status, e) = server
+    let (code, _) = server.code_for(&web.id, &mut device, cookie).await;
+    let e = server
         .token(
-            (&id, &secret),
+            web.auth(),
             &[
                 ("grant_type", "authorization_code"),
                 ("code", &code),
@@ -149,47 +84,41 @@ async fn pkce_is_required_and_checked() {
             ],
         )
         .await;
-    assert_eq!((status, e["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!((e.status, e.error()), (400, Some("invalid_grant")));
 }
 
 #[tokio::test]
 async fn redirect_uri_mismatch_never_redirects() {
     let data = tempdir();
     let server = plain(&data);
-    let (id, secret) = web_client(&server).await;
+    let web = server.web_client().await;
     for bad in [
         "http://localhost:9/cb/evil",
         "https://attacker.example/cb",
         "http://localhost:9/CB",
         "http://localhost:9/cb?x=1",
     ] {
-        let url = auth_url(&server, &id, "").replace(
-            &url::form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>(),
-            &url::form_urlencoded::byte_serialize(bad.as_bytes()).collect::<String>(),
-        );
-        let resp = http_no_redirect().get(&url).send().await.unwrap();
-        assert_eq!(resp.status(), 400, "{bad}");
-        assert!(
-            resp.headers().get("location").is_none(),
-            "{bad}: no redirect"
-        );
-        assert!(resp.text().await.unwrap().contains("not registered"));
+        let url = server.auth_url_to(&web.id, bad, "");
+        let resp = server.get(&url).no_redirect().send().await;
+        assert_eq!(resp.status, 400, "{bad}");
+        assert!(resp.headers.get("location").is_none(), "{bad}: no redirect");
+        assert!(resp.text.contains("not registered"));
     }
     // Unknown client: a page too.
-    let resp = http_no_redirect()
-        .get(auth_url(&server, "nobody", ""))
+    let resp = server
+        .get(&server.auth_url("nobody", ""))
+        .no_redirect()
         .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
-    assert!(resp.headers().get("location").is_none());
+        .await;
+    assert_eq!(resp.status, 400);
+    assert!(resp.headers.get("location").is_none());
 
     // At the token endpoint a different redirect_uri than the code's is invalid_grant.
-    let (_, mut device) = citizen_with_passkey(&server, "ATK-0003").await;
-    let (code, _) = code_for(&server, &id, &mut device, None).await;
-    let (status, e) = server
+    let (_, mut device) = server.citizen_with_passkey("ATK-0003").await;
+    let (code, _) = server.code_for(&web.id, &mut device, None).await;
+    let e = server
         .token(
-            (&id, &secret),
+            web.auth(),
             &[
                 ("grant_type", "authorization_code"),
                 ("code", &code),
@@ -198,31 +127,30 @@ async fn redirect_uri_mismatch_never_redirects() {
             ],
         )
         .await;
-    assert_eq!((status, e["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!((e.status, e.error()), (400, Some("invalid_grant")));
 }
 
 #[tokio::test]
 async fn a_code_is_bound_to_its_client_and_expires() {
     let data = tempdir();
     let server = crate::clock::with_test_clock(&data);
-    let (id, _secret) = web_client(&server).await;
-    let (other_id, other_secret) = web_client(&server).await;
-    let (_, mut device) = citizen_with_passkey(&server, "ATK-0004").await;
-    let (code, cookie) = code_for(&server, &id, &mut device, None).await;
-    let (status, e) = redeem(&server, (&other_id, &other_secret), &code, VERIFIER).await;
+    let web = server.web_client().await;
+    let other = server.web_client().await;
+    let (_, mut device) = server.citizen_with_passkey("ATK-0004").await;
+    let (code, cookie) = server.code_for(&web.id, &mut device, None).await;
+    let e = server.redeem(other.auth(), &code, VERIFIER).await;
     assert_eq!(
-        (status, e["error"].as_str()),
+        (e.status, e.error()),
         (400, Some("invalid_grant")),
         "another client's code"
     );
 
     // Expiry: move the server's clock past the code's 60 s.
-    let (code, _) = code_for(&server, &id, &mut device, cookie).await;
+    let (code, _) = server.code_for(&web.id, &mut device, cookie).await;
     crate::clock::advance(&server, 61).await;
-    let secret = _secret;
-    let (status, e) = redeem(&server, (&id, &secret), &code, VERIFIER).await;
+    let e = server.redeem(web.auth(), &code, VERIFIER).await;
     assert_eq!(
-        (status, e["error"].as_str()),
+        (e.status, e.error()),
         (400, Some("invalid_grant")),
         "expired code"
     );
@@ -230,75 +158,64 @@ async fn a_code_is_bound_to_its_client_and_expires() {
 
 #[tokio::test]
 async fn refresh_token_reuse_revokes_the_whole_grant() {
-    let (_data, server, id, secret, mut device) = agency_and_citizen("ATK-0005").await.into_parts();
-    let (code, _) = code_for(&server, &id, &mut device, None).await;
-    let (_, first) = redeem(&server, (&id, &secret), &code, VERIFIER).await;
-    let r1 = first["refresh_token"].as_str().unwrap();
-    let (status, second) = server.refresh((&id, &secret), r1).await;
-    assert_eq!(status, 200, "{second}");
-    let r2 = second["refresh_token"].as_str().unwrap();
+    let data = tempdir();
+    let server = plain(&data);
+    let web = server.web_client().await;
+    let (_, mut device) = server.citizen_with_passkey("ATK-0005").await;
+    let (code, _) = server.code_for(&web.id, &mut device, None).await;
+    let first = server.redeem(web.auth(), &code, VERIFIER).await.tokens();
+    let r1 = first.refresh_token();
+    let second = server.refresh(web.auth(), r1).await;
+    assert_eq!(second.status, 200, "{}", second.text);
+    let second = second.tokens();
+    let r2 = second.refresh_token();
     assert_ne!(r1, r2, "rotated");
-    assert_eq!(
-        server
-            .userinfo(second["access_token"].as_str().unwrap())
-            .await,
-        200
-    );
+    assert_eq!(server.userinfo(&second.access).await.status, 200);
 
     // The stolen, already spent r1 comes back: everything of the grant dies.
-    let (status, e) = server.refresh((&id, &secret), r1).await;
-    assert_eq!((status, e["error"].as_str()), (400, Some("invalid_grant")));
-    let (status, e) = server.refresh((&id, &secret), r2).await;
+    let e = server.refresh(web.auth(), r1).await;
+    assert_eq!((e.status, e.error()), (400, Some("invalid_grant")));
+    let e = server.refresh(web.auth(), r2).await;
     assert_eq!(
-        (status, e["error"].as_str()),
+        (e.status, e.error()),
         (400, Some("invalid_grant")),
         "the new one too"
     );
-    assert_eq!(
-        server
-            .userinfo(second["access_token"].as_str().unwrap())
-            .await,
-        401
-    );
+    assert_eq!(server.userinfo(&second.access).await.status, 401);
 }
 
 #[tokio::test]
 async fn a_concurrent_retry_within_the_grace_gets_the_same_tokens() {
     let data = tempdir();
-    let server = crate::support::Server::start(
-        data.path(),
-        crate::support::Opts {
-            plain_http: true,
-            args: vec!["--refresh-grace-seconds".into(), "30".into()],
-            ..Default::default()
-        },
+    let server = start(
+        &data,
+        Opts::plain().with_args(["--refresh-grace-seconds", "30"]),
     );
-    let (id, secret) = web_client(&server).await;
-    let (_, mut device) = citizen_with_passkey(&server, "ATK-0006").await;
-    let (code, _) = code_for(&server, &id, &mut device, None).await;
-    let (_, first) = redeem(&server, (&id, &secret), &code, VERIFIER).await;
-    let r1 = first["refresh_token"].as_str().unwrap();
-    let (_, a) = server.refresh((&id, &secret), r1).await;
-    let (status, b) = server.refresh((&id, &secret), r1).await;
-    assert_eq!(status, 200);
-    assert_eq!(a["refresh_token"], b["refresh_token"]);
-    assert_eq!(
-        server.userinfo(b["access_token"].as_str().unwrap()).await,
-        200
-    );
+    let web = server.web_client().await;
+    let (_, mut device) = server.citizen_with_passkey("ATK-0006").await;
+    let (code, _) = server.code_for(&web.id, &mut device, None).await;
+    let first = server.redeem(web.auth(), &code, VERIFIER).await.tokens();
+    let r1 = first.refresh_token();
+    let a = server.refresh(web.auth(), r1).await;
+    let b = server.refresh(web.auth(), r1).await;
+    assert_eq!(b.status, 200);
+    assert_eq!(a.json()["refresh_token"], b.json()["refresh_token"]);
+    assert_eq!(server.userinfo(&b.tokens().access).await.status, 200);
 }
 
 /// Forged tokens: `alg: none`, HS256 keyed with our public key, a wrong audience (signed with
 /// the real key), an ID token used as an access token.
 #[tokio::test]
 async fn forged_and_misused_tokens_are_rejected_by_userinfo_and_introspection() {
-    let (_data, server, id, secret, mut device) = agency_and_citizen("ATK-0007").await.into_parts();
-    let (code, _) = code_for(&server, &id, &mut device, None).await;
-    let (_, t) = redeem(&server, (&id, &secret), &code, VERIFIER).await;
-    let good = t["access_token"].as_str().unwrap();
+    let data = tempdir();
+    let server = plain(&data);
+    let web = server.web_client().await;
+    let (_, mut device) = server.citizen_with_passkey("ATK-0007").await;
+    let (code, _) = server.code_for(&web.id, &mut device, None).await;
+    let t = server.redeem(web.auth(), &code, VERIFIER).await.tokens();
+    let good = t.access.as_str();
     let payload = good.split('.').nth(1).unwrap();
-    let mut claims: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    let mut claims = jwt_part(good, 1);
 
     let none = format!(
         "{}.{payload}.",
@@ -336,7 +253,7 @@ async fn forged_and_misused_tokens_are_rejected_by_userinfo_and_introspection() 
         &claims,
     )
     .unwrap();
-    let id_token = t["id_token"].as_str().unwrap();
+    let id_token = t.id_token();
 
     for (name, bad) in [
         ("alg none", none.as_str()),
@@ -344,100 +261,62 @@ async fn forged_and_misused_tokens_are_rejected_by_userinfo_and_introspection() 
         ("wrong aud", wrong_aud.as_str()),
         ("id token", id_token),
     ] {
-        let resp = http()
-            .get(server.at("/userinfo"))
-            .bearer_auth(bad)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 401, "{name}");
+        let resp = server.userinfo(bad).await;
+        assert_eq!(resp.status, 401, "{name}");
         assert!(
-            resp.headers()["www-authenticate"]
-                .to_str()
-                .unwrap()
-                .contains("invalid_token"),
+            resp.header("www-authenticate").contains("invalid_token"),
             "{name}"
         );
-        let i: Value = http()
-            .post(server.at("/introspect"))
-            .basic_auth(&id, Some(&secret))
-            .form(&[("token", bad)])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let i = server.introspect(web.auth(), bad).await;
         assert_eq!(i["active"], false, "{name}");
     }
-    let i: Value = http()
-        .post(server.at("/introspect"))
-        .basic_auth(&id, Some(&secret))
-        .form(&[("token", good)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let i = server.introspect(web.auth(), good).await;
     assert_eq!(i["active"], true);
     // Another client sees nothing of this token.
-    let (other, other_secret) = web_client(&server).await;
-    let i: Value = http()
-        .post(server.at("/introspect"))
-        .basic_auth(&other, Some(&other_secret))
-        .form(&[("token", good)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let other = server.web_client().await;
+    let i = server.introspect(other.auth(), good).await;
     assert_eq!(i, json!({"active": false}));
     // Userinfo accepts POST with a form token as well (OIDC Core §5.3).
-    let resp = http()
-        .post(server.at("/userinfo"))
+    let resp = server
+        .post("/userinfo")
         .form(&[("access_token", good)])
         .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+        .await;
+    assert_eq!(resp.status, 200);
     // Revocation kills it.
-    let resp = http()
-        .post(server.at("/revoke"))
-        .basic_auth(&id, Some(&secret))
-        .form(&[("token", good)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(server.userinfo(good).await, 401);
+    assert_eq!(server.revoke(web.auth(), good).await.status, 200);
+    assert_eq!(server.userinfo(good).await.status, 401);
 }
 
 #[tokio::test]
 async fn prompt_none_without_a_session_is_login_required() {
     let data = tempdir();
     let server = plain(&data);
-    let (id, _) = web_client(&server).await;
-    let resp = http_no_redirect()
-        .get(auth_url(&server, &id, "&prompt=none"))
+    let web = server.web_client().await;
+    let resp = server
+        .get(&server.auth_url(&web.id, "&prompt=none"))
+        .no_redirect()
         .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303);
-    let loc = resp.headers()["location"].to_str().unwrap().to_owned();
+        .await;
+    assert_eq!(resp.status, 303);
+    let loc = resp.location();
     assert!(loc.starts_with(REDIRECT));
-    assert_eq!(query(&loc, "error").as_deref(), Some("login_required"));
-    assert_eq!(query(&loc, "state").as_deref(), Some("st"));
+    assert_eq!(query(loc, "error").as_deref(), Some("login_required"));
+    assert_eq!(query(loc, "state").as_deref(), Some("st"));
 }
 
 #[tokio::test]
 async fn unmet_acr_values_and_denied_consent_are_proper_errors() {
-    let (_data, server, id, _, mut device) = agency_and_citizen("ATK-0008").await.into_parts();
-    let (back, cookie) = authorize(&server, &id, &mut device, "deny").await;
+    let data = tempdir();
+    let server = plain(&data);
+    let web = server.web_client().await;
+    let (_, mut device) = server.citizen_with_passkey("ATK-0008").await;
+    let (back, cookie) = server
+        .authorize(&server.auth_url(&web.id, ""), &mut device, None, "deny")
+        .await;
     assert_eq!(query(&back, "error").as_deref(), Some("access_denied"));
-    let url = auth_url(&server, &id, "&acr_values=urn%3Aexample%3Aloa%3Aextreme");
-    let (back, _) = browse(&server, &url, &mut device, cookie, "allow").await;
+    let url = server.auth_url(&web.id, "&acr_values=urn%3Aexample%3Aloa%3Aextreme");
+    let (back, _) = server.authorize(&url, &mut device, cookie, "allow").await;
     assert_eq!(
         query(&back, "error").as_deref(),
         Some("unmet_authentication_requirements"),
@@ -447,32 +326,15 @@ async fn unmet_acr_values_and_denied_consent_are_proper_errors() {
 
 #[tokio::test]
 async fn fifty_parallel_redemptions_of_one_code_yield_exactly_one_success() {
-    let (_data, server, id, secret, mut device) = agency_and_citizen("ATK-0009").await.into_parts();
-    let (code, _) = code_for(&server, &id, &mut device, None).await;
+    let data = tempdir();
+    let server = plain(&data);
+    let web = server.web_client().await;
+    let (_, mut device) = server.citizen_with_passkey("ATK-0009").await;
+    let (code, _) = server.code_for(&web.id, &mut device, None).await;
     let mut tasks = Vec::new();
     for _ in 0..50 {
-        let (url, id, secret, code) = (
-            server.at("/token"),
-            id.clone(),
-            secret.clone(),
-            code.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            http()
-                .post(url)
-                .basic_auth(id, Some(secret))
-                .form(&[
-                    ("grant_type", "authorization_code"),
-                    ("code", &code),
-                    ("redirect_uri", REDIRECT),
-                    ("code_verifier", VERIFIER),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }));
+        let redemption = server.token_request(web.auth(), &code_grant(&code, VERIFIER));
+        tasks.push(tokio::spawn(async move { redemption.send().await.status }));
     }
     let mut ok = 0;
     for t in tasks {
@@ -492,35 +354,32 @@ async fn fifty_parallel_redemptions_of_one_code_yield_exactly_one_success() {
 /// revoked nothing.)
 #[tokio::test]
 async fn a_replay_racing_the_first_redemption_still_revokes() {
-    let (_data, server, id, secret, mut device) = agency_and_citizen("ATK-0019").await.into_parts();
+    let data = tempdir();
+    let server = plain(&data);
+    let web = server.web_client().await;
+    let (_, mut device) = server.citizen_with_passkey("ATK-0019").await;
     let mut cookie = None;
     for round in 0..6 {
-        let (code, c) = code_for(&server, &id, &mut device, cookie.clone()).await;
+        let (code, c) = server.code_for(&web.id, &mut device, cookie.clone()).await;
         cookie = c;
-        let auth = (id.as_str(), secret.as_str());
         let (a, b) = tokio::join!(
-            redeem(&server, auth, &code, VERIFIER),
-            redeem(&server, auth, &code, VERIFIER)
+            server.redeem(web.auth(), &code, VERIFIER),
+            server.redeem(web.auth(), &code, VERIFIER)
         );
-        let winners: Vec<&Value> = [&a, &b]
+        let winners: Vec<_> = [&a, &b]
             .into_iter()
-            .filter(|(status, _)| *status == 200)
-            .map(|(_, body)| body)
+            .filter(|reply| reply.status == 200)
             .collect();
         assert_eq!(winners.len(), 1, "round {round}: {a:?} {b:?}");
-        let tokens = winners[0];
+        let tokens = winners[0].tokens();
         assert_eq!(
-            server
-                .userinfo(tokens["access_token"].as_str().unwrap())
-                .await,
+            server.userinfo(&tokens.access).await.status,
             401,
             "round {round}: the replay revoked the access token"
         );
-        let (status, r) = server
-            .refresh(auth, tokens["refresh_token"].as_str().unwrap())
-            .await;
+        let r = server.refresh(web.auth(), tokens.refresh_token()).await;
         assert_eq!(
-            (status, r["error"].as_str()),
+            (r.status, r.error()),
             (400, Some("invalid_grant")),
             "round {round}: and the refresh token"
         );
@@ -531,104 +390,64 @@ async fn a_replay_racing_the_first_redemption_still_revokes() {
 async fn client_credentials_are_limited_to_registered_scopes() {
     let data = tempdir();
     let server = plain(&data);
-    let (id, secret) = new_client(&server, json!({"name": "Archive", "redirect_uris": [], "grant_types": ["client_credentials"], "scope": "seal"})).await;
-    let secret = secret.unwrap();
-    let (status, t) = server
-        .token((&id, &secret), &[("grant_type", "client_credentials")])
-        .await;
-    assert_eq!(status, 200, "{t}");
-    assert_eq!(t["scope"], "seal");
-    assert!(t.get("refresh_token").is_none() && t.get("id_token").is_none());
-    let (status, e) = server
+    let archive = server.machine_client("Archive", "seal").await;
+    let t = server.client_credentials(archive.auth()).await;
+    assert_eq!(t.status, 200, "{}", t.text);
+    assert_eq!(t.json()["scope"], "seal");
+    assert!(t.json().get("refresh_token").is_none() && t.json().get("id_token").is_none());
+    let e = server
         .token(
-            (&id, &secret),
+            archive.auth(),
             &[("grant_type", "client_credentials"), ("scope", "seal sign")],
         )
         .await;
-    assert_eq!((status, e["error"].as_str()), (400, Some("invalid_scope")));
-    let (status, e) = server
-        .token((&id, "wrong"), &[("grant_type", "client_credentials")])
-        .await;
-    assert_eq!((status, e["error"].as_str()), (401, Some("invalid_client")));
+    assert_eq!((e.status, e.error()), (400, Some("invalid_scope")));
+    let e = server.client_credentials((&archive.id, "wrong")).await;
+    assert_eq!((e.status, e.error()), (401, Some("invalid_client")));
     // A client-credentials token is no ticket to a citizen's userinfo.
-    assert_eq!(
-        http()
-            .get(server.at("/userinfo"))
-            .bearer_auth(t["access_token"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
+    assert_eq!(server.userinfo(&t.tokens().access).await.status, 403);
     // Web clients cannot use this grant.
-    let (web, web_secret) = web_client(&server).await;
-    let (status, e) = server
-        .token((&web, &web_secret), &[("grant_type", "client_credentials")])
+    let web = server.web_client().await;
+    let e = server.client_credentials(web.auth()).await;
+    assert_eq!((e.status, e.error()), (400, Some("unauthorized_client")));
+    let e = server
+        .token(web.auth(), &[("grant_type", "password")])
         .await;
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (400, Some("unauthorized_client"))
-    );
-    let (status, e) = server
-        .token((&web, &web_secret), &[("grant_type", "password")])
-        .await;
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (400, Some("unsupported_grant_type"))
-    );
+    assert_eq!((e.status, e.error()), (400, Some("unsupported_grant_type")));
 }
 
 #[tokio::test]
 async fn pairwise_subjects_differ_by_sector_and_stay_stable() {
     let data = tempdir();
     let server = plain(&data);
-    let (a, a_secret) = new_client(
-        &server,
-        json!({"name": "A", "redirect_uris": [REDIRECT], "subject_type": "pairwise"}),
-    )
-    .await;
+    let a = server
+        .register_client(
+            json!({"name": "A", "redirect_uris": [REDIRECT], "subject_type": "pairwise"}),
+        )
+        .await;
     let other_sector = "http://127.0.0.1:9/cb";
-    let (b, b_secret) = new_client(
-        &server,
-        json!({"name": "B", "redirect_uris": [other_sector], "subject_type": "pairwise"}),
-    )
-    .await;
-    let (citizen, mut device) = citizen_with_passkey(&server, "ATK-0010").await;
+    let b = server
+        .register_client(
+            json!({"name": "B", "redirect_uris": [other_sector], "subject_type": "pairwise"}),
+        )
+        .await;
+    let (citizen, mut device) = server.citizen_with_passkey("ATK-0010").await;
     let sub_of = |t: &Value| -> String {
-        let p = t["id_token"]
-            .as_str()
-            .unwrap()
-            .split('.')
-            .nth(1)
-            .unwrap()
-            .to_owned();
-        serde_json::from_slice::<Value>(&URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap()["sub"]
+        jwt_part(t["id_token"].as_str().unwrap(), 1)["sub"]
             .as_str()
             .unwrap()
             .to_owned()
     };
-    let (code, cookie) = code_for(&server, &a, &mut device, None).await;
-    let sub_a1 = sub_of(
-        &redeem(&server, (&a, a_secret.as_deref().unwrap()), &code, VERIFIER)
-            .await
-            .1,
-    );
-    let (code, cookie) = code_for(&server, &a, &mut device, cookie).await;
-    let sub_a2 = sub_of(
-        &redeem(&server, (&a, a_secret.as_deref().unwrap()), &code, VERIFIER)
-            .await
-            .1,
-    );
-    let url = auth_url(&server, &b, "").replace(
-        &url::form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>(),
-        &url::form_urlencoded::byte_serialize(other_sector.as_bytes()).collect::<String>(),
-    );
-    let (back, _) = browse(&server, &url, &mut device, cookie, "allow").await;
+    let (code, cookie) = server.code_for(&a.id, &mut device, None).await;
+    let sub_a1 = sub_of(server.redeem(a.auth(), &code, VERIFIER).await.json());
+    let (code, cookie) = server.code_for(&a.id, &mut device, cookie).await;
+    let sub_a2 = sub_of(server.redeem(a.auth(), &code, VERIFIER).await.json());
+    let url = server.auth_url_to(&b.id, other_sector, "");
+    let (back, _) = server.authorize(&url, &mut device, cookie, "allow").await;
     let code = query(&back, "code").unwrap();
-    let (_, t) = server
+    let t = server
         .token(
-            (&b, b_secret.as_deref().unwrap()),
+            b.auth(),
             &[
                 ("grant_type", "authorization_code"),
                 ("code", &code),
@@ -637,7 +456,7 @@ async fn pairwise_subjects_differ_by_sector_and_stay_stable() {
             ],
         )
         .await;
-    let sub_b = sub_of(&t);
+    let sub_b = sub_of(t.json());
     assert_eq!(sub_a1, sub_a2, "stable");
     assert_ne!(sub_a1, sub_b, "different per sector");
     assert_ne!(sub_a1, citizen, "not the internal id");
@@ -645,114 +464,80 @@ async fn pairwise_subjects_differ_by_sector_and_stay_stable() {
 
 #[tokio::test]
 async fn logout_without_a_hint_asks_first_and_checks_the_return_address() {
-    let (_data, server, id, _, mut device) = agency_and_citizen("ATK-0011").await.into_parts();
-    let (_, cookie) = authorize(&server, &id, &mut device, "allow").await;
+    let data = tempdir();
+    let server = plain(&data);
+    let web = server.web_client().await;
+    let (_, mut device) = server.citizen_with_passkey("ATK-0011").await;
+    let (_, cookie) = server
+        .authorize(&server.auth_url(&web.id, ""), &mut device, None, "allow")
+        .await;
     let cookie = cookie.unwrap();
-    let page = http()
-        .get(server.at("/end_session"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = server.get("/end_session").cookie(&cookie).send().await.text;
     assert!(page.contains(">Log out</button>"), "{page}");
     // An unregistered return address is refused outright.
-    let resp = http_no_redirect()
-        .get(server.at(&format!(
-            "/end_session?client_id={id}&post_logout_redirect_uri=https%3A%2F%2Fevil.example%2F"
-        )))
-        .header("cookie", &cookie)
+    let resp = server
+        .get(&format!(
+            "/end_session?client_id={}&post_logout_redirect_uri=https%3A%2F%2Fevil.example%2F",
+            web.id
+        ))
+        .no_redirect()
+        .cookie(&cookie)
         .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
+        .await;
+    assert_eq!(resp.status, 400);
     // Confirming logs out and returns to the registered address.
-    let csrf = crate::driver::hidden_field(&page, "csrf");
-    let resp = http_no_redirect()
-        .post(server.at("/end_session/confirm"))
-        .header("cookie", &cookie)
+    let resp = server
+        .post("/end_session/confirm")
+        .no_redirect()
+        .cookie(&cookie)
         .form(&[
-            ("csrf", csrf.as_str()),
-            ("client_id", id.as_str()),
+            ("csrf", field(&page, "csrf").as_str()),
+            ("client_id", web.id.as_str()),
             ("post_logout_redirect_uri", LOGGED_OUT),
             ("state", "z"),
         ])
         .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303);
-    assert_eq!(
-        resp.headers()["location"],
-        format!("{LOGGED_OUT}?state=z").as_str()
-    );
-    assert_eq!(
-        http()
-            .get(server.at("/session"))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+        .await;
+    assert_eq!(resp.status, 303);
+    assert_eq!(resp.location(), format!("{LOGGED_OUT}?state=z"));
+    assert_eq!(server.session(&cookie).await.status, 401);
 }
 
 #[tokio::test]
 async fn consent_is_remembered_until_withdrawn() {
-    let (_data, server, id, _, mut device) = agency_and_citizen("ATK-0012").await.into_parts();
-    let (_, cookie) = authorize(&server, &id, &mut device, "allow").await;
+    let data = tempdir();
+    let server = plain(&data);
+    let web = server.web_client().await;
+    let (_, mut device) = server.citizen_with_passkey("ATK-0012").await;
+    let (_, cookie) = server
+        .authorize(&server.auth_url(&web.id, ""), &mut device, None, "allow")
+        .await;
     let cookie = cookie.unwrap();
+    let visit = |extra: &'static str| {
+        server
+            .get(&server.auth_url(&web.id, extra))
+            .no_redirect()
+            .cookie(&cookie)
+            .send()
+    };
     // Remembered: the next authorization goes straight back with a code.
-    let resp = http_no_redirect()
-        .get(auth_url(&server, &id, ""))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303);
-    assert!(query(resp.headers()["location"].to_str().unwrap(), "code").is_some());
+    let resp = visit("").await;
+    assert_eq!(resp.status, 303);
+    assert!(query(resp.location(), "code").is_some());
     // prompt=consent asks again even so.
-    let resp = http_no_redirect()
-        .get(auth_url(&server, &id, "&prompt=consent"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(visit("&prompt=consent").await.status, 200);
     // Withdrawn: asked again; and prompt=none now fails with consent_required.
-    let resp = http()
-        .delete(server.at(&format!("/session/consents/{id}")))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
-    let resp = http_no_redirect()
-        .get(auth_url(&server, &id, ""))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "consent page again");
-    let resp = http_no_redirect()
-        .get(auth_url(&server, &id, "&prompt=none"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let consent = format!("/session/consents/{}", web.id);
+    let resp = server.delete(&consent).cookie(&cookie).send().await;
+    assert_eq!(resp.status, 204);
+    assert_eq!(visit("").await.status, 200, "consent page again");
+    let resp = visit("&prompt=none").await;
     assert_eq!(
-        query(resp.headers()["location"].to_str().unwrap(), "error").as_deref(),
+        query(resp.location(), "error").as_deref(),
         Some("consent_required")
     );
     // Without a session nothing can be withdrawn.
-    let resp = http()
-        .delete(server.at(&format!("/session/consents/{id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 401);
+    assert_eq!(server.delete(&consent).send().await.status, 401);
 }
 
 /// A client's name is chosen by whoever registers it and shown to citizens on the consent
@@ -761,13 +546,15 @@ async fn consent_is_remembered_until_withdrawn() {
 async fn a_client_name_with_markup_is_shown_as_text() {
     let data = tempdir();
     let server = plain(&data);
-    let (id, _) = new_client(
-        &server,
-        json!({"name": "<script>alert('x')</script> & \"Co\"", "redirect_uris": [REDIRECT]}),
-    )
-    .await;
-    let (_, mut device) = citizen_with_passkey(&server, "ATK-0031").await;
-    // `browse` reads the consent page and fails on any `<script>` without `src`.
-    let (back, _) = authorize(&server, &id, &mut device, "allow").await;
+    let client = server
+        .register_client(
+            json!({"name": "<script>alert('x')</script> & \"Co\"", "redirect_uris": [REDIRECT]}),
+        )
+        .await;
+    let (_, mut device) = server.citizen_with_passkey("ATK-0031").await;
+    // `authorize` reads the consent page and fails on any `<script>` without `src`.
+    let (back, _) = server
+        .authorize(&server.auth_url(&client.id, ""), &mut device, None, "allow")
+        .await;
     assert!(query(&back, "code").is_some(), "{back}");
 }

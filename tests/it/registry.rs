@@ -2,76 +2,57 @@
 
 use serde_json::{Value, json};
 
-use crate::driver::Drive as _;
-use crate::driver::plain;
-use crate::support::{admin_token, register, tempdir};
+use crate::driver::{plain, tempdir};
+use crate::support::admin_token;
 
 #[tokio::test]
 async fn admin_calls_without_the_right_token_are_401_and_reveal_nothing() {
     let data = tempdir();
     let server = plain(&data);
-    let created = register(&server, "AUTH-001").await;
-    let url = server.at(&format!(
-        "/admin/v1/citizens/{}",
-        created["id"].as_str().unwrap()
-    ));
-    let unknown = server.at("/admin/v1/citizens/does-not-exist");
-    let c = crate::support::http();
-    for target in [&url, &unknown] {
+    let created = server.register_citizen("AUTH-001").await;
+    let known = format!("/admin/v1/citizens/{}", created.id);
+    let unknown = "/admin/v1/citizens/does-not-exist";
+    for target in [known.as_str(), unknown] {
         for auth in [
             None,
             Some("Bearer wrong"),
             Some("Basic YWRtaW46YWRtaW4="),
             Some("Bearer "),
         ] {
-            let mut req = c.get(target.as_str());
-            if let Some(a) = auth {
-                req = req.header("authorization", a);
-            }
-            let resp = req.send().await.unwrap();
-            assert_eq!(resp.status(), 401, "{auth:?}");
-            assert_eq!(resp.headers()["www-authenticate"], "Bearer");
-            let body: Value = resp.json().await.unwrap();
+            let resp = server.get(target).authorization(auth).send().await;
+            assert_eq!(resp.status, 401, "{auth:?}");
+            assert_eq!(resp.header("www-authenticate"), "Bearer");
+            let body = resp.json();
             assert!(body.get("detail").is_none(), "says nothing: {body}");
         }
     }
-    let resp = c.get(&url).bearer_auth(admin_token()).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let resp = c
-        .get(&unknown)
-        .bearer_auth(admin_token())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
+    assert_eq!(server.admin_get(&known).await.status, 200);
+    assert_eq!(server.admin_get(unknown).await.status, 404);
 }
 
 #[tokio::test]
 async fn citizen_is_recorded_with_who_and_when() {
     let data = tempdir();
     let server = plain(&data);
-    let c = crate::support::http();
-    let resp = c
-        .post(server.at("/admin/v1/citizens"))
-        .bearer_auth(admin_token())
-        .json(
+    let resp = server
+        .admin_post(
+            "/admin/v1/citizens",
             &json!({"given_name": " Zoë ", "family_name": "O'Brien-Łukasz",
             "birthdate": "1985-12-31", "national_id": "ab 12 34-x", "email": "Zoe@Example.ORG"}),
         )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    assert_eq!(resp.headers()["cache-control"], "no-store");
-    let location = resp.headers()["location"].to_str().unwrap().to_owned();
-    let created: Value = resp.json().await.unwrap();
+        .await;
+    assert_eq!(resp.status, 201);
+    assert_eq!(resp.header("cache-control"), "no-store");
+    let location = resp.location();
+    let created = resp.json();
     let code = created["enrolment_code"].as_str().unwrap();
     assert!(code.len() >= 43, "at least 256 bits base64url");
     assert_eq!(
         created["enrolment_url"],
         format!("{}/enrol?code={code}", server.url).as_str()
     );
-    let got: Value = server.admin_get(&location).await.1;
+    let got = server.admin_get(location).await;
+    let got = got.json();
     assert_eq!(got["given_name"], "Zoë");
     assert_eq!(got["national_id"], "AB1234-X");
     assert_eq!(got["email"], "Zoe@example.org");
@@ -90,23 +71,21 @@ async fn citizen_is_recorded_with_who_and_when() {
 async fn duplicate_national_id_is_409_after_normalisation() {
     let data = tempdir();
     let server = plain(&data);
-    register(&server, "XY-9876").await;
-    let resp = crate::support::http()
-        .post(server.at("/admin/v1/citizens"))
-        .bearer_auth(admin_token())
-        .json(&json!({"given_name": "B", "family_name": "C", "birthdate": "1970-01-01", "national_id": " xy-98 76 "}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 409);
-    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    server.register_citizen("XY-9876").await;
+    let resp = server
+        .admin_post(
+            "/admin/v1/citizens",
+            &json!({"given_name": "B", "family_name": "C", "birthdate": "1970-01-01", "national_id": " xy-98 76 "}),
+        )
+        .await;
+    assert_eq!(resp.status, 409);
+    assert_eq!(resp.header("content-type"), "application/problem+json");
 }
 
 #[tokio::test]
 async fn invalid_fields_are_422_naming_each_field() {
     let data = tempdir();
     let server = plain(&data);
-    let c = crate::support::http();
     let cases = [
         (
             json!({"given_name": "", "family_name": "N", "birthdate": "1990-01-01", "national_id": "AB1234"}),
@@ -140,16 +119,9 @@ async fn invalid_fields_are_422_naming_each_field() {
         ),
     ];
     for (body, fields) in cases {
-        let resp = c
-            .post(server.at("/admin/v1/citizens"))
-            .bearer_auth(admin_token())
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 422, "{body}");
-        let problem: Value = resp.json().await.unwrap();
-        let got: Vec<&str> = problem["errors"]
+        let resp = server.admin_post("/admin/v1/citizens", &body).await;
+        assert_eq!(resp.status, 422, "{body}");
+        let got: Vec<&str> = resp.json()["errors"]
             .as_array()
             .unwrap()
             .iter()
@@ -172,15 +144,9 @@ async fn invalid_fields_are_422_naming_each_field() {
             "given_name",
         ),
     ] {
-        let resp = c
-            .post(server.at("/admin/v1/citizens"))
-            .bearer_auth(admin_token())
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 422);
-        let problem: Value = resp.json().await.unwrap();
+        let resp = server.admin_post("/admin/v1/citizens", &body).await;
+        assert_eq!(resp.status, 422);
+        let problem: &Value = resp.json();
         assert!(
             problem["detail"].as_str().unwrap().contains(needle),
             "{problem}"
@@ -200,68 +166,51 @@ async fn invalid_fields_are_422_naming_each_field() {
 async fn malformed_oversized_and_untyped_bodies_get_precise_4xx() {
     let data = tempdir();
     let server = plain(&data);
-    let c = crate::support::http();
-    let url = server.at("/admin/v1/citizens");
-    let resp = c
-        .post(&url)
-        .bearer_auth(admin_token())
+    let citizens = "/admin/v1/citizens";
+    let resp = server
+        .post(citizens)
+        .admin()
         .header("content-type", "application/json")
         .body("{\"given_name\":")
         .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
-    let resp = c
-        .post(&url)
-        .bearer_auth(admin_token())
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 415);
+        .await;
+    assert_eq!(resp.status, 400);
+    let resp = server.post(citizens).admin().body("{}").send().await;
+    assert_eq!(resp.status, 415);
     let huge = format!("{{\"given_name\":\"{}\"}}", "a".repeat(70_000));
-    let resp = c
-        .post(&url)
-        .bearer_auth(admin_token())
+    let resp = server
+        .post(citizens)
+        .admin()
         .header("content-type", "application/json")
         .body(huge)
         .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 413);
-    assert_eq!(resp.headers()["content-type"], "application/problem+json");
-    // The server closes a connection whose oversized body it did not read: use a new one.
-    let resp = crate::support::http()
-        .delete(&url)
-        .bearer_auth(admin_token())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 405);
+        .await;
+    assert_eq!(resp.status, 413);
+    assert_eq!(resp.header("content-type"), "application/problem+json");
+    // The server closes a connection whose oversized body it did not read; the driver
+    // sends every request on a new one.
+    assert_eq!(server.admin_delete(citizens).await.status, 405);
 }
 
 #[tokio::test]
 async fn new_enrolment_code_replaces_the_old_one() {
     let data = tempdir();
     let server = plain(&data);
-    let created = register(&server, "ENR-0001").await;
-    let id = created["id"].as_str().unwrap();
-    let c = crate::support::http();
-    let resp = c
-        .post(server.at(&format!("/admin/v1/citizens/{id}/enrolment")))
-        .bearer_auth(admin_token())
+    let created = server.register_citizen("ENR-0001").await;
+    let id = &created.id;
+    let resp = server
+        .post(&format!("/admin/v1/citizens/{id}/enrolment"))
+        .admin()
         .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let again: Value = resp.json().await.unwrap();
-    assert_ne!(again["enrolment_code"], created["enrolment_code"]);
+        .await;
+    assert_eq!(resp.status, 201);
+    let again = resp.json();
+    assert_ne!(again["enrolment_code"], created.enrolment_code.as_str());
     assert!(again["expires_at"].is_string());
-    let resp = c
-        .post(server.at("/admin/v1/citizens/nope/enrolment"))
-        .bearer_auth(admin_token())
+    let resp = server
+        .post("/admin/v1/citizens/nope/enrolment")
+        .admin()
         .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
+        .await;
+    assert_eq!(resp.status, 404);
 }

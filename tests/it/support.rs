@@ -46,17 +46,26 @@ impl Opts {
         }
     }
 
-    /// Plain HTTP with the per-network throttles set to `burst` and `per_minute`.
-    pub fn throttled(burst: u32, per_minute: u32) -> Self {
-        let mut opts = Self::plain();
-        opts.args.extend([
-            "--throttle-burst".to_owned(),
-            burst.to_string(),
-            "--throttle-per-minute".to_owned(),
-            per_minute.to_string(),
-        ]);
-        opts
+    /// With these command-line arguments added.
+    pub fn with_args<S: ToString>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.args.extend(args.into_iter().map(|a| a.to_string()));
+        self
     }
+
+    /// With this environment variable set.
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+/// `civis keys init --dir dir`: a fresh, private key set.
+pub fn keys_init(dir: &Path) -> std::process::Output {
+    civis()
+        .args(["keys", "init", "--dir"])
+        .arg(dir)
+        .output()
+        .unwrap()
 }
 
 /// The `civis` command with the repository root as working directory.
@@ -153,11 +162,6 @@ impl Server {
         self.stderr.lock().unwrap().clone()
     }
 
-    /// A client for this server (trusting only the dev CA when TLS is on).
-    pub fn client(&self) -> reqwest::Client {
-        client_trusting(&root().join("keys-dev/ca.pem"))
-    }
-
     /// `url` + `path`.
     pub fn at(&self, path: &str) -> String {
         format!("{}{path}", self.url)
@@ -231,28 +235,6 @@ pub fn client_with_tls(tls: rustls::ClientConfig) -> reqwest::Client {
 /// A fresh temporary directory.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
-}
-
-/// Registers a citizen through the admin API and returns the JSON answer.
-pub async fn register(server: &Server, national_id: &str) -> serde_json::Value {
-    let resp = server
-        .client()
-        .post(server.at("/admin/v1/citizens"))
-        .bearer_auth(admin_token())
-        .json(&serde_json::json!({
-            "given_name": "Ana", "family_name": "Novak",
-            "birthdate": "1990-04-01", "national_id": national_id,
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    assert_eq!(
-        resp.headers()["cache-control"],
-        "no-store",
-        "a one-time code"
-    );
-    resp.json().await.unwrap()
 }
 
 /// A client for plain-HTTP servers (rustls still needs a process provider: ring).
