@@ -52,12 +52,13 @@ impl<T: Read + ?Sized> Read for &mut T {
 /// writes are staged and applied when the body returns `Ok`.
 pub struct Tx<'a> {
     reads: &'a dyn TxRead,
-    staged: BTreeMap<(&'static str, Vec<u8>), Option<Vec<u8>>>,
+    /// Staged writes by tree, then key (`None`: removal); looked up by borrowed key.
+    staged: BTreeMap<&'static str, BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
 }
 
 impl Read for Tx<'_> {
     fn raw(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        if let Some(staged) = self.staged.get(&(tree, key.to_vec())) {
+        if let Some(staged) = self.staged.get(tree).and_then(|t| t.get(key)) {
             return Ok(staged.clone());
         }
         Ok(self.reads.get(tree, key)?)
@@ -75,14 +76,20 @@ impl<'a> Tx<'a> {
     pub(super) fn into_writes(self) -> Vec<Write> {
         self.staged
             .into_iter()
-            .map(|((tree, key), value)| Write { tree, key, value })
+            .flat_map(|(tree, keys)| {
+                keys.into_iter()
+                    .map(move |(key, value)| Write { tree, key, value })
+            })
             .collect()
     }
 
     /// Stages raw bytes (tools and tests that plant records; domain code uses the typed
     /// writes).
     pub fn put_raw(&mut self, tree: &'static str, key: &[u8], value: Vec<u8>) {
-        self.staged.insert((tree, key.to_vec()), Some(value));
+        self.staged
+            .entry(tree)
+            .or_default()
+            .insert(key.to_vec(), Some(value));
     }
 
     /// Stages a record, replacing whatever is there.
@@ -136,7 +143,10 @@ impl<'a> Tx<'a> {
 
     /// Stages the removal of a key (absent keys are fine).
     pub fn delete(&mut self, tree: &'static str, key: &[u8]) {
-        self.staged.insert((tree, key.to_vec()), None);
+        self.staged
+            .entry(tree)
+            .or_default()
+            .insert(key.to_vec(), None);
     }
 
     /// Reads a record and stages its removal: single use. Of two transactions taking the
