@@ -290,7 +290,9 @@ impl Passkeys<'_> {
     }
 
     /// Finishes a login: verifies the assertion against the stored credential, refuses
-    /// revoked and cloned credentials, records the counter and creates a session.
+    /// revoked and cloned credentials, records the counter and creates a session. The
+    /// browser's previous session (`replaces`, its token), if any, ends in the same
+    /// transaction: a new login never leaves an older session of that browser alive.
     ///
     /// # Errors
     /// [`Refusal`]s; storage errors.
@@ -298,6 +300,7 @@ impl Passkeys<'_> {
         &self,
         ceremony: &str,
         assertion: &PublicKeyCredential,
+        replaces: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<Login> {
         let CeremonyKind::Login { state } = self.take_ceremony(ceremony, now)? else {
@@ -361,6 +364,9 @@ impl Passkeys<'_> {
             credential.passkey.update_credential(&result);
             credential.last_used_at = Some(now);
             tx.passkeys().update_credential(&credential);
+            if let Some(old) = replaces {
+                tx.passkeys().delete_session(&session_hash(old));
+            }
             tx.passkeys().insert_session(&token_hash, &session)?;
             tx.citizens()
                 .get(&session.citizen_id)?

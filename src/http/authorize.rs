@@ -345,8 +345,9 @@ fn answer_consent(state: &AppState, headers: &HeaderMap, f: &ConsentForm) -> Res
     }
 }
 
-/// The signed-in citizen withdraws their consent for a client: the next authorization asks
-/// again. (Tokens already issued stay valid until they expire or are revoked.)
+/// The signed-in citizen withdraws their consent for a client: every grant made under it
+/// dies at once (the client's refresh and access tokens stop working), and the next
+/// authorization asks again.
 pub(super) async fn withdraw_consent(
     State(state): State<AppState>,
     _o: super::passkey::SameOrigin,

@@ -1,5 +1,7 @@
-//! RP-initiated logout (`end_session_endpoint`): with a valid `id_token_hint` it logs out
-//! without asking; without one it shows a page with the button **Log out**.
+//! RP-initiated logout (`end_session_endpoint`): with an `id_token_hint` issued for the
+//! browser's current session it logs out without asking; otherwise (no hint, or a hint of
+//! another citizen, session or client, which any site could have collected) it shows a page
+//! with the button **Log out**.
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -12,6 +14,7 @@ use super::pages::{PageData, page_with_form_targets, problem_page};
 use super::passkey::session_token;
 use super::state::AppState;
 use crate::domain::clients::Client;
+use crate::domain::oidc::verify::LogoutHint;
 
 /// Parameters of RP-initiated logout.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -45,10 +48,11 @@ pub(super) async fn end_session_post(
     }
 }
 
-/// The client named by a valid (possibly expired) ID token of ours.
-fn hinted_client(state: &AppState, hint: &str) -> Option<Client> {
-    let client_id = state.provider().id_token_hint_audience(hint)?;
-    state.clients().get(&client_id).ok().flatten()
+/// A valid (possibly expired) ID token of ours and the client it names.
+fn hinted_client(state: &AppState, hint: &str) -> Option<(LogoutHint, Client)> {
+    let hint = state.provider().id_token_hint(hint)?;
+    let client = state.clients().get(&hint.aud).ok().flatten()?;
+    Some((hint, client))
 }
 
 /// Where to send the browser after logout: the requested address if it is registered
@@ -103,38 +107,53 @@ fn logged_out(state: &AppState, headers: &HeaderMap, redirect: Option<String>) -
 
 fn end_session(state: &AppState, headers: &HeaderMap, p: EndSessionParams) -> Response {
     let now = state.now();
+    let session = match current_session(state, headers, now) {
+        Ok(s) => s,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let mut client = None;
     if let Some(hint) = p.id_token_hint.as_deref() {
-        let Some(client) = hinted_client(state, hint) else {
+        let Some((hint, hinted)) = hinted_client(state, hint) else {
             return problem_page(
                 StatusCode::BAD_REQUEST,
                 "Cannot log out",
                 "The logout request carries an invalid token.",
             );
         };
-        if p.client_id.as_deref().is_some_and(|c| c != client.id) {
+        if p.client_id.as_deref().is_some_and(|c| c != hinted.id) {
             return problem_page(
                 StatusCode::BAD_REQUEST,
                 "Cannot log out",
                 "The logout request is inconsistent.",
             );
         }
-        return match logout_redirect(Some(&client), &p) {
-            Ok(r) => logged_out(state, headers, r),
-            Err(page) => *page,
-        };
+        // The hint is the application's proof that it speaks for this session; with no
+        // session there is nothing to end, and the application gets its redirect.
+        let for_this_session = session.as_ref().is_none_or(|(s, hash)| {
+            state
+                .provider()
+                .hint_matches_session(&hint, &hinted, s, hash)
+        });
+        if for_this_session {
+            return match logout_redirect(Some(&hinted), &p) {
+                Ok(r) => logged_out(state, headers, r),
+                Err(page) => *page,
+            };
+        }
+        tracing::info!(client = %hinted.id, "id_token_hint not of the current session: asking");
+        client = Some(hinted);
     }
-    // Without a hint anyone could link here: ask the person.
-    let client = p
-        .client_id
-        .as_deref()
-        .and_then(|id| state.clients().get(id).ok().flatten());
+    // Without a hint of this session anyone could link here: ask the person.
+    let client = match client {
+        Some(c) => Some(c),
+        None => p
+            .client_id
+            .as_deref()
+            .and_then(|id| state.clients().get(id).ok().flatten()),
+    };
     if let Err(page) = logout_redirect(client.as_ref(), &p) {
         return *page;
     }
-    let session = match current_session(state, headers, now) {
-        Ok(s) => s,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
     let Some((_, hash)) = session else {
         return problem_page(
             StatusCode::OK,
@@ -148,7 +167,7 @@ fn end_session(state: &AppState, headers: &HeaderMap, p: EndSessionParams) -> Re
             p.post_logout_redirect_uri.as_deref(),
         ),
         ("state", p.state.as_deref()),
-        ("client_id", p.client_id.as_deref()),
+        ("client_id", client.as_ref().map(|c| c.id.as_str())),
     ];
     let body = html! {
         p { "Do you want to log out of civis?" }

@@ -152,11 +152,23 @@ async fn enrol_page(
                 code: Some(&code),
                 ..PageData::default()
             },
+            // Whose account this is, before anything else: a link forwarded by someone
+            // else would otherwise put the victim's passkey into that person's account.
             html! {
+                div class="account" role="note" {
+                    p { "This link creates a passkey for the account of:" }
+                    p class="account-name" {
+                        strong { (citizen.given_name) " " (citizen.family_name) }
+                        ", born " (citizen.birthdate)
+                    }
+                    p {
+                        strong { "If this is not you, stop here." }
+                        " Whoever creates this passkey can sign in as this person."
+                    }
+                }
                 p {
-                    "Welcome, " (citizen.given_name) ". A passkey lets you sign in to public \
-                     services with your device's screen lock (fingerprint, face or PIN) \
-                     instead of a password."
+                    "A passkey lets you sign in to public services with your device's screen \
+                     lock (fingerprint, face or PIN) instead of a password."
                 }
                 button type="button" id="create" { "Create passkey" }
             },

@@ -164,11 +164,16 @@ async fn login_finish(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     _o: SameOrigin,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<LoginFinish>,
 ) -> Result<Response> {
     let (ceremony, credential) = (body.ceremony, body.credential);
+    let previous = session_token(&headers);
     let r = state
-        .run(move |s| s.passkeys().finish_login(&ceremony, &credential, s.now()))
+        .run(move |s| {
+            s.passkeys()
+                .finish_login(&ceremony, &credential, previous.as_deref(), s.now())
+        })
         .await;
     let login = charge_on_refusal(&state, Purpose::Login, peer, r)?;
     tracing::info!(citizen_id = %login.citizen.id, passkey_id = %login.session.credential_id, "login");

@@ -68,6 +68,27 @@ pub use passkeys::{CEREMONIES, CREDENTIALS, Passkeys, SESSIONS};
 pub use sled_backend::SledBackend;
 pub use tx::{Read, Tx};
 
+/// Read-only aggregate handles over any [`Read`]: the committed store (`&Store`) or an
+/// open transaction (`&*tx`), for domain rules that must read the same way in both.
+pub struct View<R>(pub R);
+
+impl<R: Read> View<R> {
+    /// Passkeys and sessions.
+    pub fn passkeys(&self) -> Passkeys<&R> {
+        Passkeys(&self.0)
+    }
+
+    /// Grants and refresh tokens.
+    pub fn grants(&self) -> oidc::Grants<&R> {
+        oidc::Grants(&self.0)
+    }
+
+    /// Consents.
+    pub fn consents(&self) -> oidc::Consents<&R> {
+        oidc::Consents(&self.0)
+    }
+}
+
 /// Result type of the storage layer.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

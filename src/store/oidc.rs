@@ -6,12 +6,14 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::record::record_v1;
+use super::record::{record_v1, record_v2};
 use super::tx::Read;
 use super::{Result, Store, StoreError, Tx};
 use crate::crypto::digest::hex;
+use crate::domain::oidc::CODE_TTL;
 use crate::domain::oidc::model::{
-    AuthorizationCode, Consent, Grant, PendingAuthorization, RefreshToken, RevokedJti, UsedCode,
+    AuthorizationCode, Consent, Grant, LoginRef, PendingAuthorization, RefreshToken, RevokedJti,
+    UsedCode,
 };
 
 /// Pending authorization requests by id.
@@ -96,6 +98,51 @@ struct AuthorizationCodeV1 {
     expires_at: OffsetDateTime,
 }
 
+/// The login a code or grant came from (frozen shape of [`LoginRef`]).
+#[derive(Serialize, Deserialize)]
+struct LoginRefV1 {
+    /// Credential id of the passkey.
+    credential_id: String,
+    /// SHA-256 (hex) of the session token.
+    session: String,
+}
+
+/// Version 2 of a code: version 1 plus the login it came from and its issue time.
+#[derive(Serialize, Deserialize)]
+struct AuthorizationCodeV2 {
+    /// Grant that redeeming it creates.
+    grant_id: String,
+    /// Client it was issued to.
+    client_id: String,
+    /// Redirect URI it was sent to.
+    redirect_uri: String,
+    /// PKCE S256 challenge.
+    code_challenge: String,
+    /// OIDC nonce.
+    nonce: Option<String>,
+    /// Granted scopes.
+    scopes: Vec<String>,
+    /// Citizen.
+    citizen_id: String,
+    /// Session id (`sid`) as the client sees it.
+    sid: String,
+    /// The passkey and session of the login.
+    login: LoginRefV1,
+    /// Login time.
+    #[serde(with = "time::serde::rfc3339")]
+    auth_time: OffsetDateTime,
+    /// Assurance level reached.
+    acr: String,
+    /// Authentication methods (RFC 8176).
+    amr: Vec<String>,
+    /// Issue time.
+    #[serde(with = "time::serde::rfc3339")]
+    issued_at: OffsetDateTime,
+    /// Codes live at most 60 s.
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+}
+
 /// What a redeemed code leads to (kept a day to detect replays).
 #[derive(Serialize, Deserialize)]
 struct UsedCodeV1 {
@@ -134,6 +181,36 @@ struct GrantV1 {
     revoked_at: Option<OffsetDateTime>,
 }
 
+/// Version 2 of a grant: version 1 plus the login it came from.
+#[derive(Serialize, Deserialize)]
+struct GrantV2 {
+    /// Id (also the `gid` claim of access tokens).
+    id: String,
+    /// Client.
+    client_id: String,
+    /// Citizen.
+    citizen_id: String,
+    /// Scopes.
+    scopes: Vec<String>,
+    /// Login time.
+    #[serde(with = "time::serde::rfc3339")]
+    auth_time: OffsetDateTime,
+    /// Assurance level.
+    acr: String,
+    /// Methods.
+    amr: Vec<String>,
+    /// Session id as the client sees it.
+    sid: String,
+    /// The passkey and session of the login.
+    login: LoginRefV1,
+    /// Creation.
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    /// Revocation: every token of the grant is dead from then on.
+    #[serde(with = "time::serde::rfc3339::option")]
+    revoked_at: Option<OffsetDateTime>,
+}
+
 /// A refresh token (stored by its hash).
 #[derive(Serialize, Deserialize)]
 struct RefreshTokenV1 {
@@ -162,6 +239,19 @@ struct ConsentV1 {
     /// When.
     #[serde(with = "time::serde::rfc3339")]
     granted_at: OffsetDateTime,
+}
+
+/// Version 2 of a consent: version 1 plus when it was first given.
+#[derive(Serialize, Deserialize)]
+struct ConsentV2 {
+    /// Scopes allowed.
+    scopes: Vec<String>,
+    /// When it was last given or extended.
+    #[serde(with = "time::serde::rfc3339")]
+    granted_at: OffsetDateTime,
+    /// When it was first given.
+    #[serde(with = "time::serde::rfc3339")]
+    since: OffsetDateTime,
 }
 
 /// A revoked stand-alone access token.
@@ -206,23 +296,107 @@ same_fields!(
         expires_at
     }
 );
-same_fields!(
-    AuthorizationCodeV1,
-    AuthorizationCode {
-        grant_id,
-        client_id,
-        redirect_uri,
-        code_challenge,
-        nonce,
-        scopes,
-        citizen_id,
-        sid,
-        auth_time,
-        acr,
-        amr,
-        expires_at
+impl From<LoginRefV1> for LoginRef {
+    fn from(l: LoginRefV1) -> Self {
+        Self {
+            credential_id: l.credential_id,
+            session: l.session,
+        }
     }
-);
+}
+
+impl From<&LoginRef> for LoginRefV1 {
+    fn from(l: &LoginRef) -> Self {
+        Self {
+            credential_id: l.credential_id.clone(),
+            session: l.session.clone(),
+        }
+    }
+}
+
+/// A version-1 code knows neither its login nor its issue time (which is its expiry less
+/// the code lifetime).
+impl From<AuthorizationCodeV1> for AuthorizationCode {
+    fn from(c: AuthorizationCodeV1) -> Self {
+        Self {
+            grant_id: c.grant_id,
+            client_id: c.client_id,
+            redirect_uri: c.redirect_uri,
+            code_challenge: c.code_challenge,
+            nonce: c.nonce,
+            scopes: c.scopes,
+            citizen_id: c.citizen_id,
+            sid: c.sid,
+            login: None,
+            auth_time: c.auth_time,
+            acr: c.acr,
+            amr: c.amr,
+            issued_at: c.expires_at - CODE_TTL,
+            expires_at: c.expires_at,
+        }
+    }
+}
+
+impl From<AuthorizationCodeV2> for AuthorizationCode {
+    fn from(c: AuthorizationCodeV2) -> Self {
+        Self {
+            grant_id: c.grant_id,
+            client_id: c.client_id,
+            redirect_uri: c.redirect_uri,
+            code_challenge: c.code_challenge,
+            nonce: c.nonce,
+            scopes: c.scopes,
+            citizen_id: c.citizen_id,
+            sid: c.sid,
+            login: Some(c.login.into()),
+            auth_time: c.auth_time,
+            acr: c.acr,
+            amr: c.amr,
+            issued_at: c.issued_at,
+            expires_at: c.expires_at,
+        }
+    }
+}
+
+impl From<&AuthorizationCode> for StoredCode {
+    /// Codes with their login are written as version 2 (every code issued now); one
+    /// without is written as version 1, so that nothing is invented.
+    fn from(c: &AuthorizationCode) -> Self {
+        match &c.login {
+            Some(login) => Self::V2(AuthorizationCodeV2 {
+                grant_id: c.grant_id.clone(),
+                client_id: c.client_id.clone(),
+                redirect_uri: c.redirect_uri.clone(),
+                code_challenge: c.code_challenge.clone(),
+                nonce: c.nonce.clone(),
+                scopes: c.scopes.clone(),
+                citizen_id: c.citizen_id.clone(),
+                sid: c.sid.clone(),
+                login: login.into(),
+                auth_time: c.auth_time,
+                acr: c.acr.clone(),
+                amr: c.amr.clone(),
+                issued_at: c.issued_at,
+                expires_at: c.expires_at,
+            }),
+            None => Self::V1(AuthorizationCodeV1 {
+                grant_id: c.grant_id.clone(),
+                client_id: c.client_id.clone(),
+                redirect_uri: c.redirect_uri.clone(),
+                code_challenge: c.code_challenge.clone(),
+                nonce: c.nonce.clone(),
+                scopes: c.scopes.clone(),
+                citizen_id: c.citizen_id.clone(),
+                sid: c.sid.clone(),
+                auth_time: c.auth_time,
+                acr: c.acr.clone(),
+                amr: c.amr.clone(),
+                expires_at: c.expires_at,
+            }),
+        }
+    }
+}
+
 same_fields!(
     UsedCodeV1,
     UsedCode {
@@ -230,22 +404,97 @@ same_fields!(
         expires_at
     }
 );
+
+/// A version-1 grant does not know its login: it is not tied to a passkey.
+impl From<GrantV1> for Grant {
+    fn from(g: GrantV1) -> Self {
+        Self {
+            id: g.id,
+            client_id: g.client_id,
+            citizen_id: g.citizen_id,
+            scopes: g.scopes,
+            auth_time: g.auth_time,
+            acr: g.acr,
+            amr: g.amr,
+            sid: g.sid,
+            login: None,
+            created_at: g.created_at,
+            revoked_at: g.revoked_at,
+        }
+    }
+}
+
+impl From<GrantV2> for Grant {
+    fn from(g: GrantV2) -> Self {
+        Self {
+            id: g.id,
+            client_id: g.client_id,
+            citizen_id: g.citizen_id,
+            scopes: g.scopes,
+            auth_time: g.auth_time,
+            acr: g.acr,
+            amr: g.amr,
+            sid: g.sid,
+            login: Some(g.login.into()),
+            created_at: g.created_at,
+            revoked_at: g.revoked_at,
+        }
+    }
+}
+
+impl From<&Grant> for StoredGrant {
+    /// Grants with their login are written as version 2; one read from version 1 (no
+    /// login) is written back as version 1, so that nothing is invented.
+    fn from(g: &Grant) -> Self {
+        match &g.login {
+            Some(login) => Self::V2(GrantV2 {
+                id: g.id.clone(),
+                client_id: g.client_id.clone(),
+                citizen_id: g.citizen_id.clone(),
+                scopes: g.scopes.clone(),
+                auth_time: g.auth_time,
+                acr: g.acr.clone(),
+                amr: g.amr.clone(),
+                sid: g.sid.clone(),
+                login: login.into(),
+                created_at: g.created_at,
+                revoked_at: g.revoked_at,
+            }),
+            None => Self::V1(GrantV1 {
+                id: g.id.clone(),
+                client_id: g.client_id.clone(),
+                citizen_id: g.citizen_id.clone(),
+                scopes: g.scopes.clone(),
+                auth_time: g.auth_time,
+                acr: g.acr.clone(),
+                amr: g.amr.clone(),
+                sid: g.sid.clone(),
+                created_at: g.created_at,
+                revoked_at: g.revoked_at,
+            }),
+        }
+    }
+}
+
+/// A version-1 consent's first-given time is unknown: the epoch, so that every grant made
+/// under it stays valid.
+impl From<ConsentV1> for Consent {
+    fn from(c: ConsentV1) -> Self {
+        Self {
+            scopes: c.scopes,
+            granted_at: c.granted_at,
+            since: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+}
 same_fields!(
-    GrantV1,
-    Grant {
-        id,
-        client_id,
-        citizen_id,
+    ConsentV2,
+    Consent {
         scopes,
-        auth_time,
-        acr,
-        amr,
-        sid,
-        created_at,
-        revoked_at
+        granted_at,
+        since
     }
 );
-same_fields!(ConsentV1, Consent { scopes, granted_at });
 same_fields!(RevokedJtiV1, RevokedJti { expires_at });
 
 impl From<&RefreshToken> for RefreshTokenV1 {
@@ -286,11 +535,11 @@ impl RefreshTokenV1 {
 }
 
 record_v1!(StoredPending, AUTHZ_REQUESTS, PendingAuthorizationV1);
-record_v1!(StoredCode, CODES, AuthorizationCodeV1);
+record_v2!(StoredCode, CODES, AuthorizationCodeV1, AuthorizationCodeV2);
 record_v1!(StoredUsedCode, USED_CODES, UsedCodeV1);
-record_v1!(StoredGrant, GRANTS, GrantV1);
+record_v2!(StoredGrant, GRANTS, GrantV1, GrantV2);
 record_v1!(StoredRefresh, REFRESH_TOKENS, RefreshTokenV1);
-record_v1!(StoredConsent, CONSENTS, ConsentV1);
+record_v2!(StoredConsent, CONSENTS, ConsentV1, ConsentV2);
 record_v1!(StoredRevokedJti, REVOKED_JTIS, RevokedJtiV1);
 
 fn consent_key(citizen_id: &str, client_id: &str) -> Vec<u8> {
@@ -302,7 +551,7 @@ fn consent_key(citizen_id: &str, client_id: &str) -> Vec<u8> {
 macro_rules! handle {
     ($name:ident, $doc:literal, $method:ident) => {
         #[doc = $doc]
-        pub struct $name<S>(S);
+        pub struct $name<S>(pub(super) S);
 
         impl Store {
             #[doc = $doc]
@@ -384,7 +633,7 @@ impl Authorizations<&mut Tx<'_>> {
     pub fn insert_code(&mut self, hash: &[u8; 32], code: &AuthorizationCode) -> Result<()> {
         self.0.insert_new_expiring(
             hex(hash).as_bytes(),
-            &StoredCode::V1(code.into()),
+            &StoredCode::from(code),
             code.expires_at,
         )
     }
@@ -397,7 +646,7 @@ impl Authorizations<&mut Tx<'_>> {
         Ok(self
             .0
             .take::<StoredCode>(hex(hash).as_bytes())?
-            .map(|StoredCode::V1(c)| c.into()))
+            .map(StoredCode::into_domain))
     }
 
     /// Records that a code was redeemed, filed for expiry.
@@ -419,7 +668,7 @@ impl<S: Read> Grants<S> {
         Ok(self
             .0
             .get::<StoredGrant>(id.as_bytes())?
-            .map(|StoredGrant::V1(g)| g.into()))
+            .map(StoredGrant::into_domain))
     }
 
     /// A refresh token by hash.
@@ -450,17 +699,13 @@ impl Grants<&mut Tx<'_>> {
     /// # Errors
     /// [`StoreError::Conflict`] if the id exists.
     pub fn insert(&mut self, grant: &Grant, tokens_end: OffsetDateTime) -> Result<()> {
-        self.0.insert_new_expiring(
-            grant.id.as_bytes(),
-            &StoredGrant::V1(grant.into()),
-            tokens_end,
-        )
+        self.0
+            .insert_new_expiring(grant.id.as_bytes(), &StoredGrant::from(grant), tokens_end)
     }
 
     /// Replaces a grant (revocation).
     pub fn update(&mut self, grant: &Grant) {
-        self.0
-            .put(grant.id.as_bytes(), &StoredGrant::V1(grant.into()));
+        self.0.put(grant.id.as_bytes(), &StoredGrant::from(grant));
     }
 
     /// Stores or replaces a refresh token, filed for expiry.
@@ -491,7 +736,7 @@ impl<S: Read> Consents<S> {
         Ok(self
             .0
             .get::<StoredConsent>(&consent_key(citizen_id, client_id))?
-            .map(|StoredConsent::V1(c)| c.into()))
+            .map(StoredConsent::into_domain))
     }
 }
 
@@ -500,7 +745,7 @@ impl Consents<&mut Tx<'_>> {
     pub fn put(&mut self, citizen_id: &str, client_id: &str, c: &Consent) {
         self.0.put(
             &consent_key(citizen_id, client_id),
-            &StoredConsent::V1(c.into()),
+            &StoredConsent::V2(c.into()),
         );
     }
 

@@ -126,7 +126,7 @@ impl Record for StoredSession {
 
 /// Passkey storage: credentials, WebAuthn ceremonies and login sessions. Reads work on the
 /// committed store and in a transaction; writes only in a transaction.
-pub struct Passkeys<S>(S);
+pub struct Passkeys<S>(pub(super) S);
 
 impl Store {
     /// Committed passkeys and sessions.

@@ -36,6 +36,35 @@ macro_rules! record_v1 {
 }
 pub(crate) use record_v1;
 
+/// Declares `$name`, a record read in versions `"1"` (`$v1`) and `"2"` (`$v2`), in tree
+/// `$tree`, with `into_domain` converting either into the domain entity `$v2` also
+/// converts into.
+macro_rules! record_v2 {
+    ($name:ident, $tree:expr, $v1:ty, $v2:ty) => {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        #[serde(tag = "v", content = "data")]
+        enum $name {
+            #[serde(rename = "1")]
+            V1($v1),
+            #[serde(rename = "2")]
+            V2($v2),
+        }
+        impl $crate::store::record::Record for $name {
+            const TREE: &'static str = $tree;
+            const VERSIONS: &'static [&'static str] = &["1", "2"];
+        }
+        impl $name {
+            fn into_domain<T: From<$v1> + From<$v2>>(self) -> T {
+                match self {
+                    Self::V1(r) => r.into(),
+                    Self::V2(r) => r.into(),
+                }
+            }
+        }
+    };
+}
+pub(crate) use record_v2;
+
 /// Encodes a record (its serde tag carries the version).
 pub fn encode<R: Record>(record: &R) -> Vec<u8> {
     // Serialising plain data structs with string keys cannot fail; fall back to an empty

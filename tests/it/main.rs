@@ -13,5 +13,6 @@ mod oidc;
 mod oidc_attacks;
 mod passkeys;
 mod registry;
+mod review;
 mod rotation;
 mod support;

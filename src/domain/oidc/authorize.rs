@@ -3,11 +3,12 @@
 
 use time::OffsetDateTime;
 
-use super::model::{AuthorizationCode, Consent, PendingAuthorization};
+use super::model::{AuthorizationCode, Consent, LoginRef, PendingAuthorization};
 use super::{
     CODE_TTL, PENDING_TTL, Provider, acr_for, acr_satisfies, amr_for, opaque_token, parse_scopes,
     sha256,
 };
+use crate::crypto::digest::hex;
 use crate::domain::clients::{Client, GrantType};
 use crate::domain::passkeys::Session;
 use crate::domain::{DomainError, new_id};
@@ -350,10 +351,10 @@ impl Provider<'_> {
         now: OffsetDateTime,
     ) -> Result<(), DomainError> {
         Ok(self.store.transact(|tx| {
-            let mut scopes = tx
-                .consents()
-                .get(citizen_id, &p.client_id)?
-                .map(|c| c.scopes)
+            let earlier = tx.consents().get(citizen_id, &p.client_id)?;
+            let mut scopes = earlier
+                .as_ref()
+                .map(|c| c.scopes.clone())
                 .unwrap_or_default();
             for s in &p.scopes {
                 if !scopes.contains(s) {
@@ -363,13 +364,16 @@ impl Provider<'_> {
             let consent = Consent {
                 scopes,
                 granted_at: now,
+                since: earlier.map_or(now, |c| c.since),
             };
             tx.consents().put(citizen_id, &p.client_id, &consent);
             Ok::<_, StoreError>(())
         })?)
     }
 
-    /// Withdraws a citizen's consent for a client.
+    /// Withdraws a citizen's consent for a client. Every grant and code made under it dies
+    /// with it ([`super::liveness`]): the client's refresh and access tokens stop working at
+    /// once, and a later consent does not revive them.
     ///
     /// # Errors
     /// Storage failures.
@@ -402,10 +406,15 @@ impl Provider<'_> {
             nonce: p.nonce.clone(),
             scopes: p.scopes.clone(),
             citizen_id: session.citizen_id.clone(),
-            sid: super::s256(session_hash),
+            sid: super::session_id(self.keys, session_hash, &p.client_id),
+            login: Some(LoginRef {
+                credential_id: session.credential_id.clone(),
+                session: hex(session_hash),
+            }),
             auth_time: session.auth_time,
             acr: acr_for(session.user_verified).to_owned(),
             amr: amr_for(session.user_verified, backup_eligible),
+            issued_at: now,
             expires_at: now + CODE_TTL,
         };
         let hash = sha256(code.as_bytes());

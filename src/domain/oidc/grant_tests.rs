@@ -12,8 +12,12 @@ use crate::crypto::KeySet;
 use crate::domain::SystemRng;
 use crate::domain::citizens::{NewCitizen, Registry};
 use crate::domain::clients::{Client, Clients, NewClient};
-use crate::domain::passkeys::Session;
+use crate::domain::passkeys::{Session, StoredPasskey};
 use crate::store::Store;
+use webauthn_rs::prelude::{
+    AttestationFormat, COSEAlgorithm, COSEEC2Key, COSEKey, COSEKeyType, Credential, ECDSACurve,
+    ParsedAttestation, Passkey,
+};
 
 const ISSUER: &str = "https://civis.test";
 const REDIRECT: &str = "https://agency.test/cb";
@@ -82,17 +86,38 @@ impl Fixture {
             email: None,
         };
         let (citizen, _) = registry.register(input, "officer", NOW).unwrap();
-        Session {
-            citizen_id: citizen.id,
-            credential_id: "cred".into(),
+        let session = Session {
+            citizen_id: citizen.id.clone(),
+            credential_id: format!("cred-{national_id}"),
             auth_time: NOW,
             expires_at: NOW + Duration::hours(8),
             user_verified: true,
-        }
+        };
+        let passkey = StoredPasskey {
+            id: session.credential_id.clone(),
+            citizen_id: citizen.id,
+            passkey: sample_passkey(),
+            created_at: NOW,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        self.store
+            .transact(|tx| {
+                tx.passkeys().insert_credential(&passkey)?;
+                tx.passkeys()
+                    .insert_session(&session_hash(&session), &session)
+            })
+            .unwrap();
+        session
     }
 
     /// A code for `client`, as `/authorize` issues it after login and consent.
     fn code(&self, client: &Client, session: &Session) -> String {
+        self.code_at(client, session, NOW)
+    }
+
+    /// [`Fixture::code`] at `now` (consent given then, if there was none).
+    fn code_at(&self, client: &Client, session: &Session, now: OffsetDateTime) -> String {
         let params = AuthorizeParams {
             response_type: Some("code".into()),
             client_id: Some(client.id.clone()),
@@ -111,10 +136,12 @@ impl Fixture {
         };
         let p = self.provider();
         let pending = p
-            .validate_authorization(&params, Some(client), NOW)
+            .validate_authorization(&params, Some(client), now)
+            .unwrap();
+        p.remember_consent(&session.citizen_id, &pending, now)
             .unwrap();
         let url = p
-            .issue_code(&pending, session, &[7; 32], false, NOW)
+            .issue_code(&pending, session, &session_hash(session), false, now)
             .unwrap();
         url::Url::parse(&url)
             .unwrap()
@@ -148,6 +175,36 @@ impl Fixture {
             .verify_access_token(access_token, NOW)
             .is_ok()
     }
+}
+
+/// The fixture's session token hash (one per credential).
+fn session_hash(session: &Session) -> [u8; 32] {
+    crate::crypto::digest::sha256(session.credential_id.as_bytes())
+}
+
+/// A passkey as webauthn-rs keeps it (the key is never used: no assertion is checked here).
+fn sample_passkey() -> Passkey {
+    Credential {
+        cred_id: vec![1; 16],
+        cred: COSEKey {
+            type_: COSEAlgorithm::ES256,
+            key: COSEKeyType::EC_EC2(COSEEC2Key {
+                curve: ECDSACurve::SECP256R1,
+                x: vec![2; 32],
+                y: vec![3; 32],
+            }),
+        },
+        counter: 0,
+        transports: None,
+        user_verified: true,
+        backup_eligible: false,
+        backup_state: false,
+        registration_policy: webauthn_rs_proto::UserVerificationPolicy::Required,
+        extensions: webauthn_rs_proto::RegisteredExtensions::none(),
+        attestation: ParsedAttestation::default(),
+        attestation_format: AttestationFormat::None,
+    }
+    .into()
 }
 
 fn invalid_grant(r: Result<super::mint::TokenResponse, TokenError>) -> &'static str {
@@ -293,11 +350,11 @@ fn access_tokens_expire_and_id_tokens_do_not_pass_as_access_tokens() {
         Err(InvalidToken::Rejected(_))
     ));
     assert_eq!(
-        p.id_token_hint_audience(&id_token).as_deref(),
+        p.id_token_hint(&id_token).map(|h| h.aud).as_deref(),
         Some(client.id.as_str())
     );
     assert_eq!(
-        p.id_token_hint_audience(&tokens.access_token),
+        p.id_token_hint(&tokens.access_token).map(|h| h.aud),
         None,
         "not an ID token"
     );
@@ -333,4 +390,106 @@ fn client_credentials_are_stateless_and_revocable_by_jti() {
     assert!(f.live(&t.access_token));
     p.revoke(&machine, &t.access_token, NOW).unwrap();
     assert!(!f.live(&t.access_token));
+}
+
+/// The passkey behind `session`, marked revoked (as `DELETE …/passkeys/{id}` does).
+fn revoke_passkey(f: &Fixture, session: &Session) {
+    f.store
+        .transact(|tx| {
+            let mut p = tx.passkeys().credential(&session.credential_id)?.unwrap();
+            p.revoked_at = Some(NOW);
+            tx.passkeys().update_credential(&p);
+            Ok::<_, crate::store::StoreError>(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn revoking_the_passkey_kills_its_grants_tokens_and_unredeemed_codes() {
+    let f = Fixture::new();
+    let client = f.client();
+    let session = f.session("AB1101");
+    let tokens = f
+        .redeem(&client, &f.code(&client, &session), VERIFIER)
+        .unwrap();
+    let pending_code = f.code(&client, &session);
+    let refresh = tokens.refresh_token.clone().unwrap();
+    let p = f.provider();
+    assert_eq!(
+        p.introspect(&client, &refresh, NOW).unwrap()["active"],
+        true
+    );
+
+    revoke_passkey(&f, &session);
+    assert!(!f.live(&tokens.access_token));
+    assert_eq!(
+        p.introspect(&client, &refresh, NOW).unwrap()["active"],
+        false
+    );
+    invalid_grant(f.refresh(&client, &refresh, NOW));
+    invalid_grant(f.redeem(&client, &pending_code, VERIFIER));
+}
+
+#[test]
+fn withdrawn_consent_kills_grants_and_a_new_consent_does_not_revive_them() {
+    let f = Fixture::new();
+    let client = f.client();
+    let session = f.session("AB1102");
+    let old = f
+        .redeem(&client, &f.code(&client, &session), VERIFIER)
+        .unwrap();
+    let p = f.provider();
+    p.revoke_consent(&session.citizen_id, &client.id).unwrap();
+    assert!(!f.live(&old.access_token));
+    invalid_grant(f.refresh(&client, old.refresh_token.as_deref().unwrap(), NOW));
+
+    // Consent given again, later: new grants work, the old one stays dead.
+    let later = NOW + Duration::seconds(5);
+    let code = f.code_at(&client, &session, later);
+    let fresh = p
+        .exchange_code(&client, Some(&code), Some(REDIRECT), Some(VERIFIER), later)
+        .unwrap();
+    assert!(
+        p.verify_access_token(&fresh.access_token, later).is_ok(),
+        "new grant"
+    );
+    invalid_grant(f.refresh(&client, old.refresh_token.as_deref().unwrap(), later));
+}
+
+#[test]
+fn a_code_dies_with_the_session_that_produced_it() {
+    let f = Fixture::new();
+    let client = f.client();
+    let session = f.session("AB1103");
+    let code = f.code(&client, &session);
+    f.store
+        .transact(|tx| {
+            tx.passkeys().delete_session(&session_hash(&session));
+            Ok::<_, crate::store::StoreError>(())
+        })
+        .unwrap();
+    let why = invalid_grant(f.redeem(&client, &code, VERIFIER));
+    assert!(why.contains("ended"), "{why}");
+}
+
+#[test]
+fn sid_differs_per_client_for_one_session() {
+    let f = Fixture::new();
+    let (a, b) = (f.client(), f.client());
+    let session = f.session("AB1104");
+    let sid = |client: &Client| {
+        let t = f
+            .redeem(client, &f.code(client, &session), VERIFIER)
+            .unwrap();
+        let claims = t.id_token.unwrap().split('.').nth(1).unwrap().to_owned();
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims)
+                .unwrap(),
+        )
+        .unwrap();
+        claims["sid"].as_str().unwrap().to_owned()
+    };
+    let (sa, sb) = (sid(&a), sid(&b));
+    assert_ne!(sa, sb);
+    assert_eq!(sa, sid(&a), "stable for one session and client");
 }

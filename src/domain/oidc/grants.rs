@@ -5,6 +5,7 @@
 use time::OffsetDateTime;
 
 use super::authorize::pkce_ok;
+use super::liveness;
 use super::mint::TokenResponse;
 use super::model::{AuthorizationCode, Grant, RefreshToken, UsedCode};
 use super::{Provider, REFRESH_TTL, TOKEN_TTL, opaque_token, parse_scopes, sha256};
@@ -16,6 +17,8 @@ use crate::store::{StoreError, Tx};
 
 /// What a client is told about any refresh token that does not work.
 const REFRESH_INVALID: &str = "refresh token is invalid, expired or revoked";
+/// A code whose passkey, session or consent ended before it was redeemed.
+const LOGIN_ENDED: &str = "the login or consent the code was issued for has ended";
 /// A code presented by a client it was not issued to.
 pub(super) const WRONG_CLIENT: &str = "code was not issued to this client";
 
@@ -169,8 +172,10 @@ impl Provider<'_> {
             .store
             .grants()
             .get(&current.grant_id)?
-            .filter(|g| g.revoked_at.is_none())
             .ok_or(TokenError::InvalidGrant(REFRESH_INVALID))?;
+        if !liveness::grant_live(self.store, &grant)? {
+            return Err(TokenError::InvalidGrant(REFRESH_INVALID));
+        }
         let scopes = match scope {
             None => grant.scopes.clone(),
             Some(s) => {
@@ -359,6 +364,9 @@ fn redeem_in(
     if let Some(why) = code_refusal(&record, client, redirect_uri, verifier, now) {
         return Ok(Redemption::Refused(why));
     }
+    if !liveness::code_live(&*tx, &record, now)? {
+        return Ok(Redemption::Refused(LOGIN_ENDED));
+    }
     let grant = Grant {
         id: record.grant_id.clone(),
         client_id: client.id.clone(),
@@ -368,6 +376,7 @@ fn redeem_in(
         acr: record.acr.clone(),
         amr: record.amr.clone(),
         sid: record.sid.clone(),
+        login: record.login.clone(),
         created_at: now,
         revoked_at: None,
     };
@@ -438,10 +447,10 @@ fn rotate_in(
     if current.spent_at.is_some() {
         return Ok(Rotation::AlreadySpent(current));
     }
-    let live = tx
-        .grants()
-        .get(&current.grant_id)?
-        .is_some_and(|g| g.revoked_at.is_none());
+    let live = match tx.grants().get(&current.grant_id)? {
+        Some(grant) => liveness::grant_live(&*tx, &grant)?,
+        None => false,
+    };
     if !live || current.grant_id != successor.grant_id {
         return Ok(Rotation::Invalid);
     }

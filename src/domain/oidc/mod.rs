@@ -10,6 +10,7 @@
 
 pub mod authorize;
 pub mod grants;
+pub mod liveness;
 pub mod mint;
 pub mod model;
 pub mod verify;
@@ -93,6 +94,16 @@ pub fn subject(keys: &KeySet, citizen_id: &str, pairwise_sector: Option<&str>) -
             URL_SAFE_NO_PAD.encode(keys.hashes.keyed_hash("pairwise-subject", input.as_bytes()))
         }
     }
+}
+
+/// The `sid` a client sees for a browser session: a keyed hash of the session and the
+/// client, so that two clients (of different sectors, with different pairwise subjects)
+/// cannot join their subjects through a shared session id. Stable for one session and
+/// client, so logout hints can be matched against the current session.
+pub fn session_id(keys: &KeySet, session_hash: &[u8; 32], client_id: &str) -> String {
+    let mut input = session_hash.to_vec();
+    input.extend_from_slice(client_id.as_bytes());
+    URL_SAFE_NO_PAD.encode(keys.hashes.keyed_hash("session-id", &input))
 }
 
 /// Identity claims released by `scopes` (never `sub`, which the caller sets).

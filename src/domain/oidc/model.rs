@@ -55,16 +55,31 @@ pub struct AuthorizationCode {
     pub scopes: Vec<String>,
     /// Citizen.
     pub citizen_id: String,
-    /// Session id (`sid`) of the login.
+    /// Session id (`sid`) of the login as this client sees it (derived per client).
     pub sid: String,
+    /// The login: which passkey and which session produced the code. `None` only for
+    /// codes written before this was recorded.
+    pub login: Option<LoginRef>,
     /// Login time.
     pub auth_time: OffsetDateTime,
     /// Assurance level reached.
     pub acr: String,
     /// Authentication methods (RFC 8176).
     pub amr: Vec<String>,
+    /// When it was issued: a consent withdrawn after that makes it worthless.
+    pub issued_at: OffsetDateTime,
     /// Codes live at most 60 s.
     pub expires_at: OffsetDateTime,
+}
+
+/// The login a code or grant came from, so that ending it ends what it produced: revoking
+/// the passkey kills every code and grant of it, and a code needs its session still live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRef {
+    /// Credential id (base64url) of the passkey.
+    pub credential_id: String,
+    /// SHA-256 (hex) of the session token (the sessions tree's key; not the token).
+    pub session: String,
 }
 
 /// What a redeemed code leads to (kept a day to detect replays).
@@ -93,8 +108,10 @@ pub struct Grant {
     pub acr: String,
     /// Methods.
     pub amr: Vec<String>,
-    /// Session id.
+    /// Session id as this client sees it.
     pub sid: String,
+    /// The login it came from (`None` for grants written before this was recorded).
+    pub login: Option<LoginRef>,
     /// Creation.
     pub created_at: OffsetDateTime,
     /// Revocation: every token of the grant is dead from then on.
@@ -124,8 +141,11 @@ pub struct RefreshToken {
 pub struct Consent {
     /// Scopes allowed.
     pub scopes: Vec<String>,
-    /// When.
+    /// When it was last given or extended.
     pub granted_at: OffsetDateTime,
+    /// When it was first given (unchanged when scopes are added). Grants and codes older
+    /// than this came from an earlier consent, since withdrawn: they are dead.
+    pub since: OffsetDateTime,
 }
 
 /// A revoked stand-alone access token.

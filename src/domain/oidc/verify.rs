@@ -3,12 +3,14 @@
 
 use time::OffsetDateTime;
 
+use super::liveness;
 use super::mint::AccessClaims;
 use super::model::RevokedJti;
-use super::{Provider, identity_claims, parse_scopes, sha256};
+use super::{Provider, identity_claims, parse_scopes, session_id, sha256};
 use crate::crypto::jwt::{self, Expect, Rejected, Typ};
 use crate::domain::DomainError;
 use crate::domain::clients::Client;
+use crate::domain::passkeys::Session;
 use crate::store::StoreError;
 
 /// Why a presented access token is not accepted (→ 401 `invalid_token`).
@@ -23,6 +25,19 @@ pub enum InvalidToken {
     /// Storage failure while checking.
     #[error(transparent)]
     Internal(#[from] DomainError),
+}
+
+/// What logout reads from an `id_token_hint` (signature, issuer and type already checked).
+#[derive(Debug, serde::Deserialize)]
+pub struct LogoutHint {
+    /// The client it was issued to.
+    pub aud: String,
+    /// The citizen as that client sees them.
+    pub sub: String,
+    /// The session as that client sees it.
+    pub sid: Option<String>,
+    /// When it was issued.
+    pub iat: i64,
 }
 
 impl Provider<'_> {
@@ -54,12 +69,12 @@ impl Provider<'_> {
             return Err(reject("expired"));
         }
         let revoked = match &claims.gid {
-            Some(gid) => self
-                .store
-                .grants()
-                .get(gid)
-                .map_err(DomainError::from)?
-                .is_none_or(|g| g.revoked_at.is_some()),
+            Some(gid) => match self.store.grants().get(gid).map_err(DomainError::from)? {
+                Some(grant) => {
+                    !liveness::grant_live(self.store, &grant).map_err(DomainError::from)?
+                }
+                None => true,
+            },
             None => self
                 .store
                 .grants()
@@ -72,20 +87,36 @@ impl Provider<'_> {
         Ok(claims)
     }
 
-    /// The client an `id_token_hint` names (its `aud`), if the hint is an ID token we
+    /// The claims of an `id_token_hint` that logout relies on, if the hint is an ID token we
     /// signed. An expired one still counts (OpenID Connect RP-Initiated Logout §2); an
     /// access token does not.
-    pub fn id_token_hint_audience(&self, hint: &str) -> Option<String> {
+    pub fn id_token_hint(&self, hint: &str) -> Option<LogoutHint> {
         let keys = self.keys.tokens();
         let expect = Expect {
             typ: Typ::Not("at+jwt"),
             issuer: Some(self.issuer),
             audience: None,
-            required: &["iss", "aud"],
+            required: &["iss", "aud", "sub"],
         };
-        let claims: serde_json::Value =
-            jwt::verify(hint, |kid| keys.candidates(kid), &expect).ok()?;
-        claims.get("aud")?.as_str().map(str::to_owned)
+        jwt::verify(hint, |kid| keys.candidates(kid), &expect).ok()
+    }
+
+    /// Whether a verified logout hint was issued for the browser session `session` (its
+    /// token's hash `session_hash`): the same citizen as the client sees them, the `sid`
+    /// that session has for that client, and issued no earlier than the login. Only then
+    /// may logout proceed without asking: any other civis ID token (another citizen's, an
+    /// older session's, one a site collected) could otherwise log anyone out.
+    pub fn hint_matches_session(
+        &self,
+        hint: &LogoutHint,
+        client: &Client,
+        session: &Session,
+        session_hash: &[u8; 32],
+    ) -> bool {
+        hint.aud == client.id
+            && hint.sub == self.sub_for(client, &session.citizen_id)
+            && hint.sid.as_deref() == Some(session_id(self.keys, session_hash, &client.id).as_str())
+            && hint.iat >= session.auth_time.unix_timestamp()
     }
 
     /// RFC 7009 revocation by `client`: a refresh token or an access token of this client
@@ -150,11 +181,10 @@ impl Provider<'_> {
             let live = r.client_id == client.id
                 && r.spent_at.is_none()
                 && r.expires_at > now
-                && self
-                    .store
-                    .grants()
-                    .get(&r.grant_id)?
-                    .is_some_and(|g| g.revoked_at.is_none());
+                && match self.store.grants().get(&r.grant_id)? {
+                    Some(grant) => liveness::grant_live(self.store, &grant)?,
+                    None => false,
+                };
             if !live {
                 return Ok(inactive);
             }

@@ -3,7 +3,7 @@
 //! authorize, redeem, refresh, introspect — so that each test reads as a story and the HTTP
 //! plumbing lives in one place.
 
-mod admin;
+pub mod admin;
 mod ceremonies;
 mod http;
 mod oauth;

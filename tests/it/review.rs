@@ -1,0 +1,253 @@
+//! The weaknesses an adversarial review of the login half reproduced (issue 9), each shown
+//! failing now: revoking a passkey or withdrawing consent ends what they allowed, a forced
+//! logout needs the current session's own ID token, a new login ends the old session, a code
+//! dies with its session, and an enrolment page says whose account it enrols.
+
+use serde_json::json;
+
+use crate::clock::{advance, with_test_clock};
+use crate::driver::{LOGGED_OUT, VERIFIER, enc, jwt_part, plain, tempdir};
+
+/// The first passkey id of a citizen, from the registry.
+async fn first_passkey(server: &crate::driver::Server, citizen: &str) -> String {
+    server.citizen(citizen).await["passkeys"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn revoking_a_passkey_ends_every_grant_token_and_code_it_opened() {
+    let data = tempdir();
+    let server = plain(&data);
+    let web = server.web_client().await;
+    let (citizen, mut device) = server.citizen_with_passkey("REV-0001").await;
+    let (code, cookie) = server.code_for(&web.id, &mut device, None).await;
+    let tokens = server.redeem(web.auth(), &code, VERIFIER).await.tokens();
+    // A second code, issued but not yet redeemed when the passkey is revoked.
+    let (pending, _) = server.code_for(&web.id, &mut device, cookie).await;
+    assert_eq!(server.userinfo(&tokens.access).await.status, 200);
+
+    let passkey = first_passkey(&server, &citizen).await;
+    let revoked = server
+        .admin_delete(&format!("/admin/v1/citizens/{citizen}/passkeys/{passkey}"))
+        .await;
+    assert_eq!(revoked.status, 204, "{}", revoked.text);
+
+    let r = server.refresh(web.auth(), tokens.refresh_token()).await;
+    assert_eq!(
+        (r.status, r.error()),
+        (400, Some("invalid_grant")),
+        "refresh"
+    );
+    assert_eq!(
+        server.userinfo(&tokens.access).await.status,
+        401,
+        "userinfo"
+    );
+    let seen = server.introspect(web.auth(), &tokens.access).await;
+    assert_eq!(seen["active"], false, "access token: {seen}");
+    let seen = server.introspect(web.auth(), tokens.refresh_token()).await;
+    assert_eq!(seen["active"], false, "refresh token: {seen}");
+    let r = server.redeem(web.auth(), &pending, VERIFIER).await;
+    assert_eq!((r.status, r.error()), (400, Some("invalid_grant")), "code");
+}
+
+#[tokio::test]
+async fn withdrawing_consent_stops_the_agency_and_a_new_consent_does_not_revive_it() {
+    let data = tempdir();
+    let server = with_test_clock(&data);
+    let web = server.web_client().await;
+    let (_, mut device) = server.citizen_with_passkey("REV-0002").await;
+    let (code, cookie) = server.code_for(&web.id, &mut device, None).await;
+    let cookie = cookie.unwrap();
+    let old = server.redeem(web.auth(), &code, VERIFIER).await.tokens();
+
+    let withdrawn = server
+        .delete(&format!("/session/consents/{}", web.id))
+        .cookie(&cookie)
+        .send()
+        .await;
+    assert_eq!(withdrawn.status, 204);
+    let r = server.refresh(web.auth(), old.refresh_token()).await;
+    assert_eq!((r.status, r.error()), (400, Some("invalid_grant")));
+    assert_eq!(server.userinfo(&old.access).await.status, 401);
+
+    // The citizen agrees again later: the new grant works, the withdrawn one stays dead.
+    advance(&server, 2).await;
+    let (code, _) = server.code_for(&web.id, &mut device, Some(cookie)).await;
+    let new = server.redeem(web.auth(), &code, VERIFIER).await.tokens();
+    assert_eq!(server.userinfo(&new.access).await.status, 200);
+    let r = server.refresh(web.auth(), old.refresh_token()).await;
+    assert_eq!((r.status, r.error()), (400, Some("invalid_grant")));
+}
+
+#[tokio::test]
+async fn pairwise_clients_of_two_sectors_get_different_sub_and_sid_for_one_login() {
+    let data = tempdir();
+    let server = plain(&data);
+    let a = server
+        .register_client(
+            json!({"name": "A", "redirect_uris": [crate::driver::REDIRECT],
+            "subject_type": "pairwise"}),
+        )
+        .await;
+    let other_sector = "http://127.0.0.1:9/cb";
+    let b = server
+        .register_client(
+            json!({"name": "B", "redirect_uris": [other_sector], "subject_type": "pairwise"}),
+        )
+        .await;
+    let (_, mut device) = server.citizen_with_passkey("REV-0003").await;
+    let (code, cookie) = server.code_for(&a.id, &mut device, None).await;
+    let id_a = server.redeem(a.auth(), &code, VERIFIER).await.tokens();
+    let url = server.auth_url_to(&b.id, other_sector, "");
+    let (back, _) = server.authorize(&url, &mut device, cookie, "allow").await;
+    let code = crate::driver::query(&back, "code").unwrap();
+    let id_b = server
+        .token(
+            b.auth(),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", other_sector),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await
+        .tokens();
+    let (ca, cb) = (jwt_part(id_a.id_token(), 1), jwt_part(id_b.id_token(), 1));
+    assert_ne!(ca["sub"], cb["sub"]);
+    assert!(ca["sid"].is_string() && cb["sid"].is_string());
+    assert_ne!(
+        ca["sid"], cb["sid"],
+        "one browser session, two unlinkable sids"
+    );
+}
+
+/// Logs a citizen in at the web client and returns (ID token, session cookie).
+async fn signed_in(
+    server: &crate::driver::Server,
+    web: &crate::driver::admin::Client,
+    national_id: &str,
+) -> (String, String) {
+    let (_, mut device) = server.citizen_with_passkey(national_id).await;
+    let (code, cookie) = server.code_for(&web.id, &mut device, None).await;
+    let tokens = server.redeem(web.auth(), &code, VERIFIER).await.tokens();
+    (tokens.id_token().to_owned(), cookie.unwrap())
+}
+
+#[tokio::test]
+async fn a_logout_hint_of_another_citizen_or_an_older_session_only_asks() {
+    let data = tempdir();
+    let server = with_test_clock(&data);
+    let web = server.web_client().await;
+    let (hint_of_mallory, _) = signed_in(&server, &web, "REV-0004").await;
+    let (own_hint, victim) = signed_in(&server, &web, "REV-0005").await;
+    let logout = |hint: &str| {
+        format!(
+            "/end_session?id_token_hint={hint}&post_logout_redirect_uri={}&state=s",
+            enc(LOGGED_OUT)
+        )
+    };
+
+    // Another citizen's (genuine, civis-signed) ID token: the page asks, nothing ends.
+    let resp = server
+        .get(&logout(&hint_of_mallory))
+        .no_redirect()
+        .cookie(&victim)
+        .send()
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert!(resp.text.contains(">Log out</button>"), "{}", resp.text);
+    assert_eq!(server.session(&victim).await.status, 200, "still signed in");
+
+    // A citizen's own ID token from an earlier login, presented in their new session: the
+    // hint speaks for a session that is over, so the page asks.
+    let (_, mut device) = server.citizen_with_passkey("REV-0006").await;
+    let (code, _) = server.code_for(&web.id, &mut device, None).await;
+    let earlier = server.redeem(web.auth(), &code, VERIFIER).await.tokens();
+    advance(&server, 5).await;
+    let fresh = server.login(&mut device).await.cookie().unwrap();
+    let fresh_hint = earlier.id_token();
+    let resp = server
+        .get(&logout(fresh_hint))
+        .no_redirect()
+        .cookie(&fresh)
+        .send()
+        .await;
+    assert_eq!(resp.status, 200, "an older session's hint asks");
+    assert_eq!(server.session(&fresh).await.status, 200);
+
+    // The current session's own hint: logged out without a question.
+    let resp = server
+        .get(&logout(&own_hint))
+        .no_redirect()
+        .cookie(&victim)
+        .send()
+        .await;
+    assert_eq!(resp.status, 303, "{}", resp.text);
+    assert_eq!(resp.location(), format!("{LOGGED_OUT}?state=s"));
+    assert_eq!(server.session(&victim).await.status, 401);
+}
+
+#[tokio::test]
+async fn a_new_login_ends_the_browsers_previous_session() {
+    let data = tempdir();
+    let server = plain(&data);
+    let (_, mut device) = server.citizen_with_passkey("REV-0007").await;
+    let first = server.login(&mut device).await.cookie().unwrap();
+    assert_eq!(server.session(&first).await.status, 200);
+    let (ceremony, cred) = server.assertion(&mut device).await;
+    let second = server
+        .post("/login/finish")
+        .cookie(&first)
+        .json(&json!({ "ceremony": ceremony, "credential": cred }))
+        .send()
+        .await;
+    assert_eq!(second.status, 200, "{}", second.text);
+    let second = second.cookie().unwrap();
+    assert_ne!(first, second);
+    assert_eq!(
+        server.session(&first).await.status,
+        401,
+        "old session ended"
+    );
+    assert_eq!(server.session(&second).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_code_cannot_be_redeemed_after_its_session_ended() {
+    let data = tempdir();
+    let server = plain(&data);
+    let web = server.web_client().await;
+    let (_, mut device) = server.citizen_with_passkey("REV-0008").await;
+    let (code, cookie) = server.code_for(&web.id, &mut device, None).await;
+    let out = server.post("/logout").cookie(&cookie.unwrap()).send().await;
+    assert_eq!(out.status, 204);
+    let r = server.redeem(web.auth(), &code, VERIFIER).await;
+    assert_eq!(
+        (r.status, r.error()),
+        (400, Some("invalid_grant")),
+        "{}",
+        r.text
+    );
+}
+
+#[tokio::test]
+async fn the_enrolment_page_says_whose_account_it_enrols() {
+    let data = tempdir();
+    let server = plain(&data);
+    let citizen = server.register_citizen("REV-0009").await;
+    let page = server
+        .get(&format!("/enrol?code={}", citizen.enrolment_code))
+        .send()
+        .await;
+    assert_eq!(page.status, 200);
+    let text = &page.text;
+    let name = text.find("Ana Novak").expect("full name shown");
+    let button = text.find(">Create passkey</button>").unwrap();
+    assert!(name < button, "the name comes before the button");
+    assert!(text.contains("1990-04-01"), "{text}");
+    assert!(text.contains("If this is not you"), "{text}");
+}
