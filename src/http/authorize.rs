@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use time::OffsetDateTime;
@@ -13,12 +13,18 @@ use time::OffsetDateTime;
 use super::error::ApiError;
 use super::oidc::{FormRefusals, csrf, current_session, form_session, origin_of};
 use super::pages::{PageData, page_with_form_targets, problem_page, too_many_attempts};
+use super::passkey::cookie;
 use super::state::AppState;
 use super::throttle::Purpose;
 use crate::domain::clients::Client;
 use crate::domain::oidc::authorize::{AuthorizeError, AuthorizeParams, Next, error_redirect_url};
 use crate::domain::oidc::model::PendingAuthorization;
+use crate::domain::oidc::{PENDING_TTL, opaque_token};
 use crate::domain::passkeys::Session;
+
+/// Binds authorization requests to the browser that sent them: a random value, reused for
+/// every request of that browser while one is pending (so tabs do not interfere).
+const BROWSER_COOKIE: &str = "__Host-civis_authz";
 
 fn authorize_error(state: &AppState, e: AuthorizeError) -> Response {
     match e {
@@ -99,8 +105,30 @@ fn authorize(state: &AppState, headers: &HeaderMap, p: AuthorizeParams) -> Respo
         Ok(p) => p,
         Err(e) => return authorize_error(state, e),
     };
-    match prov.park(&pending) {
-        Ok(id) => proceed(state, headers, &id, &pending, client.as_ref(), now),
+    // Reused only if it looks like one of ours; anything else is replaced.
+    let presented = cookie(headers, BROWSER_COOKIE).filter(|v| {
+        v.len() == 43
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    });
+    let browser = match presented {
+        Some(secret) => secret,
+        None => match opaque_token(state.rng.as_ref()) {
+            Ok(secret) => secret,
+            Err(e) => return ApiError::from(e).into_response(),
+        },
+    };
+    match prov.park(&pending, &browser) {
+        Ok(id) => {
+            let mut resp = proceed(state, headers, &id, &pending, client.as_ref(), now);
+            if let Ok(v) = HeaderValue::from_str(&format!(
+                "{BROWSER_COOKIE}={browser}; Path=/; Max-Age={}; HttpOnly; Secure; SameSite=Lax",
+                PENDING_TTL.whole_seconds()
+            )) {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+            resp
+        }
         Err(e) => authorize_error(state, e),
     }
 }
@@ -123,7 +151,17 @@ pub(super) async fn authorize_continue(
 
 fn continue_after_login(state: &AppState, headers: &HeaderMap, q: &ContinueQuery) -> Response {
     let now = state.now();
+    let browser = cookie(headers, BROWSER_COOKIE);
     match state.provider().pending(&q.request, now) {
+        Ok(Some(p)) if !state.provider().started_in(&p, browser.as_deref()) => {
+            tracing::warn!(client = %p.client_id, "authorization request continued in another browser");
+            problem_page(
+                StatusCode::BAD_REQUEST,
+                "Cannot continue",
+                "This sign-in was started in another browser. If you did not start it, \
+                 close this page. Otherwise go back to the application and start again.",
+            )
+        }
         Ok(Some(p)) => {
             let client = match state.clients().get(&p.client_id) {
                 Ok(c) => c,

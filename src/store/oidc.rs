@@ -67,6 +67,16 @@ struct PendingAuthorizationV1 {
     expires_at: OffsetDateTime,
 }
 
+/// Version 2 of a pending request: version 1 plus the browser it is bound to.
+#[derive(Serialize, Deserialize)]
+struct PendingAuthorizationV2 {
+    /// Version 1's fields.
+    #[serde(flatten)]
+    request: PendingAuthorizationV1,
+    /// SHA-256 (hex) of the browser's binding secret.
+    browser: String,
+}
+
 /// An issued authorization code (stored by its hash).
 #[derive(Serialize, Deserialize)]
 struct AuthorizationCodeV1 {
@@ -278,24 +288,68 @@ macro_rules! same_fields {
     };
 }
 
-same_fields!(
-    PendingAuthorizationV1,
-    PendingAuthorization {
-        client_id,
-        redirect_uri,
-        scopes,
-        state,
-        nonce,
-        code_challenge,
-        prompt_login,
-        prompt_consent,
-        prompt_none,
-        max_age,
-        acr_values,
-        created_at,
-        expires_at
+/// Version 1 without the `browser` (which neither version 1 nor a request before parking
+/// has).
+fn pending_v1(p: &PendingAuthorization) -> PendingAuthorizationV1 {
+    PendingAuthorizationV1 {
+        client_id: p.client_id.clone(),
+        redirect_uri: p.redirect_uri.clone(),
+        scopes: p.scopes.clone(),
+        state: p.state.clone(),
+        nonce: p.nonce.clone(),
+        code_challenge: p.code_challenge.clone(),
+        prompt_login: p.prompt_login,
+        prompt_consent: p.prompt_consent,
+        prompt_none: p.prompt_none,
+        max_age: p.max_age,
+        acr_values: p.acr_values.clone(),
+        created_at: p.created_at,
+        expires_at: p.expires_at,
     }
-);
+}
+
+impl From<PendingAuthorizationV1> for PendingAuthorization {
+    fn from(p: PendingAuthorizationV1) -> Self {
+        Self {
+            client_id: p.client_id,
+            redirect_uri: p.redirect_uri,
+            scopes: p.scopes,
+            state: p.state,
+            nonce: p.nonce,
+            code_challenge: p.code_challenge,
+            prompt_login: p.prompt_login,
+            prompt_consent: p.prompt_consent,
+            prompt_none: p.prompt_none,
+            max_age: p.max_age,
+            acr_values: p.acr_values,
+            created_at: p.created_at,
+            expires_at: p.expires_at,
+            browser: None,
+        }
+    }
+}
+
+impl From<PendingAuthorizationV2> for PendingAuthorization {
+    fn from(p: PendingAuthorizationV2) -> Self {
+        Self {
+            browser: Some(p.browser),
+            ..p.request.into()
+        }
+    }
+}
+
+impl From<&PendingAuthorization> for StoredPending {
+    /// Bound requests are written as version 2, an unbound one as version 1.
+    fn from(p: &PendingAuthorization) -> Self {
+        match &p.browser {
+            Some(browser) => Self::V2(PendingAuthorizationV2 {
+                request: pending_v1(p),
+                browser: browser.clone(),
+            }),
+            None => Self::V1(pending_v1(p)),
+        }
+    }
+}
 impl From<LoginRefV1> for LoginRef {
     fn from(l: LoginRefV1) -> Self {
         Self {
@@ -534,7 +588,12 @@ impl RefreshTokenV1 {
     }
 }
 
-record_v1!(StoredPending, AUTHZ_REQUESTS, PendingAuthorizationV1);
+record_v2!(
+    StoredPending,
+    AUTHZ_REQUESTS,
+    PendingAuthorizationV1,
+    PendingAuthorizationV2
+);
 record_v2!(StoredCode, CODES, AuthorizationCodeV1, AuthorizationCodeV2);
 record_v1!(StoredUsedCode, USED_CODES, UsedCodeV1);
 record_v2!(StoredGrant, GRANTS, GrantV1, GrantV2);
@@ -590,7 +649,7 @@ impl<S: Read> Authorizations<S> {
         Ok(self
             .0
             .get::<StoredPending>(id.as_bytes())?
-            .map(|StoredPending::V1(p)| p.into()))
+            .map(StoredPending::into_domain))
     }
 
     /// The marker of a redeemed code, if it was redeemed (within [`USED_CODE_TTL`]).
@@ -612,7 +671,7 @@ impl Authorizations<&mut Tx<'_>> {
     /// [`StoreError::Conflict`] if the id is taken.
     pub fn insert_pending(&mut self, id: &str, p: &PendingAuthorization) -> Result<()> {
         self.0
-            .insert_new_expiring(id.as_bytes(), &StoredPending::V1(p.into()), p.expires_at)
+            .insert_new_expiring(id.as_bytes(), &StoredPending::from(p), p.expires_at)
     }
 
     /// Removes a pending authorization request, returning it if it was there (single use).
@@ -623,7 +682,7 @@ impl Authorizations<&mut Tx<'_>> {
         Ok(self
             .0
             .take::<StoredPending>(id.as_bytes())?
-            .map(|StoredPending::V1(p)| p.into()))
+            .map(StoredPending::into_domain))
     }
 
     /// Stores a new authorization code by hash, filed for expiry.

@@ -251,3 +251,58 @@ async fn the_enrolment_page_says_whose_account_it_enrols() {
     assert!(text.contains("1990-04-01"), "{text}");
     assert!(text.contains("If this is not you"), "{text}");
 }
+
+#[tokio::test]
+async fn an_authorization_request_cannot_be_finished_in_another_browser() {
+    let data = tempdir();
+    let server = plain(&data);
+    let web = server.web_client().await;
+    // The attacker starts a request with their own state and PKCE challenge…
+    let start = server
+        .get(&server.auth_url(&web.id, ""))
+        .no_redirect()
+        .send()
+        .await;
+    assert_eq!(start.status, 303);
+    let attacker_binding = start
+        .cookie_named(crate::driver::BROWSER_COOKIE)
+        .expect("the request is bound to this browser");
+    let login = start.location().to_owned();
+    let continue_at = crate::driver::query(&format!("{}{login}", server.url), "return_to").unwrap();
+    // …and lures a signed-in victim to the continue link.
+    let (_, mut device) = server.citizen_with_passkey("REV-0010").await;
+    let victim = server.login(&mut device).await.cookie().unwrap();
+    let lured = server
+        .get(&continue_at)
+        .no_redirect()
+        .cookie(&victim)
+        .send()
+        .await;
+    assert_eq!(lured.status, 400, "{}", lured.text);
+    assert!(lured.text.contains("another browser"), "{}", lured.text);
+    assert!(lured.headers.get("location").is_none(), "no code issued");
+    // The victim's own binding (from a request of theirs) does not fit either.
+    let own = server
+        .get(&server.auth_url(&web.id, ""))
+        .no_redirect()
+        .send()
+        .await
+        .cookie_named(crate::driver::BROWSER_COOKIE)
+        .unwrap();
+    let lured = server
+        .get(&continue_at)
+        .no_redirect()
+        .cookie(&format!("{victim}; {own}"))
+        .send()
+        .await;
+    assert_eq!(lured.status, 400);
+    // In the browser that started it, the request continues (to the consent page).
+    let fine = server
+        .get(&continue_at)
+        .no_redirect()
+        .cookie(&format!("{victim}; {attacker_binding}"))
+        .send()
+        .await;
+    assert_eq!(fine.status, 200, "{}", fine.text);
+    assert!(fine.text.contains(">Allow</button>"));
+}

@@ -237,18 +237,44 @@ impl Provider<'_> {
             acr_values: parse_scopes(p.acr_values.as_deref().unwrap_or_default()),
             created_at: now,
             expires_at: now + PENDING_TTL,
+            browser: None,
         })
     }
 
-    /// Stores a validated request and returns its id.
+    /// Stores a validated request, bound to the browser that holds `browser_secret` (a
+    /// random value in its cookie), and returns its id.
     ///
     /// # Errors
     /// Storage failures.
-    pub fn park(&self, pending: &PendingAuthorization) -> Result<String, AuthorizeError> {
+    pub fn park(
+        &self,
+        pending: &PendingAuthorization,
+        browser_secret: &str,
+    ) -> Result<String, AuthorizeError> {
         let id = super::opaque_token(self.rng)?;
+        let bound = PendingAuthorization {
+            browser: Some(hex(&sha256(browser_secret.as_bytes()))),
+            ..pending.clone()
+        };
         self.store
-            .transact(|tx| tx.authorizations().insert_pending(&id, pending))?;
+            .transact(|tx| tx.authorizations().insert_pending(&id, &bound))?;
         Ok(id)
+    }
+
+    /// Whether the browser presenting `browser_secret` is the one that sent the request.
+    /// Without this, anyone could start a request (with their own PKCE challenge and
+    /// state) and lure a victim into finishing it by sending them the continue link.
+    pub fn started_in(&self, p: &PendingAuthorization, browser_secret: Option<&str>) -> bool {
+        use subtle::ConstantTimeEq;
+        match (&p.browser, browser_secret) {
+            // Parked before requests were bound (an upgrade within their 10 minutes).
+            (None, _) => true,
+            (Some(bound), Some(secret)) => {
+                let presented = hex(&sha256(secret.as_bytes()));
+                bound.as_bytes().ct_eq(presented.as_bytes()).into()
+            }
+            (Some(_), None) => false,
+        }
     }
 
     /// A parked request, if it is still there and has not expired.

@@ -36,6 +36,10 @@ pub struct PendingAuthorization {
     pub created_at: OffsetDateTime,
     /// When it is abandoned.
     pub expires_at: OffsetDateTime,
+    /// SHA-256 (hex) of the secret in the cookie of the browser that sent the request: only
+    /// that browser may continue it after login. `None` before it is parked, and for
+    /// requests parked before browsers were bound.
+    pub browser: Option<String>,
 }
 
 /// An issued authorization code (stored by its hash).

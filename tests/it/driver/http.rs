@@ -202,6 +202,17 @@ impl Reply {
             .map(|c| c.split(';').next().unwrap().to_owned())
     }
 
+    /// `name=value` of the cookie `name` if the answer sets it (among all `Set-Cookie`s).
+    pub fn cookie_named(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .map(str::to_owned)
+    }
+
     /// The whole `Set-Cookie` header (with its attributes), if one was set.
     pub fn set_cookie(&self) -> Option<&str> {
         self.headers.get("set-cookie").map(|v| v.to_str().unwrap())

@@ -10,7 +10,8 @@ mod oauth;
 
 pub use http::{Reply, Req};
 pub use oauth::{
-    Auth, CHALLENGE, LOGGED_OUT, REDIRECT, VERIFIER, code_grant, enc, field, jwt_part, query,
+    Auth, BROWSER_COOKIE, CHALLENGE, LOGGED_OUT, REDIRECT, VERIFIER, code_grant, enc, field,
+    jwt_part, query,
 };
 
 pub use crate::authenticator::Device;

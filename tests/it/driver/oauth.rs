@@ -10,6 +10,9 @@ use super::{Reply, Req};
 use crate::authenticator::Device;
 use crate::support::Server;
 
+/// The cookie that binds an authorization request to the browser that sent it.
+pub const BROWSER_COOKIE: &str = "__Host-civis_authz";
+
 /// The web client's redirect URI; nothing listens there (the tests read `Location`).
 pub const REDIRECT: &str = "http://localhost:9/cb";
 /// The web client's post-logout redirect URI.
@@ -124,13 +127,23 @@ impl Server {
         decision: &str,
     ) -> (String, Option<String>) {
         let mut cookie = cookie;
+        // The cookie that binds the request to this browser, as a browser keeps it.
+        let mut binding: Option<String> = None;
         let mut url = auth_url.to_owned();
         for _ in 0..6 {
             let mut req = self.get(&url).no_redirect();
-            if let Some(c) = &cookie {
-                req = req.cookie(c);
+            let jar: Vec<&str> = cookie
+                .iter()
+                .chain(binding.iter())
+                .map(String::as_str)
+                .collect();
+            if !jar.is_empty() {
+                req = req.cookie(&jar.join("; "));
             }
             let resp = req.send().await;
+            if let Some(b) = resp.cookie_named(BROWSER_COOKIE) {
+                binding = Some(b);
+            }
             if (300..400).contains(&resp.status) {
                 let loc = resp.location();
                 if let Some(ret) = loc.strip_prefix("/login?return_to=") {
