@@ -109,6 +109,30 @@ export async function relyingParty(page, cfg, diag) {
   const revoked = await oidc.tokenIntrospection(config, refreshed.refresh_token);
   check(revoked.active === false, `revoked refresh token still active: ${JSON.stringify(revoked)}`);
 
+  // A page on another site links to civis's logout with a genuine ID token of someone else:
+  // a top-level cross-site navigation, which carries the SameSite=Lax session cookie.
+  let forcedLogout = null;
+  if (cfg.foreign_id_token) {
+    diag.step = 'oidc-forced-logout';
+    const attacker = 'http://127.0.0.1:43118';
+    // Just the hint: the attacker names no client and no return address of their own.
+    const forced = new URL(meta.end_session_endpoint);
+    forced.searchParams.set('id_token_hint', cfg.foreign_id_token);
+    const lure = `<!doctype html><title>Prize</title><a id="go" href="${forced.href}">Claim your prize</a>`;
+    await page.route(`${attacker}/**`, (route) =>
+      route.fulfill({ status: 200, contentType: 'text/html', body: lure }),
+    );
+    await page.goto(`${attacker}/prize`, { waitUntil: 'load' });
+    await Promise.all([page.waitForURL((u) => u.href.startsWith(issuer)), page.click('#go')]);
+    await page.unroute(`${attacker}/**`);
+    const asked = await page
+      .getByRole('button', { name: 'Log out' })
+      .isVisible()
+      .catch(() => false);
+    const sessionAfter = await page.evaluate(async () => (await fetch('/session')).status);
+    forcedLogout = { asked, session_after: sessionAfter };
+  }
+
   diag.step = 'oidc-logout';
   const logoutState = oidc.randomState();
   const back = await captureRedirect(page, post_logout_redirect_uri, () =>
@@ -133,6 +157,7 @@ export async function relyingParty(page, cfg, diag) {
     refreshed_has_id_token: Boolean(refreshed.id_token),
     introspection: live,
     revoked_refresh_token_active: revoked.active,
+    forced_logout: forcedLogout,
     logout_returned_state: back.searchParams.get('state') === logoutState,
     session_after_logout: sessionAfter.status(),
   };

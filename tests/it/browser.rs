@@ -77,12 +77,26 @@ async fn passkey_enrolment_and_login_in_headless_chromium() {
         }))
         .await;
     let client_id = agency.id;
+    // A genuine civis ID token of someone else (another citizen, another client), as any
+    // site could collect one: a page on another origin sends the browser to `/end_session`
+    // with it, which must not log the browser's citizen out.
+    let foreign_id_token = {
+        let other = server.web_client().await;
+        let (_, mut device) = server.citizen_with_passkey("BROWSER-002").await;
+        let (code, _) = server.code_for(&other.id, &mut device, None).await;
+        let tokens = server
+            .redeem(other.auth(), &code, crate::driver::VERIFIER)
+            .await
+            .tokens();
+        tokens.id_token().to_owned()
+    };
     let rp = serde_json::json!({
         "issuer": server.url,
         "client_id": client_id,
         "client_secret": agency.secret.expect("confidential client"),
         "redirect_uri": "http://localhost:43117/callback",
         "post_logout_redirect_uri": "http://localhost:43117/signed-out",
+        "foreign_id_token": foreign_id_token,
     })
     .to_string();
 
@@ -160,6 +174,14 @@ async fn passkey_enrolment_and_login_in_headless_chromium() {
     assert_eq!(rp["introspection"]["active"], true, "{rp}");
     assert_eq!(rp["introspection"]["client_id"], client_id.as_str(), "{rp}");
     assert_eq!(rp["revoked_refresh_token_active"], false, "{rp}");
+    assert_eq!(
+        rp["forced_logout"]["asked"], true,
+        "a cross-site link with someone else's ID token only asks: {rp}"
+    );
+    assert_eq!(
+        rp["forced_logout"]["session_after"], 200,
+        "and the citizen stays signed in: {rp}"
+    );
     assert_eq!(rp["logout_returned_state"], true, "{rp}");
     assert_eq!(
         rp["session_after_logout"], 401,
