@@ -1,6 +1,7 @@
 //! Passkeys: enrolment with a one-time code, usernameless (discoverable) login, sessions and
 //! revocation. WebAuthn verification is webauthn-rs's; this module holds the rules around it
-//! (single-use ceremonies and codes, expiry, clone detection, revocation).
+//! (single-use ceremonies and codes, expiry, clone detection, revocation, and whether a
+//! login used a verified hardware key — [`super::attestation`]).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -10,8 +11,10 @@ use webauthn_rs::prelude::{
     PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
     RequestChallengeResponse, Uuid, Webauthn, WebauthnError,
 };
+use webauthn_rs_proto::AttestationConveyancePreference;
 use zeroize::Zeroizing;
 
+use super::attestation::{AttestationRoots, hardware_attested};
 use super::citizens::{Citizen, PasskeySummary, enrolment_hash};
 use super::{DomainError, Refusal, Result, Rng, random_bytes};
 use crate::store::{Store, StoreError};
@@ -94,6 +97,9 @@ pub struct Session {
     pub expires_at: OffsetDateTime,
     /// The authenticator verified the user (PIN or biometrics).
     pub user_verified: bool,
+    /// The passkey was a device-bound key whose attestation chains to a root the operator
+    /// trusts, at login time ([`hardware_attested`]): what `hwk` and LoA high need.
+    pub hardware_attested: bool,
 }
 
 /// A new session token, shown once to the browser (cookie); stored as its SHA-256.
@@ -133,6 +139,8 @@ pub struct Passkeys<'a> {
     pub rng: &'a dyn Rng,
     /// The relying party (RP ID and origin come from the issuer).
     pub webauthn: &'a Webauthn,
+    /// Roots trusted for authenticator attestation (`--attestation-roots`), if any.
+    pub attestation_roots: Option<&'a AttestationRoots>,
 }
 
 impl Passkeys<'_> {
@@ -207,6 +215,14 @@ impl Passkeys<'_> {
             sel.require_resident_key = true;
             sel.resident_key = Some(webauthn_rs_proto::ResidentKeyRequirement::Required);
         }
+        // With roots to check it against, ask for the authenticator's attestation. Not
+        // webauthn-rs's attested-passkey ceremony: that refuses every credential without a
+        // trusted attestation, and citizens with ordinary passkeys must still enrol. The
+        // registration state does not depend on this preference; finishing verifies any
+        // attestation statement it gets, and logins judge its chain (super::attestation).
+        if self.attestation_roots.is_some() {
+            options.public_key.attestation = Some(AttestationConveyancePreference::Direct);
+        }
         let id = self.new_ceremony(
             CeremonyKind::Enrol {
                 citizen_id: citizen.id,
@@ -241,6 +257,15 @@ impl Passkeys<'_> {
             .webauthn
             .finish_passkey_registration(credential, &state)
             .map_err(|e| Refusal::CredentialRejected(e.to_string()))?;
+        // For the operator only: whether this passkey would count as a verified hardware
+        // key now (logins decide again, against the roots configured then).
+        let credential_internals: Credential = passkey.clone().into();
+        tracing::info!(
+            attestation_format = ?credential_internals.attestation_format,
+            hardware_attested =
+                hardware_attested(&credential_internals, self.attestation_roots, now),
+            "passkey enrolled"
+        );
         let stored = StoredPasskey {
             id: b64(passkey.cred_id()),
             citizen_id: citizen_id.clone(),
@@ -331,12 +356,18 @@ impl Passkeys<'_> {
                 other => Refusal::CredentialRejected(other.to_string()),
             })?;
         let token = SessionToken(Zeroizing::new(b64(&random_bytes::<32>(self.rng)?)));
+        let credential: Credential = current.passkey.clone().into();
         let session = Session {
             citizen_id: current.citizen_id.clone(),
             credential_id: cred_id.clone(),
             auth_time: now,
             expires_at: now + SESSION_TTL,
             user_verified: result.user_verified(),
+            hardware_attested: hardware_attested(
+                &credential,
+                self.attestation_roots,
+                current.created_at,
+            ),
         };
         let token_hash = session_hash(&token.0);
         // The signature was checked against the credential as first read; the transaction

@@ -88,6 +88,7 @@ impl Fixture {
             auth_time: NOW,
             expires_at: NOW + Duration::hours(8),
             user_verified: true,
+            hardware_attested: false,
         }
     }
 
@@ -113,9 +114,7 @@ impl Fixture {
         let pending = p
             .validate_authorization(&params, Some(client), NOW)
             .unwrap();
-        let url = p
-            .issue_code(&pending, session, &[7; 32], false, NOW)
-            .unwrap();
+        let url = p.issue_code(&pending, session, &[7; 32], NOW).unwrap();
         url::Url::parse(&url)
             .unwrap()
             .query_pairs()
