@@ -1,7 +1,7 @@
 //! Passkeys: enrolment with a one-time code, usernameless (discoverable) login, sessions and
 //! revocation. WebAuthn verification is webauthn-rs's; this module holds the rules around it
-//! (single-use ceremonies and codes, expiry, clone detection, revocation, and whether a
-//! login used a verified hardware key — [`super::attestation`]).
+//! (single-use ceremonies and codes, expiry, clone detection, revocation, same-origin
+//! ceremonies, and whether a login used a verified hardware key — [`super::attestation`]).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -9,7 +9,7 @@ use time::{Duration, OffsetDateTime};
 use webauthn_rs::prelude::{
     CreationChallengeResponse, Credential, DiscoverableAuthentication, Passkey,
     PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
-    RequestChallengeResponse, Uuid, Webauthn, WebauthnError,
+    RequestChallengeResponse, Url, Uuid, Webauthn, WebauthnError,
 };
 use webauthn_rs_proto::AttestationConveyancePreference;
 use zeroize::Zeroizing;
@@ -143,6 +143,35 @@ pub struct Passkeys<'a> {
     pub attestation_roots: Option<&'a AttestationRoots>,
 }
 
+/// Refuses client data from a ceremony run inside another site's frame: `crossOrigin` must
+/// be absent or `false`, and a `topOrigin`, if present, must be one of ours. webauthn-rs
+/// 0.6.2 checks `origin`, but refuses `crossOrigin: true` only at registration and never
+/// reads `topOrigin`. The JSON is parsed, never compared as bytes (browsers add keys).
+fn same_origin_only(client_data_json: &[u8], ours: &[Url]) -> Result<(), Refusal> {
+    let data: serde_json::Value = serde_json::from_slice(client_data_json)
+        .map_err(|e| Refusal::CredentialRejected(format!("clientDataJSON unparsable: {e}")))?;
+    match data.get("crossOrigin") {
+        None | Some(serde_json::Value::Bool(false)) => {}
+        Some(other) => {
+            return Err(Refusal::CredentialRejected(format!(
+                "cross-origin ceremony (crossOrigin {other})"
+            )));
+        }
+    }
+    if let Some(top) = data.get("topOrigin") {
+        let ours = top
+            .as_str()
+            .and_then(|t| Url::parse(t).ok())
+            .is_some_and(|t| ours.iter().any(|o| o.origin() == t.origin()));
+        if !ours {
+            return Err(Refusal::CredentialRejected(format!(
+                "ceremony inside a frame of another origin (topOrigin {top})"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Passkeys<'_> {
     fn new_ceremony(&self, kind: CeremonyKind, now: OffsetDateTime) -> Result<String> {
         let id = b64(&random_bytes::<32>(self.rng)?);
@@ -253,6 +282,10 @@ impl Passkeys<'_> {
         else {
             return Err(Refusal::CeremonyExpired.into());
         };
+        same_origin_only(
+            &credential.response.client_data_json,
+            self.webauthn.get_allowed_origins(),
+        )?;
         let passkey = self
             .webauthn
             .finish_passkey_registration(credential, &state)
@@ -328,6 +361,10 @@ impl Passkeys<'_> {
         let CeremonyKind::Login { state } = self.take_ceremony(ceremony, now)? else {
             return Err(Refusal::CeremonyExpired.into());
         };
+        same_origin_only(
+            &assertion.response.client_data_json,
+            self.webauthn.get_allowed_origins(),
+        )?;
         let (user, cred_id) = self
             .webauthn
             .identify_discoverable_authentication(assertion)
