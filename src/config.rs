@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::domain::attestation::AttestationRoots;
+
 /// Options of `civis serve`. Every option is a flag and an environment variable (clap reads
 /// both, flag first); `--config` adds a TOML file below them.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -62,6 +64,11 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     pub token_key_activation_seconds: Option<u32>,
+    /// PEM file of CA certificates trusted for authenticator attestation. Passkeys whose
+    /// attestation chains to one of them (and that are device-bound) count as hardware keys
+    /// and reach eIDAS LoA high; unset, no passkey does. [default: none]
+    #[arg(long, env = "CIVIS_ATTESTATION_ROOTS", value_name = "FILE")]
+    pub attestation_roots: Option<PathBuf>,
 }
 
 /// The TOML file: the same options, unknown keys rejected by name.
@@ -81,6 +88,7 @@ struct FileConfig {
     throttle_per_minute: Option<u32>,
     refresh_grace_seconds: Option<u32>,
     token_key_activation_seconds: Option<u32>,
+    attestation_roots: Option<PathBuf>,
 }
 
 /// Validated configuration of a running service.
@@ -112,6 +120,9 @@ pub struct Config {
     pub refresh_grace: time::Duration,
     /// Lead between a rotated token key's creation and its first signature.
     pub token_key_lead: time::Duration,
+    /// Roots trusted for authenticator attestation, read at start-up (`None`: no passkey
+    /// counts as a verified hardware key).
+    pub attestation_roots: Option<AttestationRoots>,
 }
 
 /// Why the configuration was refused; each names the offending option.
@@ -159,6 +170,28 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     toml::from_str(&text).map_err(|e| ConfigError::Parse {
         path: path.to_owned(),
         message: e.message().to_owned(),
+    })
+}
+
+/// Reads the attestation roots file; a file that cannot be read or holds no valid
+/// certificate is refused at start-up rather than silently trusting nothing.
+fn read_attestation_roots(path: &Path) -> Result<AttestationRoots, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid("attestation_roots", format!("{}: {e}", path.display())))?;
+    AttestationRoots::from_pem(&text).map_err(|e| match e {
+        crate::domain::DomainError::Invalid(fields) => invalid(
+            "attestation_roots",
+            format!(
+                "{}: {}",
+                path.display(),
+                fields
+                    .into_iter()
+                    .map(|f| f.detail)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        ),
+        other => invalid("attestation_roots", other.to_string()),
     })
 }
 
@@ -263,6 +296,12 @@ impl Config {
         if throttle_burst == 0 || throttle_per_minute == 0 {
             return Err(invalid("throttle", "burst and rate must be at least 1"));
         }
+        let attestation_roots = args
+            .attestation_roots
+            .clone()
+            .or(file.attestation_roots)
+            .map(|path| read_attestation_roots(&path))
+            .transpose()?;
         Ok(Self {
             listen,
             data_dir: args
@@ -290,6 +329,7 @@ impl Config {
                     .or(file.token_key_activation_seconds)
                     .unwrap_or(3600),
             )),
+            attestation_roots,
         })
     }
 }
@@ -313,6 +353,27 @@ mod tests {
         assert_eq!(c.admin_token_file, PathBuf::from("keys-dev/admin-token"));
         assert!(!c.plain_http);
         assert_eq!(c.enrolment_ttl, time::Duration::hours(72));
+        assert_eq!(
+            c.attestation_roots, None,
+            "no passkey is attested by default"
+        );
+    }
+
+    #[test]
+    fn attestation_roots_must_hold_a_certificate() {
+        let f = write("not a certificate\n");
+        let args = ServeArgs {
+            attestation_roots: Some(f.path().into()),
+            ..Default::default()
+        };
+        let err = Config::resolve(&args).unwrap_err().to_string();
+        assert!(err.starts_with("invalid attestation_roots:"), "{err}");
+        let args = ServeArgs {
+            attestation_roots: Some("/nonexistent/roots.pem".into()),
+            ..Default::default()
+        };
+        let err = Config::resolve(&args).unwrap_err().to_string();
+        assert!(err.contains("attestation_roots"), "{err}");
     }
 
     #[test]

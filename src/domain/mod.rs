@@ -4,6 +4,7 @@
 //! a [`Clock`]), and every function that needs randomness takes a [`Rng`], so tests control
 //! both.
 
+pub mod attestation;
 pub mod citizens;
 pub mod clients;
 mod error;

@@ -1,6 +1,7 @@
 //! Passkeys: enrolment with a one-time code, usernameless (discoverable) login, sessions and
 //! revocation. WebAuthn verification is webauthn-rs's; this module holds the rules around it
-//! (single-use ceremonies and codes, expiry, clone detection, revocation).
+//! (single-use ceremonies and codes, expiry, clone detection, revocation, same-origin
+//! ceremonies, and whether a login used a verified hardware key — [`super::attestation`]).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -8,10 +9,12 @@ use time::{Duration, OffsetDateTime};
 use webauthn_rs::prelude::{
     CreationChallengeResponse, Credential, DiscoverableAuthentication, Passkey,
     PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
-    RequestChallengeResponse, Uuid, Webauthn, WebauthnError,
+    RequestChallengeResponse, Url, Uuid, Webauthn, WebauthnError,
 };
+use webauthn_rs_proto::AttestationConveyancePreference;
 use zeroize::Zeroizing;
 
+use super::attestation::{AttestationRoots, hardware_attested};
 use super::citizens::{Citizen, PasskeySummary, enrolment_hash};
 use super::{DomainError, Refusal, Result, Rng, random_bytes};
 use crate::store::{Store, StoreError};
@@ -94,6 +97,9 @@ pub struct Session {
     pub expires_at: OffsetDateTime,
     /// The authenticator verified the user (PIN or biometrics).
     pub user_verified: bool,
+    /// The passkey was a device-bound key whose attestation chains to a root the operator
+    /// trusts, at login time ([`hardware_attested`]): what `hwk` and LoA high need.
+    pub hardware_attested: bool,
 }
 
 /// A new session token, shown once to the browser (cookie); stored as its SHA-256.
@@ -133,6 +139,37 @@ pub struct Passkeys<'a> {
     pub rng: &'a dyn Rng,
     /// The relying party (RP ID and origin come from the issuer).
     pub webauthn: &'a Webauthn,
+    /// Roots trusted for authenticator attestation (`--attestation-roots`), if any.
+    pub attestation_roots: Option<&'a AttestationRoots>,
+}
+
+/// Refuses client data from a ceremony run inside another site's frame: `crossOrigin` must
+/// be absent or `false`, and a `topOrigin`, if present, must be one of ours. webauthn-rs
+/// 0.6.2 checks `origin`, but refuses `crossOrigin: true` only at registration and never
+/// reads `topOrigin`. The JSON is parsed, never compared as bytes (browsers add keys).
+fn same_origin_only(client_data_json: &[u8], ours: &[Url]) -> Result<(), Refusal> {
+    let data: serde_json::Value = serde_json::from_slice(client_data_json)
+        .map_err(|e| Refusal::CredentialRejected(format!("clientDataJSON unparsable: {e}")))?;
+    match data.get("crossOrigin") {
+        None | Some(serde_json::Value::Bool(false)) => {}
+        Some(other) => {
+            return Err(Refusal::CredentialRejected(format!(
+                "cross-origin ceremony (crossOrigin {other})"
+            )));
+        }
+    }
+    if let Some(top) = data.get("topOrigin") {
+        let ours = top
+            .as_str()
+            .and_then(|t| Url::parse(t).ok())
+            .is_some_and(|t| ours.iter().any(|o| o.origin() == t.origin()));
+        if !ours {
+            return Err(Refusal::CredentialRejected(format!(
+                "ceremony inside a frame of another origin (topOrigin {top})"
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl Passkeys<'_> {
@@ -207,6 +244,14 @@ impl Passkeys<'_> {
             sel.require_resident_key = true;
             sel.resident_key = Some(webauthn_rs_proto::ResidentKeyRequirement::Required);
         }
+        // With roots to check it against, ask for the authenticator's attestation. Not
+        // webauthn-rs's attested-passkey ceremony: that refuses every credential without a
+        // trusted attestation, and citizens with ordinary passkeys must still enrol. The
+        // registration state does not depend on this preference; finishing verifies any
+        // attestation statement it gets, and logins judge its chain (super::attestation).
+        if self.attestation_roots.is_some() {
+            options.public_key.attestation = Some(AttestationConveyancePreference::Direct);
+        }
         let id = self.new_ceremony(
             CeremonyKind::Enrol {
                 citizen_id: citizen.id,
@@ -237,10 +282,23 @@ impl Passkeys<'_> {
         else {
             return Err(Refusal::CeremonyExpired.into());
         };
+        same_origin_only(
+            &credential.response.client_data_json,
+            self.webauthn.get_allowed_origins(),
+        )?;
         let passkey = self
             .webauthn
             .finish_passkey_registration(credential, &state)
             .map_err(|e| Refusal::CredentialRejected(e.to_string()))?;
+        // For the operator only: whether this passkey would count as a verified hardware
+        // key now (logins decide again, against the roots configured then).
+        let credential_internals: Credential = passkey.clone().into();
+        tracing::info!(
+            attestation_format = ?credential_internals.attestation_format,
+            hardware_attested =
+                hardware_attested(&credential_internals, self.attestation_roots, now),
+            "passkey enrolled"
+        );
         let stored = StoredPasskey {
             id: b64(passkey.cred_id()),
             citizen_id: citizen_id.clone(),
@@ -306,6 +364,10 @@ impl Passkeys<'_> {
         let CeremonyKind::Login { state } = self.take_ceremony(ceremony, now)? else {
             return Err(Refusal::CeremonyExpired.into());
         };
+        same_origin_only(
+            &assertion.response.client_data_json,
+            self.webauthn.get_allowed_origins(),
+        )?;
         let (user, cred_id) = self
             .webauthn
             .identify_discoverable_authentication(assertion)
@@ -334,12 +396,18 @@ impl Passkeys<'_> {
                 other => Refusal::CredentialRejected(other.to_string()),
             })?;
         let token = SessionToken(Zeroizing::new(b64(&random_bytes::<32>(self.rng)?)));
+        let credential: Credential = current.passkey.clone().into();
         let session = Session {
             citizen_id: current.citizen_id.clone(),
             credential_id: cred_id.clone(),
             auth_time: now,
             expires_at: now + SESSION_TTL,
             user_verified: result.user_verified(),
+            hardware_attested: hardware_attested(
+                &credential,
+                self.attestation_roots,
+                current.created_at,
+            ),
         };
         let token_hash = session_hash(&token.0);
         // The signature was checked against the credential as first read; the transaction

@@ -240,17 +240,7 @@ fn issue(
         }
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let backup_eligible = state
-        .store
-        .passkeys()
-        .credential(&s.credential_id)
-        .ok()
-        .flatten()
-        .is_some_and(|c| c.summary().backup_eligible);
-    match state
-        .provider()
-        .issue_code(&p, s, hash, backup_eligible, now)
-    {
+    match state.provider().issue_code(&p, s, hash, now) {
         Ok(url) => Redirect::to(&url).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }

@@ -74,6 +74,13 @@ async fn discovery(State(state): State<AppState>) -> Response {
         "private_key_jwt",
         "none",
     ];
+    // LoA high is reachable only with attestation roots to verify hardware keys against;
+    // advertising it otherwise would invite requests that can never be met.
+    let acr_values: &[&str] = if state.config.attestation_roots.is_some() {
+        &[ACR_SUBSTANTIAL, ACR_HIGH]
+    } else {
+        &[ACR_SUBSTANTIAL]
+    };
     let doc = json!({
         "issuer": i,
         "authorization_endpoint": format!("{i}/authorize"),
@@ -89,7 +96,7 @@ async fn discovery(State(state): State<AppState>) -> Response {
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "code_challenge_methods_supported": ["S256"],
-        "acr_values_supported": [ACR_SUBSTANTIAL, ACR_HIGH],
+        "acr_values_supported": acr_values,
         "subject_types_supported": ["public", "pairwise"],
         "id_token_signing_alg_values_supported": ["ES256"],
         "token_endpoint_auth_methods_supported": auth_methods,

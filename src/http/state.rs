@@ -119,6 +119,7 @@ impl AppState {
             store: &self.store,
             rng: self.rng.as_ref(),
             webauthn: &self.webauthn,
+            attestation_roots: self.config.attestation_roots.as_ref(),
         }
     }
 

@@ -117,11 +117,61 @@ enum StoredSession {
         expires_at: OffsetDateTime,
         user_verified: bool,
     },
+    /// Version 2 adds whether the login used a verified hardware key.
+    #[serde(rename = "2")]
+    V2 {
+        citizen_id: String,
+        credential_id: String,
+        #[serde(with = "time::serde::rfc3339")]
+        auth_time: OffsetDateTime,
+        #[serde(with = "time::serde::rfc3339")]
+        expires_at: OffsetDateTime,
+        user_verified: bool,
+        hardware_attested: bool,
+    },
 }
 
 impl Record for StoredSession {
     const TREE: &'static str = SESSIONS;
-    const VERSIONS: &'static [&'static str] = &["1"];
+    const VERSIONS: &'static [&'static str] = &["1", "2"];
+}
+
+impl From<StoredSession> for Session {
+    fn from(s: StoredSession) -> Self {
+        match s {
+            // Written before attestation was judged: such a login never claims a
+            // verified hardware key.
+            StoredSession::V1 {
+                citizen_id,
+                credential_id,
+                auth_time,
+                expires_at,
+                user_verified,
+            } => Session {
+                citizen_id,
+                credential_id,
+                auth_time,
+                expires_at,
+                user_verified,
+                hardware_attested: false,
+            },
+            StoredSession::V2 {
+                citizen_id,
+                credential_id,
+                auth_time,
+                expires_at,
+                user_verified,
+                hardware_attested,
+            } => Session {
+                citizen_id,
+                credential_id,
+                auth_time,
+                expires_at,
+                user_verified,
+                hardware_attested,
+            },
+        }
+    }
 }
 
 /// Passkey storage: credentials, WebAuthn ceremonies and login sessions. Reads work on the
@@ -163,21 +213,10 @@ impl<S: Read> Passkeys<S> {
     /// # Errors
     /// Decoding and backend errors.
     pub fn session(&self, token_hash: &[u8; 32]) -> Result<Option<Session>> {
-        Ok(self.0.get::<StoredSession>(&session_key(token_hash))?.map(
-            |StoredSession::V1 {
-                 citizen_id,
-                 credential_id,
-                 auth_time,
-                 expires_at,
-                 user_verified,
-             }| Session {
-                citizen_id,
-                credential_id,
-                auth_time,
-                expires_at,
-                user_verified,
-            },
-        ))
+        Ok(self
+            .0
+            .get::<StoredSession>(&session_key(token_hash))?
+            .map(Session::from))
     }
 }
 
@@ -263,12 +302,13 @@ impl Passkeys<&mut Tx<'_>> {
     pub fn insert_session(&mut self, token_hash: &[u8; 32], s: &Session) -> Result<()> {
         self.0.insert_new_expiring(
             &session_key(token_hash),
-            &StoredSession::V1 {
+            &StoredSession::V2 {
                 citizen_id: s.citizen_id.clone(),
                 credential_id: s.credential_id.clone(),
                 auth_time: s.auth_time,
                 expires_at: s.expires_at,
                 user_verified: s.user_verified,
+                hardware_attested: s.hardware_attested,
             },
             s.expires_at,
         )
@@ -277,5 +317,33 @@ impl Passkeys<&mut Tx<'_>> {
     /// Ends a session (logout, expiry, revocation).
     pub fn delete_session(&mut self, token_hash: &[u8; 32]) {
         self.0.delete(SESSIONS, &session_key(token_hash));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::record::{decode, encode};
+
+    #[test]
+    fn a_version_1_session_decodes_without_a_hardware_key() {
+        let v1 = br#"{"v":"1","data":{"citizen_id":"c","credential_id":"k","auth_time":"2026-01-01T00:00:00Z","expires_at":"2026-01-01T08:00:00Z","user_verified":true}}"#;
+        let s = Session::from(decode::<StoredSession>(b"h", v1).unwrap());
+        assert!(s.user_verified && !s.hardware_attested, "{s:?}");
+    }
+
+    #[test]
+    fn sessions_are_written_as_version_2() {
+        let bytes = encode(&StoredSession::V2 {
+            citizen_id: "c".into(),
+            credential_id: "k".into(),
+            auth_time: OffsetDateTime::UNIX_EPOCH,
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+            user_verified: true,
+            hardware_attested: true,
+        });
+        assert!(bytes.starts_with(br#"{"v":"2""#));
+        let s = Session::from(decode::<StoredSession>(b"h", &bytes).unwrap());
+        assert!(s.hardware_attested);
     }
 }

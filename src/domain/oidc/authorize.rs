@@ -341,7 +341,7 @@ impl Provider<'_> {
             };
         };
         if !p.acr_values.is_empty() {
-            let reached = acr_for(session.user_verified);
+            let reached = acr_for(session.user_verified, session.hardware_attested);
             if !p.acr_values.iter().any(|r| acr_satisfies(reached, r)) {
                 return fail(
                     "unmet_authentication_requirements",
@@ -420,7 +420,6 @@ impl Provider<'_> {
         p: &PendingAuthorization,
         session: &Session,
         session_hash: &[u8; 32],
-        backup_eligible: bool,
         now: OffsetDateTime,
     ) -> Result<String, DomainError> {
         let code = opaque_token(self.rng)?;
@@ -438,8 +437,8 @@ impl Provider<'_> {
                 session: hex(session_hash),
             }),
             auth_time: session.auth_time,
-            acr: acr_for(session.user_verified).to_owned(),
-            amr: amr_for(session.user_verified, backup_eligible),
+            acr: acr_for(session.user_verified, session.hardware_attested).to_owned(),
+            amr: amr_for(session.user_verified, session.hardware_attested),
             issued_at: now,
             expires_at: now + CODE_TTL,
         };

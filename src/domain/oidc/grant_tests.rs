@@ -92,6 +92,7 @@ impl Fixture {
             auth_time: NOW,
             expires_at: NOW + Duration::hours(8),
             user_verified: true,
+            hardware_attested: false,
         };
         let passkey = StoredPasskey {
             id: session.credential_id.clone(),
@@ -141,7 +142,7 @@ impl Fixture {
         p.remember_consent(&session.citizen_id, &pending, now)
             .unwrap();
         let url = p
-            .issue_code(&pending, session, &session_hash(session), false, now)
+            .issue_code(&pending, session, &session_hash(session), now)
             .unwrap();
         url::Url::parse(&url)
             .unwrap()

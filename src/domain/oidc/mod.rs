@@ -26,9 +26,14 @@ use super::Rng;
 use crate::crypto::KeySet;
 use crate::store::Store;
 
-/// eIDAS level "substantial": a passkey login.
+/// eIDAS level "low": a passkey without user verification. Never reached today (every
+/// ceremony requires user verification and webauthn-rs refuses an assertion without it), so
+/// not advertised; it exists so that such a login could never be labelled higher.
+pub const ACR_LOW: &str = "http://eidas.europa.eu/LoA/low";
+/// eIDAS level "substantial": a passkey login with user verification.
 pub const ACR_SUBSTANTIAL: &str = "http://eidas.europa.eu/LoA/substantial";
-/// eIDAS level "high": a passkey with user verification on an officer-enrolled account.
+/// eIDAS level "high": the same with a verified hardware key (attestation chained to a root
+/// the operator trusts, device-bound), on an account enrolled by a registration officer.
 pub const ACR_HIGH: &str = "http://eidas.europa.eu/LoA/high";
 /// Authorization codes live this long.
 pub const CODE_TTL: Duration = Duration::seconds(60);
@@ -129,25 +134,42 @@ pub fn identity_claims(
     m
 }
 
-/// Assurance of a login: every citizen is enrolled by a registration officer, so a login with
-/// user verification is "high"; without it "substantial".
-pub fn acr_for(user_verified: bool) -> &'static str {
-    if user_verified {
-        ACR_HIGH
-    } else {
-        ACR_SUBSTANTIAL
+/// Assurance of a login. Every citizen is enrolled by a registration officer (identity
+/// proofing in person); on top of that, "high" needs both user verification and a verified
+/// hardware key ([`crate::domain::attestation`]) — a UV flag alone is only the
+/// authenticator's word, and an unattested or self-attested key could be software anywhere.
+/// User verification with any other passkey is "substantial"; without it "low".
+pub fn acr_for(user_verified: bool, hardware_attested: bool) -> &'static str {
+    match (user_verified, hardware_attested) {
+        (true, true) => ACR_HIGH,
+        (true, false) => ACR_SUBSTANTIAL,
+        (false, _) => ACR_LOW,
     }
 }
 
-/// Whether a login at `reached` satisfies a requested level.
-pub fn acr_satisfies(reached: &str, requested: &str) -> bool {
-    requested == reached || (reached == ACR_HIGH && requested == ACR_SUBSTANTIAL)
+/// Rank of an eIDAS level (higher is stronger); `None` for values we do not know.
+fn acr_rank(acr: &str) -> Option<u8> {
+    match acr {
+        ACR_LOW => Some(1),
+        ACR_SUBSTANTIAL => Some(2),
+        ACR_HIGH => Some(3),
+        _ => None,
+    }
 }
 
-/// RFC 8176 methods: a device-bound key is `hwk`, a synced one `swk`; user verification adds
-/// `user` and, being a second factor on top of possession, `mfa`.
-pub fn amr_for(user_verified: bool, backup_eligible: bool) -> Vec<String> {
-    let mut amr = vec![if backup_eligible { "swk" } else { "hwk" }.to_owned()];
+/// Whether a login at `reached` satisfies a requested level (the same or a lower eIDAS level).
+pub fn acr_satisfies(reached: &str, requested: &str) -> bool {
+    match (acr_rank(reached), acr_rank(requested)) {
+        (Some(r), Some(q)) => r >= q,
+        _ => false,
+    }
+}
+
+/// RFC 8176 methods: `hwk` only for a verified hardware key (its attestation chained to a
+/// root the operator trusts, and not backup-eligible), every other passkey is `swk`; user
+/// verification adds `user` and, being a second factor on top of possession, `mfa`.
+pub fn amr_for(user_verified: bool, hardware_attested: bool) -> Vec<String> {
+    let mut amr = vec![if hardware_attested { "hwk" } else { "swk" }.to_owned()];
     if user_verified {
         amr.push("user".into());
         amr.push("mfa".into());
@@ -160,6 +182,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn high_needs_user_verification_and_a_verified_hardware_key() {
+        assert_eq!(acr_for(true, true), ACR_HIGH);
+        assert_eq!(acr_for(true, false), ACR_SUBSTANTIAL);
+        assert_eq!(acr_for(false, true), ACR_LOW);
+        assert_eq!(acr_for(false, false), ACR_LOW);
+        assert_eq!(amr_for(true, true), ["hwk", "user", "mfa"]);
+        assert_eq!(amr_for(true, false), ["swk", "user", "mfa"]);
+        assert_eq!(amr_for(false, false), ["swk"]);
+    }
+
+    #[test]
     fn pkce_s256_matches_rfc7636_appendix_b() {
         assert_eq!(
             s256(b"dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
@@ -170,8 +203,12 @@ mod tests {
     #[test]
     fn acr_ordering() {
         assert!(acr_satisfies(ACR_HIGH, ACR_SUBSTANTIAL));
+        assert!(acr_satisfies(ACR_HIGH, ACR_HIGH));
+        assert!(acr_satisfies(ACR_SUBSTANTIAL, ACR_LOW));
         assert!(!acr_satisfies(ACR_SUBSTANTIAL, ACR_HIGH));
+        assert!(!acr_satisfies(ACR_LOW, ACR_SUBSTANTIAL));
         assert!(!acr_satisfies(ACR_HIGH, "urn:other"));
+        assert!(!acr_satisfies("urn:other", "urn:other"));
         assert_eq!(
             parse_scopes("openid  profile openid"),
             ["openid", "profile"]
