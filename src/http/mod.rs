@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod admin_clients;
 mod authorize;
+pub mod client_addr;
 pub mod client_auth;
 pub mod error;
 pub mod extract;

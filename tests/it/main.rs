@@ -15,3 +15,4 @@ mod passkeys;
 mod registry;
 mod rotation;
 mod support;
+mod throttling;

@@ -324,20 +324,26 @@ fn throttled(burst: &str) -> Opts {
 async fn ceremony_starts_are_throttled_per_address_and_cross_origin_posts_refused() {
     let data = tempdir();
     let server = start(&data, throttled("5"));
-    for _ in 0..5 {
-        assert_eq!(server.start_login().await.status, 200);
+    // Each start parks a ceremony: starts have their own bucket, 4 × the failure burst.
+    for i in 0..20 {
+        assert_eq!(server.start_login().await.status, 200, "start {i}");
     }
     let resp = server.start_login().await;
     assert_eq!(resp.status, 429, "{}", resp.text);
     let wait: u64 = resp.header("retry-after").parse().unwrap();
     assert!((1..=60).contains(&wait));
-    // Enrolment has its own bucket: exhausted login starts do not block it. A wrong code
-    // costs two tokens (the visit and the refusal).
+    // Enrolment has its own buckets: exhausted login starts do not block it. A wrong code
+    // costs one token (the refusal); the visit itself costs nothing.
     let enrol = || async { server.get("/enrol?code=x").send().await.status };
-    assert_eq!(enrol().await, 404);
-    assert_eq!(enrol().await, 404);
-    assert_eq!(enrol().await, 404);
+    for _ in 0..5 {
+        assert_eq!(enrol().await, 404);
+    }
     assert_eq!(enrol().await, 429);
+    assert_eq!(
+        server.start_enrolment("x").await.status,
+        429,
+        "wrong codes used it up"
+    );
 
     let resp = server
         .post("/login/finish")
