@@ -60,6 +60,10 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Option<Vec<String>>,
+    /// Serve `/metrics` on this address only (plain HTTP, its own listener); the main
+    /// listener never serves it. [default: off, no metrics endpoint]
+    #[arg(long, env = "CIVIS_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
     /// A retry of an already used refresh token within this many seconds gets the same new
     /// tokens instead of revoking the grant. [default: 0]
     #[arg(long, env = "CIVIS_REFRESH_GRACE_SECONDS", value_name = "SECONDS")]
@@ -90,6 +94,7 @@ struct FileConfig {
     throttle_burst: Option<u32>,
     throttle_per_minute: Option<u32>,
     trusted_proxies: Option<Vec<String>>,
+    metrics_listen: Option<String>,
     refresh_grace_seconds: Option<u32>,
     token_key_activation_seconds: Option<u32>,
 }
@@ -121,6 +126,8 @@ pub struct Config {
     pub throttle_per_minute: u32,
     /// Peers whose forwarding headers give the client address (empty: none).
     pub trusted_proxies: Vec<IpRange>,
+    /// Where `/metrics` is served, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
     /// Refresh-token retry grace.
     pub refresh_grace: time::Duration,
     /// Lead between a rotated token key's creation and its first signature.
@@ -354,6 +361,16 @@ impl Config {
             .filter(|r| !r.trim().is_empty())
             .map(|r| r.parse().map_err(|e| invalid("trusted_proxies", e)))
             .collect::<Result<Vec<IpRange>, _>>()?;
+        let metrics_listen = args
+            .metrics_listen
+            .clone()
+            .or(file.metrics_listen)
+            .map(|m| {
+                m.parse::<SocketAddr>().map_err(|_| {
+                    invalid("metrics_listen", format!("{m:?} is not an IP:port address"))
+                })
+            })
+            .transpose()?;
         Ok(Self {
             listen,
             data_dir: args
@@ -371,6 +388,7 @@ impl Config {
             throttle_burst,
             throttle_per_minute,
             trusted_proxies,
+            metrics_listen,
             refresh_grace: time::Duration::seconds(i64::from(
                 args.refresh_grace_seconds
                     .or(file.refresh_grace_seconds)
@@ -409,6 +427,7 @@ mod tests {
             c.trusted_proxies.is_empty(),
             "no proxy is trusted by default"
         );
+        assert_eq!(c.metrics_listen, None, "no metrics endpoint by default");
     }
 
     #[test]
@@ -447,6 +466,12 @@ mod tests {
             err.starts_with("invalid trusted_proxies: \"10.0.0.1/8\""),
             "{err}"
         );
+        let args = ServeArgs {
+            metrics_listen: Some("localhost:9100".into()),
+            ..Default::default()
+        };
+        let err = Config::resolve(&args).unwrap_err().to_string();
+        assert!(err.starts_with("invalid metrics_listen"), "{err}");
         let f = write("trusted_proxies = [\"192.0.2.0/24\", \"2001:db8::1\"]\n");
         let args = ServeArgs {
             config: Some(f.path().into()),

@@ -36,16 +36,30 @@ async fn healthz_over_tls_with_a_client_trusting_only_the_dev_ca() {
 }
 
 #[tokio::test]
-async fn plain_http_serves_health_and_prometheus_metrics() {
+async fn plain_http_serves_health_and_prometheus_metrics_on_their_own_listener() {
     let data = tempdir();
-    let server = plain(&data);
+    let (opts, metrics_addr) = Opts::plain().with_metrics();
+    let server = start(&data, opts);
     assert!(
         server.url.starts_with("http://localhost:"),
         "{}",
         server.url
     );
     assert_eq!(server.get("/healthz").send().await.status, 200);
-    let resp = server.get("/metrics").send().await;
+    // Never on the public listener.
+    let public = server.get("/metrics").send().await;
+    assert_eq!(public.status, 404, "{}", public.text);
+    assert!(!public.text.contains("civis_"), "{}", public.text);
+    let metrics = format!("http://{metrics_addr}");
+    assert_eq!(
+        server
+            .get(&format!("{metrics}/healthz"))
+            .send()
+            .await
+            .status,
+        404
+    );
+    let resp = server.get(&format!("{metrics}/metrics")).send().await;
     assert_eq!(resp.status, 200);
     let ctype = resp.header("content-type");
     assert!(ctype.starts_with("application/openmetrics-text"), "{ctype}");
@@ -63,6 +77,16 @@ async fn plain_http_serves_health_and_prometheus_metrics() {
         "{text}"
     );
     assert!(text.trim_end().ends_with("# EOF"), "OpenMetrics terminator");
+}
+
+/// Without `--metrics-listen` there is no metrics endpoint at all (the default).
+#[tokio::test]
+async fn metrics_are_off_by_default() {
+    let data = tempdir();
+    let server = tls(&data);
+    let resp = server.get("/metrics").send().await;
+    assert_eq!(resp.status, 404);
+    assert_eq!(resp.header("content-type"), "application/problem+json");
 }
 
 #[tokio::test]

@@ -18,7 +18,8 @@ fn refused(a: &Reply) {
 #[tokio::test]
 async fn enrol_then_log_in_without_typing_anything() {
     let data = tempdir();
-    let server = plain(&data);
+    let (opts, metrics_addr) = Opts::plain().with_metrics();
+    let server = start(&data, opts);
     let created = server.register_citizen("PK-0001").await;
     let id = created.id.as_str();
     let code = created.enrolment_code.as_str();
@@ -79,7 +80,11 @@ async fn enrol_then_log_in_without_typing_anything() {
     assert!(c["passkeys"][0]["last_used_at"].is_string(), "{c}");
 
     // Metrics count the login; the log never holds the session token.
-    let metrics = server.get("/metrics").send().await.text;
+    let metrics = server
+        .get(&format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await
+        .text;
     assert!(metrics.contains("civis_logins_total 1"), "{metrics}");
     let token = pair.split_once('=').unwrap().1.to_owned();
     let (_, log) = server.stop();
