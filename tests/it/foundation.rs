@@ -103,19 +103,25 @@ async fn the_appender_log_writer_writes_the_same_lines() {
 async fn request_ids_logged_with(opts: Opts) {
     let data = tempdir();
     let server = start(&data, opts);
+    // A caller's id is never adopted: we answer with our own and log theirs beside it.
     let resp = server
         .get("/healthz")
         .header("x-request-id", "trace-abc-123")
         .send()
         .await;
-    assert_eq!(resp.header("x-request-id"), "trace-abc-123");
-    // A hostile id (log injection) is replaced by our own.
+    let ours = resp.header("x-request-id").to_owned();
+    assert_eq!(ours.len(), 24, "{ours}");
+    assert!(ours.bytes().all(|b| b.is_ascii_hexdigit()), "{ours}");
+    // A hostile id (log injection: quotes, escapes, 500 characters) is not even logged.
+    let hostile = format!("a\"b}}{{\\n\",\"status\":200,{}", "x".repeat(500));
     let resp = server
-        .get("/healthz")
-        .header("x-request-id", "a\"b}{\\n-xxxxxxxx")
+        .get("/nowhere")
+        .header("x-request-id", &hostile)
         .send()
         .await;
-    assert_eq!(resp.header("x-request-id").len(), 24);
+    let hostile_ours = resp.header("x-request-id").to_owned();
+    assert_eq!(hostile_ours.len(), 24);
+    assert_eq!(resp.json()["request_id"], hostile_ours.as_str());
     let resp = server.get("/nowhere").send().await;
     assert_eq!(resp.status, 404);
     assert_eq!(resp.header("content-type"), "application/problem+json");
@@ -129,7 +135,19 @@ async fn request_ids_logged_with(opts: Opts) {
         .expect("request line logged");
     let line: serde_json::Value = serde_json::from_str(line).unwrap();
     assert_eq!(line["fields"]["status"], 404);
-    assert!(log.contains("trace-abc-123"));
+    let line = log
+        .lines()
+        .find(|l| l.contains(&ours) && l.contains("\"status\""))
+        .expect("request line logged");
+    let line: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(line["span"]["request_id"], ours.as_str());
+    assert_eq!(line["span"]["client_request_id"], "trace-abc-123");
+    let line = log
+        .lines()
+        .find(|l| l.contains(&hostile_ours) && l.contains("\"status\""))
+        .expect("hostile request logged");
+    assert!(!line.contains("client_request_id"), "{line}");
+    assert!(!log.contains(&"x".repeat(500)), "hostile id never logged");
 }
 
 #[tokio::test]
