@@ -43,8 +43,8 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes. [default: 65536]
     #[arg(long, env = "CIVIS_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
-    /// Per client address: ceremony starts, enrolment page loads and failed attempts allowed
-    /// in a burst. [default: 30]
+    /// Per client network and purpose: failed attempts allowed in a burst (ceremony starts
+    /// and authorization requests get 4 times as many). [default: 30]
     #[arg(long, env = "CIVIS_THROTTLE_BURST", value_name = "N")]
     pub throttle_burst: Option<u32>,
     /// Per client address: sustained rate of the same, per minute. [default: 30]
