@@ -130,12 +130,32 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     });
     let state_keys = state.keys.clone();
     let sweeper_clock = state.clock.clone();
+    let metrics = match config.metrics_listen {
+        Some(addr) => {
+            let listener =
+                TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+            Some((listener, crate::http::metrics_router(state.clone())))
+        }
+        None => None,
+    };
     let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
 
     tokio::spawn(reload_token_keys(state_keys.clone()));
     tokio::spawn(sweep_expired(store.clone(), sweeper_clock));
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
+
+    if let Some((listener, router)) = metrics {
+        let addr = listener.local_addr().map_err(StartError::Serve)?;
+        let server = axum_server::from_tcp(listener).map_err(StartError::Serve)?;
+        tracing::info!(%addr, "metrics listening (plain HTTP)");
+        // Ends with the process; scrapes need no draining.
+        tokio::spawn(async move {
+            if let Err(e) = server.serve(router.into_make_service()).await {
+                tracing::error!(error = %e, "metrics listener failed");
+            }
+        });
+    }
 
     let scheme = if plain_http { "http" } else { "https" };
     println!("listening on {scheme}://{bound}");

@@ -16,6 +16,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at start; the size does not matter"
+)]
 enum Command {
     /// Run the service (HTTPS on 127.0.0.1:8443 with the development keys by default).
     Serve(ServeArgs),

@@ -1,7 +1,7 @@
 //! Configuration: command-line flags, `CIVIS_*` environment variables and a TOML file,
 //! merged with precedence flag > environment > file > default into one validated [`Config`].
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -45,13 +45,27 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes. [default: 65536]
     #[arg(long, env = "CIVIS_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
-    /// Per client address: ceremony starts, enrolment page loads and failed attempts allowed
-    /// in a burst. [default: 30]
+    /// Per client network and purpose: failed attempts allowed in a burst (ceremony starts
+    /// and authorization requests get 4 times as many). [default: 30]
     #[arg(long, env = "CIVIS_THROTTLE_BURST", value_name = "N")]
     pub throttle_burst: Option<u32>,
     /// Per client address: sustained rate of the same, per minute. [default: 30]
     #[arg(long, env = "CIVIS_THROTTLE_PER_MINUTE", value_name = "N")]
     pub throttle_per_minute: Option<u32>,
+    /// Proxies (addresses or CIDR ranges, comma-separated) whose `Forwarded` /
+    /// `X-Forwarded-For` header names the client address used for throttling. Headers from
+    /// any other peer are ignored. [default: none]
+    #[arg(
+        long,
+        env = "CIVIS_TRUSTED_PROXIES",
+        value_name = "CIDR,...",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Serve `/metrics` on this address only (plain HTTP, its own listener); the main
+    /// listener never serves it. [default: off, no metrics endpoint]
+    #[arg(long, env = "CIVIS_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
     /// A retry of an already used refresh token within this many seconds gets the same new
     /// tokens instead of revoking the grant. [default: 0]
     #[arg(long, env = "CIVIS_REFRESH_GRACE_SECONDS", value_name = "SECONDS")]
@@ -86,6 +100,8 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     throttle_burst: Option<u32>,
     throttle_per_minute: Option<u32>,
+    trusted_proxies: Option<Vec<String>>,
+    metrics_listen: Option<String>,
     refresh_grace_seconds: Option<u32>,
     token_key_activation_seconds: Option<u32>,
     attestation_roots: Option<PathBuf>,
@@ -116,6 +132,10 @@ pub struct Config {
     pub throttle_burst: u32,
     /// Throttle refill per minute per client address.
     pub throttle_per_minute: u32,
+    /// Peers whose forwarding headers give the client address (empty: none).
+    pub trusted_proxies: Vec<IpRange>,
+    /// Where `/metrics` is served, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
     /// Refresh-token retry grace.
     pub refresh_grace: time::Duration,
     /// Lead between a rotated token key's creation and its first signature.
@@ -153,6 +173,75 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
+}
+
+/// An address range, `ADDR/LEN` (a bare address is the range of itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpRange {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl IpRange {
+    /// Whether `ip` is in the range (an IPv4-mapped IPv6 address counts as its IPv4 address).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            IpAddr::V4(_) => ip,
+        };
+        match (self.network, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                mask(u128::from(a.to_bits()), 32, self.prefix) == u128::from(n.to_bits())
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => mask(a.to_bits(), 128, self.prefix) == n.to_bits(),
+            _ => false,
+        }
+    }
+}
+
+/// `bits` (an address `width` bits wide) with everything past `prefix` cleared.
+fn mask(bits: u128, width: u8, prefix: u8) -> u128 {
+    let host = width.saturating_sub(prefix);
+    if host >= 128 {
+        0
+    } else {
+        (bits >> host) << host
+    }
+}
+
+impl std::str::FromStr for IpRange {
+    type Err = String;
+
+    /// `192.0.2.0/24`, `2001:db8::/32`, or a single address; host bits must be zero so a
+    /// typo such as `10.0.0.1/8` is refused instead of silently trusting a whole network.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let network: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or ADDR/LEN range"))?;
+        let width = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => width,
+            Some(p) => match p.parse::<u8>() {
+                Ok(p) if p <= width => p,
+                _ => return Err(format!("{s:?}: the prefix length must be 0 to {width}")),
+            },
+        };
+        let bits = match network {
+            IpAddr::V4(a) => u128::from(a.to_bits()),
+            IpAddr::V6(a) => a.to_bits(),
+        };
+        if mask(bits, width, prefix) != bits {
+            return Err(format!(
+                "{s:?} has bits set past its /{prefix} prefix (write the network address)"
+            ));
+        }
+        Ok(Self { network, prefix })
+    }
 }
 
 fn invalid(option: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -302,6 +391,25 @@ impl Config {
             .or(file.attestation_roots)
             .map(|path| read_attestation_roots(&path))
             .transpose()?;
+        let trusted_proxies = args
+            .trusted_proxies
+            .clone()
+            .or(file.trusted_proxies)
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| !r.trim().is_empty())
+            .map(|r| r.parse().map_err(|e| invalid("trusted_proxies", e)))
+            .collect::<Result<Vec<IpRange>, _>>()?;
+        let metrics_listen = args
+            .metrics_listen
+            .clone()
+            .or(file.metrics_listen)
+            .map(|m| {
+                m.parse::<SocketAddr>().map_err(|_| {
+                    invalid("metrics_listen", format!("{m:?} is not an IP:port address"))
+                })
+            })
+            .transpose()?;
         Ok(Self {
             listen,
             data_dir: args
@@ -318,6 +426,8 @@ impl Config {
             max_body_bytes: max_body,
             throttle_burst,
             throttle_per_minute,
+            trusted_proxies,
+            metrics_listen,
             refresh_grace: time::Duration::seconds(i64::from(
                 args.refresh_grace_seconds
                     .or(file.refresh_grace_seconds)
@@ -357,6 +467,11 @@ mod tests {
             c.attestation_roots, None,
             "no passkey is attested by default"
         );
+        assert!(
+            c.trusted_proxies.is_empty(),
+            "no proxy is trusted by default"
+        );
+        assert_eq!(c.metrics_listen, None, "no metrics endpoint by default");
     }
 
     #[test]
@@ -374,6 +489,57 @@ mod tests {
         };
         let err = Config::resolve(&args).unwrap_err().to_string();
         assert!(err.contains("attestation_roots"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_ranges_with_precise_errors() {
+        let r: IpRange = "10.0.0.0/8".parse().unwrap();
+        assert!(r.contains("10.200.3.4".parse().unwrap()));
+        assert!(
+            r.contains("::ffff:10.1.1.1".parse().unwrap()),
+            "IPv4-mapped"
+        );
+        assert!(!r.contains("11.0.0.1".parse().unwrap()));
+        assert!(!r.contains("::1".parse().unwrap()));
+        let one: IpRange = "127.0.0.1".parse().unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        let v6: IpRange = "2001:db8::/32".parse().unwrap();
+        assert!(v6.contains("2001:db8:ffff::1".parse().unwrap()));
+        assert!(!v6.contains("2001:db9::1".parse().unwrap()));
+        let all: IpRange = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("203.0.113.1".parse().unwrap()));
+        for (bad, says) in [
+            ("10.0.0.1/8", "bits set past its /8"),
+            ("10.0.0.0/33", "0 to 32"),
+            ("proxy.example", "not an IP address"),
+            ("::/129", "0 to 128"),
+        ] {
+            let e = bad.parse::<IpRange>().unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let args = ServeArgs {
+            trusted_proxies: Some(vec!["127.0.0.1/32".into(), "10.0.0.1/8".into()]),
+            ..Default::default()
+        };
+        let err = Config::resolve(&args).unwrap_err().to_string();
+        assert!(
+            err.starts_with("invalid trusted_proxies: \"10.0.0.1/8\""),
+            "{err}"
+        );
+        let args = ServeArgs {
+            metrics_listen: Some("localhost:9100".into()),
+            ..Default::default()
+        };
+        let err = Config::resolve(&args).unwrap_err().to_string();
+        assert!(err.starts_with("invalid metrics_listen"), "{err}");
+        let f = write("trusted_proxies = [\"192.0.2.0/24\", \"2001:db8::1\"]\n");
+        let args = ServeArgs {
+            config: Some(f.path().into()),
+            ..Default::default()
+        };
+        let c = Config::resolve(&args).unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
     }
 
     #[test]

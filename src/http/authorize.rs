@@ -1,15 +1,16 @@
 //! The authorization endpoint's pages: `/authorize` (GET and POST), the return from login
 //! (`/authorize/continue`), the consent page with **Allow** / **Deny**, and consent withdrawal.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use time::OffsetDateTime;
 
+use super::client_addr::ClientAddr;
 use super::error::ApiError;
 use super::oidc::{FormRefusals, csrf, current_session, form_session, origin_of};
 use super::pages::{PageData, page_with_form_targets, problem_page, too_many_attempts};
@@ -43,21 +44,21 @@ fn authorize_error(state: &AppState, e: AuthorizeError) -> Response {
 
 /// Every authorization request parks a record until it expires, so requests are limited
 /// per client network; a browser that signs in at a human pace never meets the limit.
-fn throttled(state: &AppState, peer: SocketAddr) -> Option<Response> {
+fn throttled(state: &AppState, ip: IpAddr) -> Option<Response> {
     state
         .throttle
-        .take(Purpose::Authorize, peer.ip(), Instant::now())
+        .take(Purpose::Authorize, ip, Instant::now())
         .err()
         .map(too_many_attempts)
 }
 
 pub(super) async fn authorize_get(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
     q: Result<Query<AuthorizeParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Some(r) = throttled(&state, peer) {
+    if let Some(r) = throttled(&state, ip) {
         return r;
     }
     match q {
@@ -72,11 +73,11 @@ pub(super) async fn authorize_get(
 
 pub(super) async fn authorize_post(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
     f: Result<axum::Form<AuthorizeParams>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    if let Some(r) = throttled(&state, peer) {
+    if let Some(r) = throttled(&state, ip) {
         return r;
     }
     match f {

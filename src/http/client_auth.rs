@@ -3,7 +3,7 @@
 //! form fields, RFC 7523 assertions), mapping failures to `invalid_client`, and throttling
 //! failures per client IP (CONTRACT.md §6).
 //!
-//! Typical use in a handler that has the peer address and the parsed form:
+//! Typical use in a handler that has the client address (`ClientAddr`) and the parsed form:
 //!
 //! ```ignore
 //! let client = client_auth::authenticate_client(&state, ip, &headers, &form, &[&token_url, &state.issuer])?;

@@ -1,9 +1,7 @@
 //! Extractors: JSON bodies whose rejections become problem+json, and admin authentication.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::extract::ConnectInfo;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
@@ -64,11 +62,12 @@ impl FromRequestParts<AppState> for Admin {
         } else {
             tracing::warn!("admin authentication failed");
             // Failures are throttled per address; a correct token is never throttled.
-            let peer = parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip());
-            match peer.map(|ip| {
+            let client = super::client_addr::client_addr(
+                &parts.extensions,
+                &parts.headers,
+                &state.config.trusted_proxies,
+            );
+            match client.map(|ip| {
                 state
                     .throttle
                     .take(Purpose::AdminFailure, ip, Instant::now())

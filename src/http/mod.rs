@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod admin_clients;
 mod authorize;
+pub mod client_addr;
 pub mod client_auth;
 pub mod error;
 pub mod extract;
@@ -22,6 +23,16 @@ use axum::routing::get;
 
 use crate::http::state::AppState;
 
+/// The metrics listener's only route (`--metrics-listen`): `/metrics` is kept off the
+/// public listener, where anyone could read request rates and logins per route.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(ops::metrics))
+        .fallback(ops::no_route)
+        .method_not_allowed_fallback(ops::wrong_method)
+        .with_state(state)
+}
+
 /// Every route of the service, with the observation middleware and body limit around them.
 pub fn router(state: AppState) -> Router {
     let mut routes = Router::new();
@@ -33,7 +44,6 @@ pub fn router(state: AppState) -> Router {
     }
     routes
         .route("/healthz", get(ops::healthz))
-        .route("/metrics", get(ops::metrics))
         .route("/pki/ca.pem", get(ops::ca_pem))
         .merge(admin::router())
         .merge(admin_clients::router())

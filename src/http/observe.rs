@@ -1,6 +1,12 @@
 //! Per-request observation: a request id (echoed as `x-request-id`), a tracing span that
 //! every log line of the request inherits, the time limit, one log line per request, and
 //! Prometheus metrics per route.
+//!
+//! The request id is always our own: unique, and safe wherever it is copied (logs, headers,
+//! problem bodies, support tickets). A caller's `x-request-id` is never adopted — it could
+//! collide with another request's or be chosen to confuse a log search — but when it is
+//! short and of a safe charset it is logged beside ours as `client_request_id`, so the
+//! caller's trace can still be followed into our logs.
 
 use std::time::Instant;
 
@@ -138,26 +144,40 @@ fn next_request_id() -> String {
     )
 }
 
-/// Accepts a caller's `x-request-id` only if it is short and harmless in a log line.
+/// A caller's `x-request-id`, only if it is 1 to 64 characters of `[A-Za-z0-9._-]`
+/// (harmless in a log line and a log search); otherwise it is dropped.
 fn incoming_id(req: &Request) -> Option<String> {
-    let v = req.headers().get("x-request-id")?.to_str().ok()?;
-    let ok = (8..=64).contains(&v.len())
-        && v.bytes()
+    safe_client_id(req.headers().get("x-request-id")?.as_bytes())
+}
+
+fn safe_client_id(v: &[u8]) -> Option<String> {
+    let ok = (1..=64).contains(&v.len())
+        && v.iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    ok.then(|| v.to_owned())
+    ok.then(|| String::from_utf8_lossy(v).into_owned())
 }
 
 /// The middleware; see the module documentation.
 pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let id = incoming_id(&req).unwrap_or_else(next_request_id);
+    let id = next_request_id();
+    let client_id = incoming_id(&req);
     // Unmatched paths share one label so scanners cannot blow up the metric cardinality.
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let method = req.method().as_str().to_owned();
-    let span = tracing::info_span!("request", request_id = %id, %method, %route);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        client_request_id = tracing::field::Empty,
+        %method,
+        %route
+    );
+    if let Some(c) = &client_id {
+        span.record("client_request_id", c.as_str());
+    }
     let limit = state.config.request_timeout;
     let mut resp = REQUEST_ID
         .scope(
@@ -196,4 +216,29 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_short_safe_client_ids_are_kept() {
+        assert_eq!(
+            safe_client_id(b"trace-abc_1.2").as_deref(),
+            Some("trace-abc_1.2")
+        );
+        for hostile in [
+            &b"a\nb"[..],
+            b"a\"b",
+            b"a b",
+            b"a}{\\n",
+            "\u{e9}t\u{e9}".as_bytes(),
+            b"",
+            &[b'a'; 65],
+        ] {
+            assert_eq!(safe_client_id(hostile), None, "{hostile:?}");
+        }
+        assert_ne!(next_request_id(), next_request_id());
+    }
 }

@@ -3,11 +3,11 @@
 //! [`super::authorize`] (authorization and consent) and [`super::logout`] (RP-initiated logout).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -212,27 +212,28 @@ pub(super) fn origin_of(uri: &str) -> Option<String> {
 /// The extractor of the token, introspection and revocation endpoints: the
 /// `application/x-www-form-urlencoded` body with OAuth error handling (wrong type, bad
 /// encoding or a repeated parameter, RFC 6749 §3.1, is `invalid_request`), and what client
-/// authentication needs: the peer address (failures are throttled per network) and the
+/// authentication needs: the client address (failures are throttled per network) and the
 /// headers (HTTP Basic).
 struct OAuthRequest {
-    peer: SocketAddr,
+    client: IpAddr,
     headers: HeaderMap,
     form: HashMap<String, String>,
 }
 
-impl<S: Send + Sync> FromRequest<S> for OAuthRequest {
+impl FromRequest<AppState> for OAuthRequest {
     type Rejection = Response;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
         let bad = |d: &str| OAuthError::new(OAuthErrorCode::InvalidRequest, d).into_response();
         // Present on every connection the server accepts (`into_make_service_with_connect_info`).
-        let peer = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0)
-            .ok_or_else(|| {
-                OAuthError::new(OAuthErrorCode::ServerError, "no peer address").into_response()
-            })?;
+        let client = super::client_addr::client_addr(
+            req.extensions(),
+            req.headers(),
+            &state.config.trusted_proxies,
+        )
+        .ok_or_else(|| {
+            OAuthError::new(OAuthErrorCode::ServerError, "no peer address").into_response()
+        })?;
         let headers = req.headers().clone();
         let form_type = req
             .headers()
@@ -257,7 +258,7 @@ impl<S: Send + Sync> FromRequest<S> for OAuthRequest {
             }
         }
         Ok(Self {
-            peer,
+            client,
             headers,
             form: map,
         })
@@ -268,19 +269,19 @@ impl<S: Send + Sync> FromRequest<S> for OAuthRequest {
 /// error is the answer to send instead.
 fn authenticate(
     state: &AppState,
-    peer: SocketAddr,
+    client: IpAddr,
     headers: &HeaderMap,
     form: &HashMap<String, String>,
 ) -> Result<Client, Box<Response>> {
     let token_url = format!("{}/token", state.issuer);
     let audiences = [token_url.as_str(), &*state.issuer];
-    authenticate_client(state, peer.ip(), headers, form, &audiences)
+    authenticate_client(state, client, headers, form, &audiences)
         .map_err(|e| Box::new(e.into_response()))
 }
 
 async fn token(State(state): State<AppState>, req: OAuthRequest) -> Response {
     let OAuthRequest {
-        peer,
+        client,
         headers,
         form,
     } = req;
@@ -289,7 +290,7 @@ async fn token(State(state): State<AppState>, req: OAuthRequest) -> Response {
     let stateless = form
         .get("grant_type")
         .is_some_and(|g| g == "client_credentials");
-    let answer = move |s: &AppState| token_answer(s, peer, &headers, &form);
+    let answer = move |s: &AppState| token_answer(s, client, &headers, &form);
     if stateless {
         state.run_inline_first(answer).await
     } else {
@@ -299,12 +300,12 @@ async fn token(State(state): State<AppState>, req: OAuthRequest) -> Response {
 
 fn token_answer(
     state: &AppState,
-    peer: SocketAddr,
+    client_ip: IpAddr,
     headers: &HeaderMap,
     form: &HashMap<String, String>,
 ) -> Response {
     let now = state.now();
-    let client = match authenticate(state, peer, headers, form) {
+    let client = match authenticate(state, client_ip, headers, form) {
         Ok(c) => c,
         Err(r) => return *r,
     };
@@ -392,13 +393,13 @@ async fn with_token_param(
     answer: impl FnOnce(&AppState, Client, String) -> Response + Send + 'static,
 ) -> Response {
     let OAuthRequest {
-        peer,
+        client,
         headers,
         form,
     } = req;
     state
         .run(move |s| {
-            let client = match authenticate(s, peer, &headers, &form) {
+            let client = match authenticate(s, client, &headers, &form) {
                 Ok(c) => c,
                 Err(r) => return *r,
             };

@@ -31,8 +31,10 @@ pub async fn healthz(State(state): State<AppState>) -> Result<axum::Json<Health>
     Ok(axum::Json(Health { status: "ok" }))
 }
 
-/// Prometheus metrics in the OpenMetrics text format.
+/// Prometheus metrics in the OpenMetrics text format. Served only on the metrics listener
+/// (`--metrics-listen ADDR`, plain HTTP, off by default); the main listener answers 404.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
+    description = "Served only on the separate metrics listener (`--metrics-listen ADDR`, plain HTTP, off by default); the main listener answers 404.",
     responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response> {
     let text = state

@@ -1,16 +1,15 @@
 //! Pages a person sees (CONTRACT.md §3): server-rendered HTML, one small script, a strict
 //! Content-Security-Policy. Buttons carry the accessible names the contract fixes.
 
-use std::net::SocketAddr;
-
 use axum::Router;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
+use super::client_addr::ClientAddr;
 use super::error::Result;
 use super::passkey::local_path;
 use super::state::AppState;
@@ -129,12 +128,13 @@ pub struct EnrolQuery {
 
 async fn enrol_page(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(ip): ClientAddr,
     Query(q): Query<EnrolQuery>,
 ) -> Result<Response> {
+    // Only wrong links are charged; a valid one may be opened again and again.
     if let Err(wait) = state
         .throttle
-        .take(Purpose::Enrolment, peer.ip(), std::time::Instant::now())
+        .check(Purpose::Enrolment, ip, std::time::Instant::now())
     {
         return Ok(too_many_attempts(wait));
     }
@@ -176,7 +176,7 @@ async fn enrol_page(
         Err(DomainError::Refused(r)) => {
             let _ = state
                 .throttle
-                .take(Purpose::Enrolment, peer.ip(), std::time::Instant::now());
+                .take(Purpose::Enrolment, ip, std::time::Instant::now());
             Ok(problem_page(
                 StatusCode::NOT_FOUND,
                 "Enrolment link not valid",

@@ -1,10 +1,10 @@
 //! The WebAuthn ceremony endpoints behind the enrolment and login pages, and the session.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +16,7 @@ use webauthn_rs::prelude::{
     RequestChallengeResponse,
 };
 
+use super::client_addr::ClientAddr;
 use super::error::{ApiError, Result};
 use super::extract::ApiJson;
 use super::state::AppState;
@@ -37,23 +38,32 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(logout))
 }
 
-/// Takes a `purpose` throttle token for the caller's address, or answers 429.
-pub(super) fn throttle(state: &AppState, purpose: Purpose, peer: SocketAddr) -> Result<()> {
+/// Takes a `purpose` throttle token for the client's address, or answers 429.
+pub(super) fn throttle(state: &AppState, purpose: Purpose, ip: IpAddr) -> Result<()> {
     state
         .throttle
-        .take(purpose, peer.ip(), Instant::now())
+        .take(purpose, ip, Instant::now())
         .map_err(ApiError::TooManyRequests)
 }
 
-/// Charges the caller's address for a refused attempt, passing the error through.
+/// Answers 429 while the client's `purpose` bucket is empty, taking nothing: successful
+/// attempts cost nothing, failed ones are charged by [`charge_on_refusal`].
+pub(super) fn refuse_while_exhausted(state: &AppState, purpose: Purpose, ip: IpAddr) -> Result<()> {
+    state
+        .throttle
+        .check(purpose, ip, Instant::now())
+        .map_err(ApiError::TooManyRequests)
+}
+
+/// Charges the client's address for a refused attempt, passing the error through.
 fn charge_on_refusal<T>(
     state: &AppState,
     purpose: Purpose,
-    peer: SocketAddr,
+    ip: IpAddr,
     r: Result<T, DomainError>,
 ) -> Result<T> {
     if matches!(r, Err(DomainError::Refused(_))) {
-        let _ = state.throttle.take(purpose, peer.ip(), Instant::now());
+        let _ = state.throttle.take(purpose, ip, Instant::now());
     }
     Ok(r?)
 }
@@ -93,15 +103,17 @@ pub struct Started<T> {
 
 async fn enrol_start(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(ip): ClientAddr,
     _o: SameOrigin,
     ApiJson(body): ApiJson<EnrolStart>,
 ) -> Result<Response> {
-    throttle(&state, Purpose::Enrolment, peer)?;
+    // Wrong codes are charged; a start parks a ceremony, so starts have their own bucket.
+    refuse_while_exhausted(&state, Purpose::Enrolment, ip)?;
+    throttle(&state, Purpose::EnrolmentStart, ip)?;
     let r = state
         .run(move |s| s.passkeys().start_enrolment(&body.code, s.now()))
         .await;
-    let (ceremony, options) = charge_on_refusal(&state, Purpose::Enrolment, peer, r)?;
+    let (ceremony, options) = charge_on_refusal(&state, Purpose::Enrolment, ip, r)?;
     Ok(axum::Json(Started::<CreationChallengeResponse> { ceremony, options }).into_response())
 }
 
@@ -116,7 +128,7 @@ pub struct EnrolFinish {
 
 async fn enrol_finish(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(ip): ClientAddr,
     _o: SameOrigin,
     ApiJson(body): ApiJson<EnrolFinish>,
 ) -> Result<Response> {
@@ -126,7 +138,7 @@ async fn enrol_finish(
                 .finish_enrolment(&body.ceremony, &body.credential, s.now())
         })
         .await;
-    let summary = charge_on_refusal(&state, Purpose::Enrolment, peer, r)?;
+    let summary = charge_on_refusal(&state, Purpose::Enrolment, ip, r)?;
     tracing::info!(passkey_id = %summary.id, "passkey enrolled");
     let body = serde_json::json!({ "status": "created", "passkey_id": summary.id });
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
@@ -134,10 +146,14 @@ async fn enrol_finish(
 
 async fn login_start(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(ip): ClientAddr,
     _o: SameOrigin,
 ) -> Result<Response> {
-    throttle(&state, Purpose::Login, peer)?;
+    // Every assertion needs a ceremony: while refused logins have used up this address's
+    // bucket, no new one starts. Successful logins cost nothing there; the start itself
+    // parks a ceremony, so starts have their own, larger bucket.
+    refuse_while_exhausted(&state, Purpose::Login, ip)?;
+    throttle(&state, Purpose::LoginStart, ip)?;
     let (ceremony, options) = state.run(|s| s.passkeys().start_login(s.now())).await?;
     Ok(axum::Json(Started::<RequestChallengeResponse> { ceremony, options }).into_response())
 }
@@ -162,7 +178,7 @@ pub fn local_path(p: Option<&str>) -> Option<String> {
 
 async fn login_finish(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(ip): ClientAddr,
     _o: SameOrigin,
     headers: HeaderMap,
     ApiJson(body): ApiJson<LoginFinish>,
@@ -175,7 +191,7 @@ async fn login_finish(
                 .finish_login(&ceremony, &credential, previous.as_deref(), s.now())
         })
         .await;
-    let login = charge_on_refusal(&state, Purpose::Login, peer, r)?;
+    let login = charge_on_refusal(&state, Purpose::Login, ip, r)?;
     tracing::info!(citizen_id = %login.citizen.id, passkey_id = %login.session.credential_id, "login");
     state.metrics.logins.inc();
     let answer = serde_json::json!({

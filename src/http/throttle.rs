@@ -1,7 +1,18 @@
-//! Per-client-network throttling of failures and ceremony starts: a token bucket per
-//! purpose and address. It slows guessing and flooding down without locking anyone out
-//! (tokens come back over time), and one purpose never spends another's tokens: failed
-//! admin logins do not stop passkey logins from the same office.
+//! Per-client-network throttling of failures and of requests that park records: a token
+//! bucket per purpose and address. It slows guessing and flooding down without locking
+//! anyone out (tokens come back over time), and one purpose never spends another's tokens:
+//! failed admin logins or client authentications do not stop passkey logins from the same
+//! office.
+//!
+//! Failure buckets are charged by refusals only (a wrong assertion, an unknown passkey, a
+//! bad enrolment code, a wrong admin token or client secret), so citizens who succeed never
+//! use them up; while one is empty, the attempts it guards are refused before they run.
+//! A successful ceremony start still parks a record (5 minutes, not flushed), so starts are
+//! bounded too — by their own per-network buckets, [`TRAFFIC_FACTOR`] times the failure
+//! burst and rate like authorization requests: at the defaults 120 in a burst and 120 a
+//! minute, so one network holds at most about 720 pending ceremonies, while a citizen who
+//! signs in even once a second never meets the limit. A global cap was rejected: one
+//! flooding network could then lock every citizen out.
 //!
 //! Addresses are grouped as the networks they are handed out in: an IPv4 address is its own
 //! bucket, an IPv6 address shares one with its whole /64 (one subscriber's prefix), so that
@@ -15,10 +26,14 @@ use std::time::{Duration, Instant};
 /// What a token is taken for; each has its own buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Purpose {
-    /// Starting a passkey login, and refused logins.
+    /// Refused passkey logins.
     Login,
-    /// Opening an enrolment link, starting enrolment, and refused enrolments.
+    /// Started passkey logins (each parks a ceremony record).
+    LoginStart,
+    /// Refused enrolment links, codes and enrolments.
     Enrolment,
+    /// Started enrolments (each parks a ceremony record).
+    EnrolmentStart,
     /// A wrong admin token.
     AdminFailure,
     /// A failed OAuth client authentication.
@@ -27,18 +42,30 @@ pub enum Purpose {
     Authorize,
 }
 
-const PURPOSES: [Purpose; 5] = [
+const PURPOSES: [Purpose; 7] = [
     Purpose::Login,
+    Purpose::LoginStart,
     Purpose::Enrolment,
+    Purpose::EnrolmentStart,
     Purpose::AdminFailure,
     Purpose::ClientAuthFailure,
     Purpose::Authorize,
 ];
 
-/// Authorization requests are legitimate traffic (every citizen's sign-in starts with one,
-/// and many citizens may share an office's address), so their buckets are this many times
-/// larger and faster than the failure buckets.
-pub const AUTHORIZE_FACTOR: u32 = 4;
+/// Authorization requests and ceremony starts are legitimate traffic (every citizen's
+/// sign-in makes one of each, and many citizens may share an office's address), so their
+/// buckets are this many times larger and faster than the failure buckets.
+pub const TRAFFIC_FACTOR: u32 = 4;
+
+impl Purpose {
+    /// How many times the configured burst and rate this purpose's buckets get.
+    fn factor(self) -> u32 {
+        match self {
+            Self::Authorize | Self::LoginStart | Self::EnrolmentStart => TRAFFIC_FACTOR,
+            Self::Login | Self::Enrolment | Self::AdminFailure | Self::ClientAuthFailure => 1,
+        }
+    }
+}
 
 /// Keeps memory bounded under address-spraying: full buckets are forgotten past this size.
 const MAX_TRACKED: usize = 100_000;
@@ -81,6 +108,31 @@ impl Buckets {
         }
     }
 
+    fn wait_for(&self, refilled: f64) -> Duration {
+        Duration::from_secs_f64(((1.0 - refilled) / self.per_second).ceil().max(1.0))
+    }
+
+    /// Like [`Buckets::take`] without taking: never records anything (so probing costs no
+    /// memory either).
+    fn check(&self, net: IpAddr, now: Instant) -> Result<(), Duration> {
+        let Ok(buckets) = self.by_network.lock() else {
+            return Ok(());
+        };
+        match buckets.get(&net) {
+            None => Ok(()),
+            Some((tokens, at)) => {
+                let refilled = (*tokens
+                    + now.saturating_duration_since(*at).as_secs_f64() * self.per_second)
+                    .min(self.capacity);
+                if refilled >= 1.0 {
+                    Ok(())
+                } else {
+                    Err(self.wait_for(refilled))
+                }
+            }
+        }
+    }
+
     fn take(&self, net: IpAddr, now: Instant) -> Result<(), Duration> {
         let Ok(mut buckets) = self.by_network.lock() else {
             // A poisoned lock means a panic elsewhere; fail open rather than lock everyone out.
@@ -102,25 +154,19 @@ impl Buckets {
             Ok(())
         } else {
             *tokens = refilled;
-            Err(Duration::from_secs_f64(
-                ((1.0 - refilled) / self.per_second).ceil().max(1.0),
-            ))
+            Err(self.wait_for(refilled))
         }
     }
 }
 
 impl Throttle {
-    /// Failure and ceremony buckets allowing bursts of `capacity` and `per_minute`
-    /// sustained; authorization requests get [`AUTHORIZE_FACTOR`] times both.
+    /// Failure buckets allowing bursts of `capacity` and `per_minute` sustained;
+    /// authorization requests and ceremony starts get [`TRAFFIC_FACTOR`] times both.
     pub fn new(capacity: u32, per_minute: u32) -> Self {
         let buckets = PURPOSES
             .iter()
             .map(|&p| {
-                let factor = if p == Purpose::Authorize {
-                    AUTHORIZE_FACTOR
-                } else {
-                    1
-                };
+                let factor = p.factor();
                 (
                     p,
                     Buckets::new(
@@ -141,6 +187,18 @@ impl Throttle {
     pub fn take(&self, purpose: Purpose, ip: IpAddr, now: Instant) -> Result<(), Duration> {
         match self.buckets.iter().find(|(p, _)| *p == purpose) {
             Some((_, b)) => b.take(network(ip), now),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether `ip`'s network has a `purpose` token left, without taking it: for attempts
+    /// that are charged only if they fail.
+    ///
+    /// # Errors
+    /// The wait before a token is back.
+    pub fn check(&self, purpose: Purpose, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        match self.buckets.iter().find(|(p, _)| *p == purpose) {
+            Some((_, b)) => b.check(network(ip), now),
             None => Ok(()),
         }
     }
@@ -180,10 +238,39 @@ mod tests {
         assert!(t.take(Purpose::AdminFailure, ip, now).is_err());
         assert!(t.take(Purpose::Login, ip, now).is_ok());
         assert!(t.take(Purpose::ClientAuthFailure, ip, now).is_ok());
-        for _ in 0..(2 * AUTHORIZE_FACTOR) {
-            assert!(t.take(Purpose::Authorize, ip, now).is_ok());
+        for p in [
+            Purpose::Authorize,
+            Purpose::LoginStart,
+            Purpose::EnrolmentStart,
+        ] {
+            for _ in 0..(2 * TRAFFIC_FACTOR) {
+                assert!(t.take(p, ip, now).is_ok(), "{p:?}");
+            }
+            assert!(t.take(p, ip, now).is_err(), "{p:?}");
         }
-        assert!(t.take(Purpose::Authorize, ip, now).is_err());
+        assert!(
+            t.check(Purpose::Login, ip, now).is_ok(),
+            "one Login token left"
+        );
+    }
+
+    #[test]
+    fn checking_takes_nothing() {
+        let t = Throttle::new(1, 60);
+        let ip: IpAddr = "192.0.2.3".parse().unwrap();
+        let now = Instant::now();
+        for _ in 0..5 {
+            assert!(t.check(Purpose::Login, ip, now).is_ok());
+        }
+        assert!(t.take(Purpose::Login, ip, now).is_ok());
+        assert_eq!(
+            t.check(Purpose::Login, ip, now),
+            Err(Duration::from_secs(1))
+        );
+        assert!(
+            t.check(Purpose::Login, ip, now + Duration::from_secs(1))
+                .is_ok()
+        );
     }
 
     #[test]

@@ -36,16 +36,30 @@ async fn healthz_over_tls_with_a_client_trusting_only_the_dev_ca() {
 }
 
 #[tokio::test]
-async fn plain_http_serves_health_and_prometheus_metrics() {
+async fn plain_http_serves_health_and_prometheus_metrics_on_their_own_listener() {
     let data = tempdir();
-    let server = plain(&data);
+    let (opts, metrics_addr) = Opts::plain().with_metrics();
+    let server = start(&data, opts);
     assert!(
         server.url.starts_with("http://localhost:"),
         "{}",
         server.url
     );
     assert_eq!(server.get("/healthz").send().await.status, 200);
-    let resp = server.get("/metrics").send().await;
+    // Never on the public listener.
+    let public = server.get("/metrics").send().await;
+    assert_eq!(public.status, 404, "{}", public.text);
+    assert!(!public.text.contains("civis_"), "{}", public.text);
+    let metrics = format!("http://{metrics_addr}");
+    assert_eq!(
+        server
+            .get(&format!("{metrics}/healthz"))
+            .send()
+            .await
+            .status,
+        404
+    );
+    let resp = server.get(&format!("{metrics}/metrics")).send().await;
     assert_eq!(resp.status, 200);
     let ctype = resp.header("content-type");
     assert!(ctype.starts_with("application/openmetrics-text"), "{ctype}");
@@ -65,6 +79,16 @@ async fn plain_http_serves_health_and_prometheus_metrics() {
     assert!(text.trim_end().ends_with("# EOF"), "OpenMetrics terminator");
 }
 
+/// Without `--metrics-listen` there is no metrics endpoint at all (the default).
+#[tokio::test]
+async fn metrics_are_off_by_default() {
+    let data = tempdir();
+    let server = tls(&data);
+    let resp = server.get("/metrics").send().await;
+    assert_eq!(resp.status, 404);
+    assert_eq!(resp.header("content-type"), "application/problem+json");
+}
+
 #[tokio::test]
 async fn request_ids_are_echoed_and_logged() {
     request_ids_logged_with(Opts::plain()).await;
@@ -79,19 +103,25 @@ async fn the_appender_log_writer_writes_the_same_lines() {
 async fn request_ids_logged_with(opts: Opts) {
     let data = tempdir();
     let server = start(&data, opts);
+    // A caller's id is never adopted: we answer with our own and log theirs beside it.
     let resp = server
         .get("/healthz")
         .header("x-request-id", "trace-abc-123")
         .send()
         .await;
-    assert_eq!(resp.header("x-request-id"), "trace-abc-123");
-    // A hostile id (log injection) is replaced by our own.
+    let ours = resp.header("x-request-id").to_owned();
+    assert_eq!(ours.len(), 24, "{ours}");
+    assert!(ours.bytes().all(|b| b.is_ascii_hexdigit()), "{ours}");
+    // A hostile id (log injection: quotes, escapes, 500 characters) is not even logged.
+    let hostile = format!("a\"b}}{{\\n\",\"status\":200,{}", "x".repeat(500));
     let resp = server
-        .get("/healthz")
-        .header("x-request-id", "a\"b}{\\n-xxxxxxxx")
+        .get("/nowhere")
+        .header("x-request-id", &hostile)
         .send()
         .await;
-    assert_eq!(resp.header("x-request-id").len(), 24);
+    let hostile_ours = resp.header("x-request-id").to_owned();
+    assert_eq!(hostile_ours.len(), 24);
+    assert_eq!(resp.json()["request_id"], hostile_ours.as_str());
     let resp = server.get("/nowhere").send().await;
     assert_eq!(resp.status, 404);
     assert_eq!(resp.header("content-type"), "application/problem+json");
@@ -105,7 +135,19 @@ async fn request_ids_logged_with(opts: Opts) {
         .expect("request line logged");
     let line: serde_json::Value = serde_json::from_str(line).unwrap();
     assert_eq!(line["fields"]["status"], 404);
-    assert!(log.contains("trace-abc-123"));
+    let line = log
+        .lines()
+        .find(|l| l.contains(&ours) && l.contains("\"status\""))
+        .expect("request line logged");
+    let line: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(line["span"]["request_id"], ours.as_str());
+    assert_eq!(line["span"]["client_request_id"], "trace-abc-123");
+    let line = log
+        .lines()
+        .find(|l| l.contains(&hostile_ours) && l.contains("\"status\""))
+        .expect("hostile request logged");
+    assert!(!line.contains("client_request_id"), "{line}");
+    assert!(!log.contains(&"x".repeat(500)), "hostile id never logged");
 }
 
 #[tokio::test]
@@ -332,13 +374,9 @@ async fn pipelined_requests_on_one_connection_are_answered_in_order() {
         s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
             .unwrap();
         let mut batch = Vec::new();
-        for (i, path) in ["/healthz", "/nope", "/healthz"].iter().enumerate() {
+        for (i, path) in ["/healthz", "/nope", "/jwks"].iter().enumerate() {
             let close = if i == 2 { "connection: close\r\n" } else { "" };
-            write!(
-                batch,
-                "GET {path} HTTP/1.1\r\nhost: {addr}\r\nx-request-id: pipelined-{i}\r\n{close}\r\n"
-            )
-            .unwrap();
+            write!(batch, "GET {path} HTTP/1.1\r\nhost: {addr}\r\n{close}\r\n").unwrap();
         }
         s.write_all(&batch).unwrap();
         let mut all = String::new();
@@ -353,10 +391,12 @@ async fn pipelined_requests_on_one_connection_are_answered_in_order() {
         .map(|r| &r[..3])
         .collect();
     assert_eq!(heads, ["200", "404", "200"], "{answers}");
-    let ids: Vec<usize> = (0..3)
-        .map(|i| answers.find(&format!("pipelined-{i}")).unwrap())
+    // Each answer's own body, in the order of the requests.
+    let at: Vec<usize> = [r#""status":"ok""#, "HTTP/1.1 404", r#""keys""#]
+        .iter()
+        .map(|marker| answers.find(marker).unwrap())
         .collect();
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order: {answers}");
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "in order: {answers}");
 }
 
 #[tokio::test]

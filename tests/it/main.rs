@@ -17,3 +17,4 @@ mod registry;
 mod review;
 mod rotation;
 mod support;
+mod throttling;

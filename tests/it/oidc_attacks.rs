@@ -5,8 +5,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use crate::driver::{
-    CHALLENGE, LOGGED_OUT, REDIRECT, VERIFIER, code_grant, field, jwt_part, plain, query, start,
-    tempdir,
+    CHALLENGE, LOGGED_OUT, REDIRECT, VERIFIER, code_grant, enc, field, jwt_part, plain, query,
+    start, tempdir,
 };
 use crate::support::{Opts, root};
 
@@ -557,4 +557,43 @@ async fn a_client_name_with_markup_is_shown_as_text() {
         .authorize(&server.auth_url(&client.id, ""), &mut device, None, "allow")
         .await;
     assert!(query(&back, "code").is_some(), "{back}");
+}
+
+/// `/authorize` is open to anyone: an oversized scope (more than 64 values or 2 KiB) is
+/// refused at once with `invalid_scope` to the registered redirect URI, before anything is
+/// parked; a long list of repeats within the limit is de-duplicated as usual.
+#[tokio::test]
+async fn an_oversized_scope_is_refused_without_being_parsed_further() {
+    let data = tempdir();
+    let server = plain(&data);
+    let web = server.web_client().await;
+    let with_scope = |scope: &str| {
+        server
+            .auth_url(&web.id, "")
+            .replace("scope=openid%20profile", &format!("scope={}", enc(scope)))
+    };
+    let many: Vec<String> = (0..64).map(|i| format!("x{i}")).collect();
+    for scope in [
+        format!("openid {}", many.join(" ")),
+        format!("openid {}", "a".repeat(2100)),
+    ] {
+        let resp = server.get(&with_scope(&scope)).no_redirect().send().await;
+        assert_eq!(resp.status, 303, "{}", resp.text);
+        let back = resp.location();
+        assert!(back.starts_with(REDIRECT), "{back}");
+        assert_eq!(
+            query(back, "error").as_deref(),
+            Some("invalid_scope"),
+            "{back}"
+        );
+        assert_eq!(query(back, "state").as_deref(), Some("st"));
+        let why = query(back, "error_description").unwrap_or_default();
+        assert!(why.contains("too long"), "{why}");
+    }
+    // 200 values, repeats of two scopes (1 500 bytes): within the limits, and
+    // the sign-in goes on to the login page.
+    let repeats = "openid profile ".repeat(100);
+    let resp = server.get(&with_scope(&repeats)).no_redirect().send().await;
+    assert_eq!(resp.status, 303, "{}", resp.text);
+    assert!(resp.location().contains("/login"), "{}", resp.location());
 }

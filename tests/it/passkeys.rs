@@ -18,7 +18,8 @@ fn refused(a: &Reply) {
 #[tokio::test]
 async fn enrol_then_log_in_without_typing_anything() {
     let data = tempdir();
-    let server = plain(&data);
+    let (opts, metrics_addr) = Opts::plain().with_metrics();
+    let server = start(&data, opts);
     let created = server.register_citizen("PK-0001").await;
     let id = created.id.as_str();
     let code = created.enrolment_code.as_str();
@@ -79,7 +80,11 @@ async fn enrol_then_log_in_without_typing_anything() {
     assert!(c["passkeys"][0]["last_used_at"].is_string(), "{c}");
 
     // Metrics count the login; the log never holds the session token.
-    let metrics = server.get("/metrics").send().await.text;
+    let metrics = server
+        .get(&format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await
+        .text;
     assert!(metrics.contains("civis_logins_total 1"), "{metrics}");
     let token = pair.split_once('=').unwrap().1.to_owned();
     let (_, log) = server.stop();
@@ -324,20 +329,26 @@ fn throttled(burst: &str) -> Opts {
 async fn ceremony_starts_are_throttled_per_address_and_cross_origin_posts_refused() {
     let data = tempdir();
     let server = start(&data, throttled("5"));
-    for _ in 0..5 {
-        assert_eq!(server.start_login().await.status, 200);
+    // Each start parks a ceremony: starts have their own bucket, 4 × the failure burst.
+    for i in 0..20 {
+        assert_eq!(server.start_login().await.status, 200, "start {i}");
     }
     let resp = server.start_login().await;
     assert_eq!(resp.status, 429, "{}", resp.text);
     let wait: u64 = resp.header("retry-after").parse().unwrap();
     assert!((1..=60).contains(&wait));
-    // Enrolment has its own bucket: exhausted login starts do not block it. A wrong code
-    // costs two tokens (the visit and the refusal).
+    // Enrolment has its own buckets: exhausted login starts do not block it. A wrong code
+    // costs one token (the refusal); the visit itself costs nothing.
     let enrol = || async { server.get("/enrol?code=x").send().await.status };
-    assert_eq!(enrol().await, 404);
-    assert_eq!(enrol().await, 404);
-    assert_eq!(enrol().await, 404);
+    for _ in 0..5 {
+        assert_eq!(enrol().await, 404);
+    }
     assert_eq!(enrol().await, 429);
+    assert_eq!(
+        server.start_enrolment("x").await.status,
+        429,
+        "wrong codes used it up"
+    );
 
     let resp = server
         .post("/login/finish")

@@ -52,11 +52,26 @@ impl Opts {
         self
     }
 
+    /// With `/metrics` served on its own listener (`--metrics-listen`) at the address
+    /// returned, a free loopback port.
+    pub fn with_metrics(self) -> (Self, String) {
+        let addr = free_addr();
+        let opts = self.with_args(["--metrics-listen", addr.as_str()]);
+        (opts, addr)
+    }
+
     /// With this environment variable set.
     pub fn with_env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
         self
     }
+}
+
+/// A loopback address with a port that was free a moment ago (bound, read and released;
+/// another process taking it in between is unlikely enough for tests).
+pub fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
 }
 
 /// `civis keys init --dir dir`: a fresh, private key set.

@@ -5,8 +5,8 @@ use time::OffsetDateTime;
 
 use super::model::{AuthorizationCode, Consent, LoginRef, PendingAuthorization};
 use super::{
-    CODE_TTL, PENDING_TTL, Provider, acr_for, acr_satisfies, amr_for, opaque_token, parse_scopes,
-    sha256,
+    CODE_TTL, PENDING_TTL, Provider, acr_for, acr_satisfies, amr_for, opaque_token,
+    parse_bounded_list, sha256,
 };
 use crate::crypto::digest::hex;
 use crate::domain::clients::{Client, GrantType};
@@ -167,7 +167,12 @@ impl Provider<'_> {
                 "this client may not use the authorization code flow",
             );
         }
-        let scopes = parse_scopes(p.scope.as_deref().unwrap_or_default());
+        let Some(scopes) = parse_bounded_list(p.scope.as_deref().unwrap_or_default()) else {
+            return fail(
+                "invalid_scope",
+                "scope is too long (at most 2048 bytes and 64 values)",
+            );
+        };
         if scopes.is_empty() {
             return fail("invalid_scope", "scope is required");
         }
@@ -193,7 +198,9 @@ impl Provider<'_> {
             }
             (Some(_), _) => return fail("invalid_request", "code_challenge_method must be S256"),
         }
-        let prompt = parse_scopes(p.prompt.as_deref().unwrap_or_default());
+        let Some(prompt) = parse_bounded_list(p.prompt.as_deref().unwrap_or_default()) else {
+            return fail("invalid_request", "prompt is too long");
+        };
         if let Some(bad) = prompt
             .iter()
             .find(|v| !matches!(v.as_str(), "none" | "login" | "consent" | "select_account"))
@@ -217,6 +224,10 @@ impl Provider<'_> {
                 _ => return fail("invalid_request", "max_age must be a non-negative integer"),
             },
         };
+        let Some(acr_values) = parse_bounded_list(p.acr_values.as_deref().unwrap_or_default())
+        else {
+            return fail("invalid_request", "acr_values is too long");
+        };
         let nonce = p.nonce.clone().filter(|n| !n.is_empty());
         if nonce.as_ref().is_some_and(|n| n.len() > 512)
             || p.state.as_ref().is_some_and(|s| s.len() > 2048)
@@ -234,7 +245,7 @@ impl Provider<'_> {
             prompt_consent: prompt.iter().any(|v| v == "consent"),
             prompt_none,
             max_age,
-            acr_values: parse_scopes(p.acr_values.as_deref().unwrap_or_default()),
+            acr_values,
             created_at: now,
             expires_at: now + PENDING_TTL,
             browser: None,

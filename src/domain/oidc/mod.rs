@@ -78,15 +78,29 @@ pub fn opaque_token(rng: &dyn Rng) -> super::Result<String> {
     Ok(URL_SAFE_NO_PAD.encode(super::random_bytes::<32>(rng)?))
 }
 
-/// Space-separated scope string → list without duplicates, in order.
+/// Space-separated scope string → list without duplicates, in order. Linear: the set
+/// remembers what was seen (input may come from anyone, through `/authorize`).
 pub fn parse_scopes(s: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for sc in s.split(' ').filter(|x| !x.is_empty()) {
-        if !out.iter().any(|o| o == sc) {
-            out.push(sc.to_owned());
-        }
+    let mut seen = std::collections::HashSet::new();
+    s.split(' ')
+        .filter(|x| !x.is_empty() && seen.insert(*x))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Longest space-separated list (`scope`, `prompt`, `acr_values`) an authorization request
+/// may carry, in bytes, and most distinct values in it: far above any real request (six
+/// scopes are known), so unauthenticated requests cannot make us parse, store or show more.
+pub const MAX_LIST_BYTES: usize = 2048;
+/// See [`MAX_LIST_BYTES`].
+pub const MAX_LIST_VALUES: usize = 64;
+
+/// [`parse_scopes`] within [`MAX_LIST_BYTES`] and [`MAX_LIST_VALUES`]; `None` beyond them.
+pub fn parse_bounded_list(s: &str) -> Option<Vec<String>> {
+    if s.len() > MAX_LIST_BYTES {
+        return None;
     }
-    out
+    Some(parse_scopes(s)).filter(|v| v.len() <= MAX_LIST_VALUES)
 }
 
 /// The subject identifier a client sees for a citizen: the citizen id, or for pairwise
@@ -213,5 +227,25 @@ mod tests {
             parse_scopes("openid  profile openid"),
             ["openid", "profile"]
         );
+    }
+
+    #[test]
+    fn lists_are_bounded() {
+        let many: Vec<String> = (0..MAX_LIST_VALUES).map(|i| format!("s{i}")).collect();
+        assert_eq!(
+            parse_bounded_list(&many.join(" ")).map(|v| v.len()),
+            Some(64)
+        );
+        let too_many = format!("{} extra", many.join(" "));
+        assert_eq!(parse_bounded_list(&too_many), None);
+        // Repeats count once, but the bytes still count.
+        assert_eq!(
+            parse_bounded_list(&"openid ".repeat(290)).map(|v| v.len()),
+            Some(1)
+        );
+        assert_eq!(parse_bounded_list(&"openid ".repeat(300)), None);
+        // Order is kept and repeats drop out (a set does the de-duplication, so the work is
+        // linear; speed is not asserted here, the caps above are what bound the input).
+        assert_eq!(parse_scopes("b a b c a"), ["b", "a", "c"]);
     }
 }
