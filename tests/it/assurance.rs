@@ -75,12 +75,18 @@ fn server_trusting(
     )
 }
 
+/// Registers a citizen and enrols `device` for them (which must be accepted).
+async fn enrolled(server: &Server, national_id: &str, mut device: Device) -> Device {
+    let created = server.register_citizen(national_id).await;
+    let answer = server.enrol(&created.enrolment_code, &mut device).await;
+    assert_eq!(answer.status, 201, "{}", answer.text);
+    device
+}
+
 /// Enrols `device` for a new citizen, signs in through `/authorize` and returns the ID
 /// token's claims.
-async fn id_token_claims(server: &Server, national_id: &str, mut device: Device) -> Value {
-    let created = server.register_citizen(national_id).await;
-    let enrolled = server.enrol(&created.enrolment_code, &mut device).await;
-    assert_eq!(enrolled.status, 201, "{}", enrolled.text);
+async fn id_token_claims(server: &Server, national_id: &str, device: Device) -> Value {
+    let mut device = enrolled(server, national_id, device).await;
     let web = server.web_client().await;
     let (code, _) = server.code_for(&web.id, &mut device, None).await;
     let tokens = server.redeem(web.auth(), &code, VERIFIER).await.tokens();
@@ -168,17 +174,10 @@ async fn a_device_bound_key_attested_by_a_trusted_root_reaches_high_and_hwk() {
     assert_eq!(claims["acr"], HIGH, "{claims}");
     assert_eq!(amr(&claims), ["hwk", "user", "mfa"], "{claims}");
 
-    let mut device = Device::new(&server.url)
+    let device = Device::new(&server.url)
         .attesting(maker.attestor())
         .device_bound();
-    let created = server.register_citizen("AS-0012").await;
-    assert_eq!(
-        server
-            .enrol(&created.enrolment_code, &mut device)
-            .await
-            .status,
-        201
-    );
+    let mut device = enrolled(&server, "AS-0012", device).await;
     let back = ask_for_high(&server, &mut device).await;
     assert!(query(&back, "code").is_some(), "high can be met: {back}");
 }
@@ -212,17 +211,10 @@ async fn untrusted_unattested_and_synced_keys_stay_substantial_with_roots_config
     assert_eq!(claims["acr"], SUBSTANTIAL, "{claims}");
     assert_eq!(amr(&claims), ["swk", "user", "mfa"], "{claims}");
 
-    let mut device = Device::new(&server.url)
+    let device = Device::new(&server.url)
         .attesting(stranger.attestor())
         .device_bound();
-    let created = server.register_citizen("AS-0023").await;
-    assert_eq!(
-        server
-            .enrol(&created.enrolment_code, &mut device)
-            .await
-            .status,
-        201
-    );
+    let mut device = enrolled(&server, "AS-0023", device).await;
     let back = ask_for_high(&server, &mut device).await;
     assert_eq!(
         query(&back, "error").as_deref(),

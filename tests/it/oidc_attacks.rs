@@ -417,7 +417,7 @@ async fn client_credentials_are_limited_to_registered_scopes() {
 }
 
 #[tokio::test]
-async fn pairwise_subjects_differ_by_sector_and_stay_stable() {
+async fn pairwise_subjects_and_session_ids_differ_by_sector_and_stay_stable() {
     let data = tempdir();
     let server = plain(&data);
     let a = server
@@ -432,16 +432,19 @@ async fn pairwise_subjects_differ_by_sector_and_stay_stable() {
         )
         .await;
     let (citizen, mut device) = server.citizen_with_passkey("ATK-0010").await;
-    let sub_of = |t: &Value| -> String {
-        jwt_part(t["id_token"].as_str().unwrap(), 1)["sub"]
+    // `sub` and `sid` as a client sees them in its ID token.
+    let claim = |t: &Value, name: &str| -> String {
+        jwt_part(t["id_token"].as_str().unwrap(), 1)[name]
             .as_str()
             .unwrap()
             .to_owned()
     };
+    let sub_of = |t: &Value| claim(t, "sub");
     let (code, cookie) = server.code_for(&a.id, &mut device, None).await;
     let sub_a1 = sub_of(server.redeem(a.auth(), &code, VERIFIER).await.json());
     let (code, cookie) = server.code_for(&a.id, &mut device, cookie).await;
-    let sub_a2 = sub_of(server.redeem(a.auth(), &code, VERIFIER).await.json());
+    let second = server.redeem(a.auth(), &code, VERIFIER).await;
+    let (sub_a2, sid_a) = (sub_of(second.json()), claim(second.json(), "sid"));
     let url = server.auth_url_to(&b.id, other_sector, "");
     let (back, _) = server.authorize(&url, &mut device, cookie, "allow").await;
     let code = query(&back, "code").unwrap();
@@ -456,10 +459,12 @@ async fn pairwise_subjects_differ_by_sector_and_stay_stable() {
             ],
         )
         .await;
-    let sub_b = sub_of(t.json());
+    let (sub_b, sid_b) = (sub_of(t.json()), claim(t.json(), "sid"));
     assert_eq!(sub_a1, sub_a2, "stable");
     assert_ne!(sub_a1, sub_b, "different per sector");
     assert_ne!(sub_a1, citizen, "not the internal id");
+    // One browser session, and still nothing the two sectors could join on (issue 9).
+    assert_ne!(sid_a, sid_b, "sid differs per client");
 }
 
 #[tokio::test]
