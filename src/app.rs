@@ -51,6 +51,9 @@ pub enum StartError {
         /// Cause.
         source: std::io::Error,
     },
+    /// The service CA cannot issue certificates.
+    #[error("{0}")]
+    Pki(#[from] crate::crypto::pki::PkiError),
     /// The server failed while running.
     #[error("server error: {0}")]
     Serve(std::io::Error),
@@ -90,6 +93,12 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         );
         tracing::warn!(dir = %keys.dir.display(), "development keys in use");
     }
+    if keys.kek.is_none() {
+        tracing::warn!(
+            file = %keys.dir.join(crate::crypto::keys::KEK_KEY).display(),
+            "no key-encryption key: officials' and seals' keys cannot be created or used"
+        );
+    }
     for path in keys.loose_permissions(&config.admin_token_file) {
         tracing::warn!(file = %path.display(), "private key file is readable by group or others");
     }
@@ -111,6 +120,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         Some(keys.tls.server_config()?)
     };
     let (webauthn, public_origin) = relying_party(&issuer)?;
+    let ca = crate::crypto::pki::Ca::new(&keys.ca, &issuer)?;
     let (clock, test_clock) = clocks();
     let state = AppState::new(Services {
         config: Arc::new(config.clone()),
@@ -127,6 +137,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         )),
         clock,
         test_clock,
+        ca: Arc::new(ca),
+        crl: Arc::default(),
     });
     let state_keys = state.keys.clone();
     let sweeper_clock = state.clock.clone();

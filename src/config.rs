@@ -83,6 +83,10 @@ pub struct ServeArgs {
     /// and reach eIDAS LoA high; unset, no passkey does. [default: none]
     #[arg(long, env = "CIVIS_ATTESTATION_ROOTS", value_name = "FILE")]
     pub attestation_roots: Option<PathBuf>,
+    /// Validity of officials' and seals' certificates, in days (never past the CA's own
+    /// end). [default: 730]
+    #[arg(long, env = "CIVIS_SIGNING_CERT_DAYS", value_name = "DAYS")]
+    pub signing_cert_days: Option<u32>,
 }
 
 /// The TOML file: the same options, unknown keys rejected by name.
@@ -105,6 +109,7 @@ struct FileConfig {
     refresh_grace_seconds: Option<u32>,
     token_key_activation_seconds: Option<u32>,
     attestation_roots: Option<PathBuf>,
+    signing_cert_days: Option<u32>,
 }
 
 /// Validated configuration of a running service.
@@ -143,6 +148,8 @@ pub struct Config {
     /// Roots trusted for authenticator attestation, read at start-up (`None`: no passkey
     /// counts as a verified hardware key).
     pub attestation_roots: Option<AttestationRoots>,
+    /// Validity of officials' and seals' certificates.
+    pub signing_cert_validity: time::Duration,
 }
 
 /// Why the configuration was refused; each names the offending option.
@@ -385,6 +392,13 @@ impl Config {
         if throttle_burst == 0 || throttle_per_minute == 0 {
             return Err(invalid("throttle", "burst and rate must be at least 1"));
         }
+        let signing_cert_days = args
+            .signing_cert_days
+            .or(file.signing_cert_days)
+            .unwrap_or(730);
+        if !(1..=3650).contains(&signing_cert_days) {
+            return Err(invalid("signing_cert_days", "must be between 1 and 3650"));
+        }
         let attestation_roots = args
             .attestation_roots
             .clone()
@@ -440,6 +454,7 @@ impl Config {
                     .unwrap_or(3600),
             )),
             attestation_roots,
+            signing_cert_validity: time::Duration::days(i64::from(signing_cert_days)),
         })
     }
 }
@@ -472,6 +487,26 @@ mod tests {
             "no proxy is trusted by default"
         );
         assert_eq!(c.metrics_listen, None, "no metrics endpoint by default");
+        assert_eq!(c.signing_cert_validity, time::Duration::days(730));
+    }
+
+    #[test]
+    fn signing_cert_days_from_every_source_and_bounded() {
+        let f = write("signing_cert_days = 365\n");
+        let args = ServeArgs {
+            config: Some(f.path().into()),
+            ..Default::default()
+        };
+        let c = Config::resolve(&args).unwrap();
+        assert_eq!(c.signing_cert_validity, time::Duration::days(365));
+        for bad in [0, 3651] {
+            let args = ServeArgs {
+                signing_cert_days: Some(bad),
+                ..Default::default()
+            };
+            let err = Config::resolve(&args).unwrap_err().to_string();
+            assert!(err.starts_with("invalid signing_cert_days"), "{err}");
+        }
     }
 
     #[test]

@@ -27,6 +27,10 @@ pub enum DomainError {
     /// A passkey ceremony was refused (→ 400 with a plain-language message).
     #[error(transparent)]
     Refused(#[from] Refusal),
+    /// A part of the service is not configured (→ 503). Holds a client-safe explanation
+    /// naming what is missing (e.g. `kek.key`).
+    #[error("unavailable: {0}")]
+    Unavailable(&'static str),
     /// Storage failed (→ 500; text only in the log).
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -10,6 +10,7 @@ pub mod clients;
 mod error;
 pub mod oidc;
 pub mod passkeys;
+pub mod signing;
 pub mod validate;
 
 pub use error::{DomainError, FieldError, Refusal};

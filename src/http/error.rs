@@ -136,6 +136,15 @@ impl ApiError {
                     Some(r.message().into()),
                 )
             }
+            Self::Domain(DomainError::Unavailable(why)) => {
+                tracing::warn!(detail = why, "feature unavailable");
+                parts(
+                    S::SERVICE_UNAVAILABLE,
+                    "urn:civis:problem:not-configured",
+                    "Not configured",
+                    Some(why.into()),
+                )
+            }
             Self::Domain(e @ (DomainError::Store(_) | DomainError::Internal(_))) => {
                 tracing::error!(error = %e, "internal error");
                 parts(

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod admin_clients;
+pub mod admin_signing;
 mod authorize;
 pub mod client_addr;
 pub mod client_auth;
@@ -45,8 +46,10 @@ pub fn router(state: AppState) -> Router {
     routes
         .route("/healthz", get(ops::healthz))
         .route("/pki/ca.pem", get(ops::ca_pem))
+        .route("/pki/crl", get(ops::crl))
         .merge(admin::router())
         .merge(admin_clients::router())
+        .merge(admin_signing::router())
         .merge(pages::router())
         .merge(passkey::router())
         .merge(oidc::router())

@@ -9,10 +9,14 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "civis", description = "Electronic identification and signing service"),
     paths(
-        super::ops::healthz, super::ops::metrics, super::ops::ca_pem,
+        super::ops::healthz, super::ops::metrics, super::ops::ca_pem, super::ops::crl,
         super::admin::create_citizen, super::admin::get_citizen, super::admin::new_enrolment,
         super::admin::revoke_passkey,
         super::admin_clients::create_client, super::admin_clients::get_client,
+        super::admin_signing::create_official, super::admin_signing::get_official,
+        super::admin_signing::revoke_official,
+        super::admin_signing::create_seal, super::admin_signing::get_seal,
+        super::admin_signing::revoke_seal,
     ),
     modifiers(&AdminAuth),
 )]

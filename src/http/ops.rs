@@ -1,4 +1,4 @@
-//! Operations endpoints: health, metrics, the CA certificate, and the fallbacks.
+//! Operations endpoints: health, metrics, the CA certificate and CRL, and the fallbacks.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
@@ -59,6 +59,21 @@ pub async fn ca_pem(State(state): State<AppState>) -> Response {
         HeaderValue::from_static("application/x-pem-file"),
     );
     resp
+}
+
+/// The CA's current CRL (DER): every revoked official and seal certificate with its
+/// revocation time, rebuilt after each revocation.
+#[utoipa::path(get, path = "/pki/crl", tag = "pki",
+    responses((status = 200, description = "DER CRL (RFC 5280), valid for a day, rebuilt after every revocation and at least hourly", content_type = "application/pkix-crl")))]
+pub async fn crl(State(state): State<AppState>) -> Result<Response> {
+    let der = state.run(|s| s.pki().crl(s.now())).await?;
+    let mut resp = der.as_ref().clone().into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/pkix-crl"),
+    );
+    Ok(resp)
 }
 
 /// Unknown route.

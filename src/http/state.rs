@@ -1,15 +1,18 @@
 //! The state every handler reaches, and small facades over it: the domain services built
-//! from it (`provider()`, `registry()`, `passkeys()`, `clients()`), the clock (`now()`), and
+//! from it (`provider()`, `registry()`, `passkeys()`, `clients()`, `pki()`), the clock
+//! (`now()`), and
 //! [`AppState::run`], the one way onto the blocking pool.
 
 use std::sync::Arc;
 
 use crate::config::Config;
 use crate::crypto::KeySet;
+use crate::crypto::pki::Ca;
 use crate::domain::citizens::Registry;
 use crate::domain::clients::Clients;
 use crate::domain::oidc::Provider;
 use crate::domain::passkeys::Passkeys;
+use crate::domain::signing::{CrlCache, Pki};
 use crate::domain::{Clock, OffsetClock, Rng};
 use crate::store::Store;
 
@@ -53,6 +56,10 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     /// The same clock when it can be moved (debug builds with `CIVIS_TEST_CLOCK=1`).
     pub test_clock: Option<Arc<OffsetClock>>,
+    /// The service CA, ready to issue officials' and seals' certificates.
+    pub ca: Arc<Ca>,
+    /// The CA's current CRL.
+    pub crl: Arc<CrlCache>,
 }
 
 impl AppState {
@@ -129,6 +136,20 @@ impl AppState {
             store: &self.store,
             rng: self.rng.as_ref(),
             keys: &self.keys,
+        }
+    }
+}
+
+impl AppState {
+    /// Officials, seals and the CRL.
+    pub fn pki(&self) -> Pki<'_> {
+        Pki {
+            store: &self.store,
+            rng: self.rng.as_ref(),
+            ca: &self.ca,
+            kek: self.keys.kek.as_ref(),
+            validity: self.config.signing_cert_validity,
+            crl: &self.crl,
         }
     }
 }

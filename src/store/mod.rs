@@ -6,7 +6,7 @@
 //! value in an explicit version tag and decodes it through one function, so an old or
 //! foreign record is reported with its tree and key instead of being misread. Each
 //! aggregate has its own file and its own handle, named after it: [`Tx::citizens`],
-//! [`Tx::passkeys`], [`Tx::grants`] and so on.
+//! [`Tx::passkeys`], [`Tx::grants`], [`Tx::officials`], [`Tx::seals`] and so on.
 //!
 //! # Transactions
 //! Every write is a transaction ([`Store::transact`]): a closure that reads through a
@@ -43,16 +43,20 @@
 //! expiry index; [`Store::sweep_expired`] removes what has expired, a bounded batch per call.
 
 mod backend;
+mod bytes;
 mod citizens;
 mod clients;
 #[cfg(test)]
 mod conformance;
 mod expiry;
 mod memory;
+mod officials;
 pub mod offload;
 pub mod oidc;
 mod passkeys;
 pub mod record;
+mod revocations;
+mod seals;
 mod sled_backend;
 mod tx;
 
@@ -64,7 +68,10 @@ pub use citizens::{CITIZENS, Citizens, ENROLMENTS, NATIONAL_IDS};
 pub use clients::{CLIENT_ASSERTION_JTIS, CLIENT_CACHE_TTL, CLIENTS, Clients};
 pub use expiry::EXPIRY;
 pub use memory::MemoryBackend;
+pub use officials::{OFFICIALS, OFFICIALS_BY_CITIZEN, Officials};
 pub use passkeys::{CEREMONIES, CREDENTIALS, Passkeys, SESSIONS};
+pub use revocations::{REVOCATIONS, Revocations};
+pub use seals::{SEALS, SEALS_BY_CLIENT, Seals};
 pub use sled_backend::SledBackend;
 pub use tx::{Read, Tx};
 
@@ -168,6 +175,26 @@ pub const TREES: &[TreeSpec] = &[
     },
     TreeSpec {
         name: oidc::REVOKED_JTIS,
+        durable: true,
+    },
+    TreeSpec {
+        name: OFFICIALS,
+        durable: true,
+    },
+    TreeSpec {
+        name: OFFICIALS_BY_CITIZEN,
+        durable: true,
+    },
+    TreeSpec {
+        name: SEALS,
+        durable: true,
+    },
+    TreeSpec {
+        name: SEALS_BY_CLIENT,
+        durable: true,
+    },
+    TreeSpec {
+        name: REVOCATIONS,
         durable: true,
     },
     // Index entries ride on the flush of the record they index.

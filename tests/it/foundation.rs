@@ -306,7 +306,14 @@ fn keys_init_creates_a_private_set_and_refuses_to_overwrite() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for f in ["ca.key", "tls.key", "token.key", "admin-token"] {
+    for f in [
+        "ca.key",
+        "tls.key",
+        "token.key",
+        "admin-token",
+        "hmac.key",
+        "kek.key",
+    ] {
         let mode = std::fs::metadata(keys.join(f))
             .unwrap()
             .permissions()

@@ -10,6 +10,7 @@ mod clock;
 mod compat;
 mod driver;
 mod foundation;
+mod officials;
 mod oidc;
 mod oidc_attacks;
 mod passkeys;

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use super::files::write_new;
 use super::{
-    ADMIN_TOKEN, CA_CERT, CA_KEY, DEV_MARKER, HMAC_KEY, KeyError, TLS_CERT, TLS_KEY, TOKEN_KEY,
+    ADMIN_TOKEN, CA_CERT, CA_KEY, DEV_MARKER, HMAC_KEY, KEK_KEY, KeyError, TLS_CERT, TLS_KEY,
+    TOKEN_KEY,
 };
 
 /// Options for generating a key set.
@@ -37,6 +38,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<(), KeyError> {
         TOKEN_KEY,
         ADMIN_TOKEN,
         HMAC_KEY,
+        KEK_KEY,
     ];
     if opts.development {
         files.push(DEV_MARKER);
@@ -90,6 +92,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<(), KeyError> {
     let token_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(gen_err)?;
     let admin_token = random_line()?;
     let hmac_key = random_line()?;
+    let kek_key = random_line()?;
 
     write_new(&dir.join(CA_CERT), ca_pem.as_bytes(), 0o644)?;
     write_new(
@@ -114,6 +117,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<(), KeyError> {
     )?;
     write_new(&dir.join(ADMIN_TOKEN), admin_token.as_bytes(), 0o600)?;
     write_new(&dir.join(HMAC_KEY), hmac_key.as_bytes(), 0o600)?;
+    write_new(&dir.join(KEK_KEY), kek_key.as_bytes(), 0o600)?;
     if opts.development {
         write_new(
             &dir.join(DEV_MARKER),

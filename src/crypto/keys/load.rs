@@ -7,10 +7,11 @@ use std::sync::{Arc, RwLock};
 
 use super::files::{invalid, read, read_certs, read_private_key, secret_file};
 use super::{
-    CA_CERT, CA_KEY, CaKeys, DEV_MARKER, HMAC_KEY, KeyError, KeySet, KeyedHashes, TLS_CERT,
-    TLS_KEY, TOKEN_KEY, TlsKeys, TokenKeyring,
+    CA_CERT, CA_KEY, CaKeys, DEV_MARKER, HMAC_KEY, KEK_KEY, KeyError, KeySet, KeyedHashes,
+    TLS_CERT, TLS_KEY, TOKEN_KEY, TlsKeys, TokenKeyring,
 };
 use crate::crypto::Secret;
+use crate::crypto::kek::Kek;
 use crate::crypto::token_keys::{DEFAULT_LEAD, TokenKeys};
 
 impl KeySet {
@@ -39,18 +40,22 @@ impl KeySet {
         }
         let admin_token = Secret::new(trimmed.as_bytes().to_vec());
         let hmac_path = dir.join(HMAC_KEY);
-        let hmac_key = {
-            use base64::Engine;
-            let raw = secret_file(&hmac_path)?;
-            let text = std::str::from_utf8(raw.expose()).unwrap_or_default().trim();
-            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(text)
-                .map_err(|_| invalid(&hmac_path, "expected base64url of 32 random bytes"))?;
-            if bytes.len() < 32 {
-                return Err(invalid(&hmac_path, "expected at least 32 bytes"));
-            }
-            Secret::new(bytes)
-        };
+        let hmac_key = random_key_file(&hmac_path)?;
+        if hmac_key.expose().len() < 32 {
+            return Err(invalid(&hmac_path, "expected at least 32 bytes"));
+        }
+        let kek_path = dir.join(KEK_KEY);
+        // Optional: a key set made before signing existed still starts (signing keys then
+        // answer 503 naming the file).
+        let kek =
+            if kek_path.exists() {
+                let raw = random_key_file(&kek_path)?;
+                Some(Kek::from_bytes(raw.expose()).map_err(|_| {
+                    invalid(&kek_path, "expected base64url of exactly 32 random bytes")
+                })?)
+            } else {
+                None
+            };
         Ok(Self {
             dir: dir.to_owned(),
             development: dir.join(DEV_MARKER).exists(),
@@ -70,6 +75,7 @@ impl KeySet {
             },
             admin_token,
             hashes: KeyedHashes::new(hmac_key),
+            kek,
         })
     }
 
@@ -92,6 +98,8 @@ impl KeySet {
             self.dir.join(CA_KEY),
             self.dir.join(TLS_KEY),
             self.dir.join(TOKEN_KEY),
+            self.dir.join(HMAC_KEY),
+            self.dir.join(KEK_KEY),
             admin_token_file.to_owned(),
         ]
         .into_iter()
@@ -102,4 +110,16 @@ impl KeySet {
         })
         .collect()
     }
+}
+
+/// A secret key file: one line of base64url (what `keys init` writes for `hmac.key` and
+/// `kek.key`).
+fn random_key_file(path: &Path) -> Result<Secret, KeyError> {
+    use base64::Engine;
+    let raw = secret_file(path)?;
+    let text = std::str::from_utf8(raw.expose()).unwrap_or_default().trim();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| invalid(path, "expected base64url of 32 random bytes"))?;
+    Ok(Secret::new(bytes))
 }

@@ -33,6 +33,10 @@ pub const ADMIN_TOKEN: &str = "admin-token";
 /// Secret key (32 random bytes, base64url) from which keyed hashes are derived: client
 /// secret hashes, pairwise subject identifiers.
 pub const HMAC_KEY: &str = "hmac.key";
+/// Key-encryption key (32 random bytes, base64url): wraps officials' and seals' private
+/// keys at rest (AES-256-GCM). Optional: without it the service runs but cannot create
+/// signing keys or sign with them.
+pub const KEK_KEY: &str = "kek.key";
 /// Marker file present only in the public development key set.
 pub const DEV_MARKER: &str = "DEVELOPMENT-KEYS-ONLY";
 
@@ -224,6 +228,8 @@ pub struct KeySet {
     pub admin_token: Secret,
     /// Keyed hashes: client secret hashes, pairwise subjects, CSRF values.
     pub hashes: KeyedHashes,
+    /// The key-encryption key, when `kek.key` exists.
+    pub kek: Option<super::kek::Kek>,
 }
 
 impl KeySet {
@@ -255,7 +261,8 @@ mod tests {
         assert!(!keys.development);
         assert_eq!(keys.tls.chain.len(), 2, "leaf and CA");
         keys.tls.server_config().unwrap();
-        for f in [CA_KEY, TLS_KEY, TOKEN_KEY, ADMIN_TOKEN, HMAC_KEY] {
+        assert!(keys.kek.is_some(), "keys init writes kek.key");
+        for f in [CA_KEY, TLS_KEY, TOKEN_KEY, ADMIN_TOKEN, HMAC_KEY, KEK_KEY] {
             let mode = fs::metadata(dir.path().join(f))
                 .unwrap()
                 .permissions()
@@ -284,6 +291,21 @@ mod tests {
         assert!(matches!(err, KeyError::Exists { .. }), "{err}");
         assert_eq!(fs::read(dir.path().join(TOKEN_KEY)).unwrap(), b"keep me");
         assert!(!dir.path().join(CA_CERT).exists(), "nothing written");
+    }
+
+    #[test]
+    fn kek_key_is_optional_but_must_be_32_bytes_when_present() {
+        let dir = tempfile::tempdir().unwrap();
+        init(dir.path(), &opts()).unwrap();
+        let token = dir.path().join(ADMIN_TOKEN);
+        fs::remove_file(dir.path().join(KEK_KEY)).unwrap();
+        assert!(KeySet::load(dir.path(), &token).unwrap().kek.is_none());
+        fs::write(dir.path().join(KEK_KEY), "c2hvcnQ\n").unwrap();
+        let err = KeySet::load(dir.path(), &token).unwrap_err().to_string();
+        assert!(
+            err.contains("kek.key") && err.contains("exactly 32"),
+            "{err}"
+        );
     }
 
     #[test]

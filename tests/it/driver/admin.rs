@@ -118,3 +118,61 @@ impl Server {
         .await
     }
 }
+
+/// An official's or seal's key as the creation answer names it.
+pub struct SigningKey {
+    pub id: String,
+    pub certificate_pem: String,
+}
+
+impl Server {
+    /// POSTs an official for `citizen_id`, whatever the answer.
+    pub async fn post_official(&self, citizen_id: &str, title: &str, organisation: &str) -> Reply {
+        self.admin_post(
+            "/admin/v1/officials",
+            &json!({"citizen_id": citizen_id, "title": title, "organisation": organisation}),
+        )
+        .await
+    }
+
+    /// Makes a citizen an official; must be accepted.
+    pub async fn create_official(
+        &self,
+        citizen_id: &str,
+        title: &str,
+        organisation: &str,
+    ) -> SigningKey {
+        signing_key(self.post_official(citizen_id, title, organisation).await)
+    }
+
+    /// POSTs a seal for `client_id`, whatever the answer.
+    pub async fn post_seal(&self, client_id: &str, organisation: &str) -> Reply {
+        self.admin_post(
+            "/admin/v1/seals",
+            &json!({"client_id": client_id, "organisation": organisation}),
+        )
+        .await
+    }
+
+    /// Gives a client a seal; must be accepted.
+    pub async fn create_seal(&self, client_id: &str, organisation: &str) -> SigningKey {
+        signing_key(self.post_seal(client_id, organisation).await)
+    }
+
+    /// The CA's current CRL (DER); must be served as `application/pkix-crl`.
+    pub async fn crl(&self) -> Vec<u8> {
+        let resp = self.get("/pki/crl").send_bytes().await;
+        assert_eq!(resp.0, 200);
+        assert_eq!(resp.1, "application/pkix-crl");
+        resp.2
+    }
+}
+
+fn signing_key(resp: Reply) -> SigningKey {
+    assert_eq!(resp.status, 201, "{}", resp.text);
+    let created = resp.json();
+    SigningKey {
+        id: created["id"].as_str().unwrap().to_owned(),
+        certificate_pem: created["certificate_pem"].as_str().unwrap().to_owned(),
+    }
+}

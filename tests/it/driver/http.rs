@@ -120,8 +120,29 @@ impl Req {
         self
     }
 
+    /// Sends and returns the status, `Content-Type` and raw body (for binary answers).
+    pub async fn send_bytes(self) -> (u16, String, Vec<u8>) {
+        let resp = self.build().send().await.unwrap();
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (status, content_type, resp.bytes().await.unwrap().to_vec())
+    }
+
     /// Sends on a fresh connection and reads the whole answer.
     pub async fn send(self) -> Reply {
+        let resp = self.build().send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        Reply::new(status, headers, resp.text().await.unwrap())
+    }
+
+    /// The reqwest request, on a fresh client.
+    fn build(self) -> reqwest::RequestBuilder {
         let client = client_for(&self.url, self.follow_redirects);
         let mut req = client.request(self.method, &self.url);
         for part in self.parts {
@@ -134,10 +155,7 @@ impl Req {
                 Part::Body(b) => req.body(b),
             };
         }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        Reply::new(status, headers, resp.text().await.unwrap())
+        req
     }
 }
 
