@@ -9,6 +9,7 @@ mod clients;
 mod clock;
 mod compat;
 mod driver;
+mod formats;
 mod foundation;
 mod oidc;
 mod oidc_attacks;
