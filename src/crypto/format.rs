@@ -244,6 +244,24 @@ mod tests {
     }
 
     #[test]
+    fn only_a_p256_key_is_read_from_a_certificate() {
+        let ana = fixture("Ana");
+        let cert = parse_certificate(0, &ana.chain[0]).unwrap();
+        assert_eq!(
+            p256_point(&cert),
+            Some(ana.signer.public_key().sec1_point())
+        );
+        let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let der = rcgen::CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .self_signed(&p384)
+            .unwrap()
+            .der()
+            .to_vec();
+        assert_eq!(p256_point(&parse_certificate(0, &der).unwrap()), None);
+    }
+
+    #[test]
     fn signing_times_before_1970_are_refused() {
         assert_eq!(
             unix_seconds(time::macros::datetime!(1970-01-01 0:00 UTC)),

@@ -139,6 +139,35 @@ fn a_wrong_certificate_hash_is_reported_even_when_the_signature_verifies() {
 }
 
 #[test]
+fn a_certificate_hash_with_another_serial_number_is_a_mismatch() {
+    let f = fixture("Ana Novak");
+    let der = edited(&signed(&f), |sd| {
+        let mut si = sd.signer_infos.0.as_slice()[0].clone();
+        let attrs: Vec<_> = si
+            .signed_attrs
+            .iter()
+            .flat_map(|a| a.iter())
+            .map(|a| {
+                let mut a = a.clone();
+                if a.oid == ID_SIGNING_CERTIFICATE_V2 {
+                    let value = a.values.get(0).unwrap().to_der().unwrap();
+                    let mut ess = SigningCertificateV2::from_der(&value).unwrap();
+                    let is = ess.certs[0].issuer_serial.as_mut().unwrap();
+                    is.serial_number = x509_cert::serial_number::SerialNumber::new(&[7]).unwrap();
+                    a.values = der::asn1::SetOfVec::try_from(vec![Any::encode_from(&ess).unwrap()])
+                        .unwrap();
+                }
+                a
+            })
+            .collect();
+        si.signed_attrs = Some(der::asn1::SetOfVec::try_from(attrs).unwrap());
+        sd.signer_infos = SignerInfos::try_from(vec![si]).unwrap();
+    });
+    let sig = inspect(&der).unwrap();
+    assert_eq!(sig.signing_certificate_v2, CertificateReference::Mismatch);
+}
+
+#[test]
 fn every_truncation_and_garbage_is_an_error_not_a_panic() {
     let f = fixture("Ana Novak");
     let der = signed(&f);
