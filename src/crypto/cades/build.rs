@@ -77,10 +77,13 @@ pub(super) fn sign_referencing(
         signature: OctetString::new(der_signature.as_bytes()).map_err(encode)?,
         unsigned_attrs: None,
     };
-    let certificates = certs
-        .into_iter()
-        .map(CertificateChoices::Certificate)
-        .collect::<Vec<_>>();
+    // `certificates` is a SET: a certificate given twice is carried once.
+    let mut certificates = Vec::with_capacity(certs.len());
+    for cert in certs.into_iter().map(CertificateChoices::Certificate) {
+        if !certificates.contains(&cert) {
+            certificates.push(cert);
+        }
+    }
     let signed_data = SignedData {
         version: CmsVersion::V1,
         digest_algorithms: SetOfVec::try_from(vec![algorithm(ID_SHA256)]).map_err(encode)?,

@@ -293,3 +293,13 @@ fn sign_refuses_a_chain_of_someone_else() {
         FormatError::EmptyChain
     );
 }
+
+#[test]
+fn a_certificate_given_twice_is_carried_once() {
+    let f = fixture("Ana Novak");
+    let chain = vec![f.chain[0].clone(), f.chain[1].clone(), f.chain[1].clone()];
+    let der = sign(&f.signer, &chain, &DIGEST, datetime!(2026-03-01 12:00 UTC)).unwrap();
+    let sig = inspect(&der).unwrap();
+    assert_eq!(sig.chain, f.chain);
+    assert!(sig.verify_signature());
+}
