@@ -1,9 +1,13 @@
 //! Keys and signatures: the key set on disk, secrets, the signer seam, digests, JWTs, the
-//! service PKI (officials' and seals' certificates, the CRL) and keys wrapped at rest.
+//! service PKI (officials' and seals' certificates, the CRL), keys wrapped at rest, and the
+//! document signature formats (CAdES, JAdES).
 //!
 //! One crypto stack only: ring (through rustls, rcgen and our own JWT provider).
 
+pub mod cades;
 pub mod digest;
+mod format;
+pub mod jades;
 pub mod jwt;
 pub mod kek;
 pub mod keys;
@@ -12,6 +16,7 @@ mod secret;
 pub mod signer;
 pub mod token_keys;
 
+pub use format::{CertificateReference, FormatError};
 pub use keys::{KeyError, KeySet};
 pub use secret::Secret;
 pub use signer::{EcdsaFileKey, PublicKey, Signer};

@@ -25,7 +25,7 @@ impl SignatureAlgorithm {
 
 /// A signer failed (an HSM unreachable, the random generator broken). Never carries key
 /// material.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("signing with key {key_id} failed: {reason}")]
 pub struct SignError {
     /// Which key.

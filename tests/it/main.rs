@@ -9,6 +9,7 @@ mod clients;
 mod clock;
 mod compat;
 mod driver;
+mod formats;
 mod foundation;
 mod officials;
 mod oidc;
