@@ -5,6 +5,7 @@
 //! One crypto stack only: ring (through rustls, rcgen and our own JWT provider).
 
 pub mod cades;
+pub mod certificate;
 pub mod digest;
 mod format;
 pub mod jades;
@@ -16,6 +17,8 @@ mod secret;
 pub mod signer;
 pub mod token_keys;
 
+#[cfg(test)]
+pub(crate) use format::testing;
 pub use format::{CertificateReference, FormatError};
 pub use keys::{KeyError, KeySet};
 pub use secret::Secret;

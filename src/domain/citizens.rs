@@ -122,8 +122,13 @@ impl Registry<'_> {
     ) -> Result<(Citizen, EnrolmentCode)> {
         let mut errors = Vec::new();
         let mut check = |field: &'static str, r: std::result::Result<String, String>| {
-            r.map_err(|detail| errors.push(FieldError { field, detail }))
-                .ok()
+            r.map_err(|detail| {
+                errors.push(FieldError {
+                    field: field.into(),
+                    detail,
+                })
+            })
+            .ok()
         };
         let given_name = check("given_name", validate::name(&input.given_name));
         let family_name = check("family_name", validate::name(&input.family_name));
@@ -135,7 +140,7 @@ impl Registry<'_> {
         let birthdate = validate::birthdate(&input.birthdate, now)
             .map_err(|detail| {
                 errors.push(FieldError {
-                    field: "birthdate",
+                    field: "birthdate".into(),
                     detail,
                 })
             })
@@ -315,7 +320,7 @@ mod tests {
         else {
             panic!("expected Invalid")
         };
-        let fields: Vec<_> = errs.iter().map(|e| e.field).collect();
+        let fields: Vec<_> = errs.iter().map(|e| e.field.as_ref()).collect();
         assert_eq!(
             fields,
             [

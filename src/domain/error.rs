@@ -5,8 +5,10 @@ use crate::store::StoreError;
 /// One invalid input field and why, in plain language.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct FieldError {
-    /// Name of the field as sent by the client.
-    pub field: &'static str,
+    /// Name of the field as sent by the client; a path such as `documents[3].digest` for a
+    /// field inside a list.
+    #[schema(value_type = String)]
+    pub field: std::borrow::Cow<'static, str>,
     /// What is wrong with it.
     pub detail: String,
 }
@@ -43,7 +45,7 @@ impl DomainError {
     /// Shorthand for a single invalid field.
     pub fn invalid(field: &'static str, detail: impl Into<String>) -> Self {
         Self::Invalid(vec![FieldError {
-            field,
+            field: field.into(),
             detail: detail.into(),
         }])
     }

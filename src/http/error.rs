@@ -349,6 +349,14 @@ pub enum BearerError {
     Invalid(String),
     /// 403 `insufficient_scope`.
     InsufficientScope(&'static str),
+    /// 403 `insufficient_scope`: a valid token of the wrong kind for this resource (a
+    /// citizen's token where a client's is needed); the text says which kind.
+    WrongKind {
+        /// The scope the resource needs.
+        scope: &'static str,
+        /// What kind of token it needs, for `error_description`.
+        detail: &'static str,
+    },
     /// 500, logged.
     Internal(DomainError),
 }
@@ -373,6 +381,11 @@ impl IntoResponse for BearerError {
                 StatusCode::FORBIDDEN,
                 format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\""),
                 serde_json::json!({"error": "insufficient_scope", "error_description": format!("scope {scope} required")}),
+            ),
+            Self::WrongKind { scope, detail } => (
+                StatusCode::FORBIDDEN,
+                format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\""),
+                serde_json::json!({"error": "insufficient_scope", "error_description": detail}),
             ),
             Self::Internal(e) => return OAuthError::from(e).into_response(),
         };

@@ -15,8 +15,10 @@ pub mod openapi;
 pub mod ops;
 pub mod pages;
 pub mod passkey;
+pub mod seal;
 pub mod state;
 pub mod throttle;
+pub mod verify;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -34,7 +36,8 @@ pub fn metrics_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Every route of the service, with the observation middleware and body limit around them.
+/// Every route of the service, with the observation middleware and body limit around them
+/// (the sealing route sets a larger limit of its own, `seal::SEAL_BODY_BYTES`).
 pub fn router(state: AppState) -> Router {
     let mut routes = Router::new();
     if state.test_clock.is_some() {
@@ -53,6 +56,8 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::router())
         .merge(passkey::router())
         .merge(oidc::router())
+        .merge(seal::router(state.config.max_body_bytes))
+        .merge(verify::router())
         .fallback(ops::no_route)
         .method_not_allowed_fallback(ops::wrong_method)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

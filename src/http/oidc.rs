@@ -337,7 +337,7 @@ fn token_answer(
 
 /// The bearer token of a resource request: `Authorization: Bearer` or, for POST, the
 /// `access_token` form field (RFC 6750 §2.1, §2.2) — never both.
-fn bearer(
+pub(super) fn bearer(
     headers: &HeaderMap,
     form: Option<&HashMap<String, String>>,
 ) -> Result<String, BearerError> {

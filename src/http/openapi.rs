@@ -17,6 +17,7 @@ use utoipa::{Modify, OpenApi};
         super::admin_signing::revoke_official,
         super::admin_signing::create_seal, super::admin_signing::get_seal,
         super::admin_signing::revoke_seal,
+        super::seal::seal, super::verify::verify,
     ),
     modifiers(&AdminAuth),
 )]
@@ -30,6 +31,19 @@ impl Modify for AdminAuth {
         components.add_security_scheme(
             "admin",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "client_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An access token of POST /token (client_credentials) with the scope the \
+                         operation names",
+                    ))
+                    .build(),
+            ),
         );
     }
 }

@@ -6,7 +6,7 @@
 //! value in an explicit version tag and decodes it through one function, so an old or
 //! foreign record is reported with its tree and key instead of being misread. Each
 //! aggregate has its own file and its own handle, named after it: [`Tx::citizens`],
-//! [`Tx::passkeys`], [`Tx::grants`], [`Tx::officials`], [`Tx::seals`] and so on.
+//! [`Tx::passkeys`], [`Tx::grants`], [`Tx::officials`], [`Tx::seals`], [`Tx::signatures`] and so on.
 //!
 //! # Transactions
 //! Every write is a transaction ([`Store::transact`]): a closure that reads through a
@@ -57,6 +57,7 @@ mod passkeys;
 pub mod record;
 mod revocations;
 mod seals;
+mod signatures;
 mod sled_backend;
 mod tx;
 
@@ -72,6 +73,7 @@ pub use officials::{OFFICIALS, OFFICIALS_BY_CITIZEN, Officials};
 pub use passkeys::{CEREMONIES, CREDENTIALS, Passkeys, SESSIONS};
 pub use revocations::{REVOCATIONS, Revocations};
 pub use seals::{SEALS, SEALS_BY_CLIENT, Seals};
+pub use signatures::{SIGNATURES, Signatures};
 pub use sled_backend::SledBackend;
 pub use tx::{Read, Tx};
 
@@ -195,6 +197,11 @@ pub const TREES: &[TreeSpec] = &[
     },
     TreeSpec {
         name: REVOCATIONS,
+        durable: true,
+    },
+    // Every signature civis produced: recorded before the signatures are handed out.
+    TreeSpec {
+        name: SIGNATURES,
         durable: true,
     },
     // Index entries ride on the flush of the record they index.

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::record::{self, printable_key, record_v1};
+use super::tx::Read;
 use super::{Result, Store, StoreError, Tx};
 use crate::domain::signing::Revocation;
 
@@ -39,6 +40,25 @@ impl<'a> Tx<'a> {
     /// Revocations in this transaction.
     pub fn revocations(&mut self) -> Revocations<&mut Tx<'a>> {
         Revocations(self)
+    }
+}
+
+impl<S: Read> Revocations<S> {
+    /// The revocation of the certificate with this serial number, if it was revoked.
+    ///
+    /// # Errors
+    /// Decoding and backend errors.
+    pub fn get(&self, serial: &[u8]) -> Result<Option<Revocation>> {
+        let key = hex::encode(serial);
+        Ok(self
+            .0
+            .get::<StoredRevocation>(key.as_bytes())?
+            .map(|StoredRevocation::V1(r)| Revocation {
+                serial: serial.to_vec(),
+                revoked_at: r.revoked_at,
+                not_after: r.not_after,
+                superseded: r.superseded,
+            }))
     }
 }
 

@@ -182,9 +182,9 @@ mod tests {
     use crate::store::Store;
 
     /// The fields named in a 422.
-    fn invalid_fields(r: Result<(Client, Option<Zeroizing<String>>)>) -> Vec<&'static str> {
+    fn invalid_fields(r: Result<(Client, Option<Zeroizing<String>>)>) -> Vec<String> {
         match r {
-            Err(DomainError::Invalid(errs)) => errs.iter().map(|e| e.field).collect(),
+            Err(DomainError::Invalid(errs)) => errs.iter().map(|e| e.field.to_string()).collect(),
             Err(e) => panic!("expected Invalid, got {e:?}"),
             Ok((c, _)) => panic!("expected Invalid, got {c:?}"),
         }

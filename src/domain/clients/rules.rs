@@ -16,7 +16,7 @@ pub(super) struct Errors(pub(super) Vec<FieldError>);
 impl Errors {
     pub(super) fn add(&mut self, field: &'static str, detail: impl Into<String>) {
         self.0.push(FieldError {
-            field,
+            field: field.into(),
             detail: detail.into(),
         });
     }

@@ -10,8 +10,12 @@
 //! with" is never ambiguous.
 
 pub mod crl;
+pub mod documents;
 mod officials;
+pub mod produce;
+mod sealing;
 mod seals;
+pub mod verify;
 
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
@@ -24,7 +28,13 @@ use crate::store::Store;
 
 pub use crl::CrlCache;
 pub use officials::NewOfficial;
+pub use produce::{
+    Document, ProducedSignature, Producer, ProducerKind, SignatureFormat, Signed, record_produced,
+    sign_batch,
+};
+pub use sealing::{MAX_SEAL_DOCUMENTS, NO_LIVE_SEAL};
 pub use seals::NewSeal;
+pub use verify::{Check, Verification, VerifyInput};
 
 /// Longest title, organisation or commonName accepted: the X.520 upper bound (RFC 5280
 /// Appendix A, `ub-title`, `ub-organization-name`, `ub-common-name`), since the values go

@@ -27,8 +27,13 @@ impl Pki<'_> {
     pub fn create_official(&self, input: NewOfficial, now: OffsetDateTime) -> Result<Official> {
         let mut errors = Vec::new();
         let mut check = |field: &'static str, r: std::result::Result<String, String>| {
-            r.map_err(|detail| errors.push(FieldError { field, detail }))
-                .ok()
+            r.map_err(|detail| {
+                errors.push(FieldError {
+                    field: field.into(),
+                    detail,
+                })
+            })
+            .ok()
         };
         let title = check("title", certified_text(&input.title));
         let organisation = check("organisation", certified_text(&input.organisation));

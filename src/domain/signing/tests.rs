@@ -202,7 +202,7 @@ fn bad_fields_are_all_reported_and_an_unknown_citizen_is_not_found() {
     let DomainError::Invalid(fields) = err else {
         panic!("{err:?}")
     };
-    let names: Vec<_> = fields.iter().map(|f| f.field).collect();
+    let names: Vec<_> = fields.iter().map(|f| f.field.as_ref()).collect();
     assert_eq!(names, ["title", "organisation"]);
     assert!(matches!(
         w.official("nobody", "Clerk"),
@@ -393,3 +393,5 @@ fn the_crl_is_cached_rebuilt_after_revocation_and_numbered_upwards() {
     let (_, crl) = parse_x509_crl(&gone).unwrap();
     assert_eq!(crl.iter_revoked_certificates().count(), 0);
 }
+
+mod sealing;

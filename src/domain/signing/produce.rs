@@ -1,0 +1,208 @@
+//! Producing document signatures with a key in use, and the record of every signature
+//! civis produces. Shared by sealing (`POST /seal/v1/sign`) and officials' approvals: both
+//! sign a batch with [`sign_batch`] outside any store transaction (no signing under the
+//! store's lock), then call [`record_produced`] inside the one transaction that also does
+//! whatever else the signing changes, so that nothing is acknowledged before its record
+//! is durable.
+//!
+//! The record is what `/verify/v1` checks as `produced`: a signature under a civis
+//! certificate that civis has no record of was not made through civis.
+
+use time::OffsetDateTime;
+
+use super::KeyInUse;
+use crate::crypto::digest::sha256;
+use crate::crypto::{FormatError, cades, jades};
+use crate::domain::Result;
+use crate::store::Tx;
+
+/// The two signature formats (spec/signature-formats.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureFormat {
+    /// CAdES-B-B: DER CMS SignedData, detached.
+    Cades,
+    /// JAdES-B-B: JWS compact serialisation, detached.
+    Jades,
+}
+
+impl SignatureFormat {
+    /// The format's name in the API and on disk.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cades => "cades",
+            Self::Jades => "jades",
+        }
+    }
+
+    /// The format named `name`, if civis knows it.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "cades" => Some(Self::Cades),
+            "jades" => Some(Self::Jades),
+            _ => None,
+        }
+    }
+}
+
+/// A document to sign: its name and the SHA-256 of its bytes (the document never reaches
+/// civis).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    /// As the caller names it (1–255 characters, no control characters).
+    pub name: String,
+    /// SHA-256 of the document's bytes.
+    pub digest: [u8; 32],
+}
+
+/// A signature just made over one document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    /// The document's name.
+    pub name: String,
+    /// Its format.
+    pub format: SignatureFormat,
+    /// The signature: DER for CAdES, the JWS string's bytes for JAdES.
+    pub bytes: Vec<u8>,
+}
+
+impl Signed {
+    /// The key the record of this signature is filed under: SHA-256 of its bytes.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        sha256(&self.bytes)
+    }
+}
+
+/// Signs every document with `key`, whose certificate comes first in the chain and the
+/// CA's (`ca_der`) second, all at `signing_time` (kept to whole seconds by the formats).
+/// The key was unwrapped once for the whole batch.
+///
+/// # Errors
+/// [`crate::domain::DomainError::Internal`] when a signature cannot be made (the key does
+/// not match its certificate, the signer failed): never the caller's fault, since the
+/// documents were validated before.
+pub fn sign_batch(
+    key: &KeyInUse,
+    ca_der: &[u8],
+    documents: &[Document],
+    format: SignatureFormat,
+    signing_time: OffsetDateTime,
+) -> Result<Vec<Signed>> {
+    let chain = [key.certificate.clone(), ca_der.to_vec()];
+    let internal = |e: FormatError| {
+        crate::domain::DomainError::Internal(format!("signing with key {}: {e}", key.id))
+    };
+    documents
+        .iter()
+        .map(|doc| {
+            let bytes = match format {
+                SignatureFormat::Cades => {
+                    cades::sign(&key.signer, &chain, &doc.digest, signing_time).map_err(internal)?
+                }
+                SignatureFormat::Jades => {
+                    jades::sign(&key.signer, &chain, &doc.name, &doc.digest, signing_time)
+                        .map_err(internal)?
+                        .into_bytes()
+                }
+            };
+            Ok(Signed {
+                name: doc.name.clone(),
+                format,
+                bytes,
+            })
+        })
+        .collect()
+}
+
+/// Whose key made a signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProducerKind {
+    /// An organisation's e-seal, used by an agency client.
+    Seal,
+    /// An official's key, used after their passkey approval.
+    Official,
+}
+
+impl ProducerKind {
+    /// The kind's name on disk.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Seal => "seal",
+            Self::Official => "official",
+        }
+    }
+}
+
+/// The record of one signature civis produced. Holds nothing secret: no key, no
+/// signature value (only its hash, as the record's key), no document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducedSignature {
+    /// SHA-256 of the signature's bytes (DER for CAdES, the JWS string for JAdES).
+    pub fingerprint: [u8; 32],
+    /// Seal or official.
+    pub kind: ProducerKind,
+    /// The seal's or official's id (the key record).
+    pub key_id: String,
+    /// Who used the key: the client id for a seal, the citizen id for an official.
+    pub holder_id: String,
+    /// The document's name.
+    pub name: String,
+    /// The digest signed.
+    pub digest: [u8; 32],
+    /// The format.
+    pub format: SignatureFormat,
+    /// The signing time written into the signature.
+    pub signed_at: OffsetDateTime,
+    /// The signing request it answers (officials' approvals); none for seals.
+    pub request_id: Option<String>,
+}
+
+/// Who produced a batch, and when: what [`ProducedSignature::batch`] needs besides the
+/// signatures themselves.
+#[derive(Debug, Clone)]
+pub struct Producer<'a> {
+    /// Seal or official.
+    pub kind: ProducerKind,
+    /// The seal's or official's id.
+    pub key_id: &'a str,
+    /// The client id (seal) or citizen id (official).
+    pub holder_id: &'a str,
+    /// The signing time of the batch.
+    pub signed_at: OffsetDateTime,
+    /// The signing request (officials' approvals).
+    pub request_id: Option<&'a str>,
+}
+
+impl ProducedSignature {
+    /// The records of a batch signed by `producer`: `signed[i]` over `documents[i]`.
+    pub fn batch(producer: &Producer<'_>, documents: &[Document], signed: &[Signed]) -> Vec<Self> {
+        documents
+            .iter()
+            .zip(signed)
+            .map(|(doc, sig)| Self {
+                fingerprint: sig.fingerprint(),
+                kind: producer.kind,
+                key_id: producer.key_id.to_owned(),
+                holder_id: producer.holder_id.to_owned(),
+                name: doc.name.clone(),
+                digest: doc.digest,
+                format: sig.format,
+                signed_at: producer.signed_at,
+                request_id: producer.request_id.map(str::to_owned),
+            })
+            .collect()
+    }
+}
+
+/// Records a batch of produced signatures in `tx`, the transaction that also does whatever
+/// else the signing changes; the signatures tree is durable, so the batch is on disk
+/// before `transact` returns.
+///
+/// # Errors
+/// Storage errors (the caller's transaction then writes nothing).
+pub fn record_produced(tx: &mut Tx<'_>, batch: &[ProducedSignature]) -> Result<()> {
+    let mut signatures = tx.signatures();
+    for produced in batch {
+        signatures.record(produced);
+    }
+    Ok(())
+}
