@@ -18,5 +18,6 @@ mod passkeys;
 mod registry;
 mod review;
 mod rotation;
+mod seal;
 mod support;
 mod throttling;

@@ -7,6 +7,7 @@ pub mod admin;
 mod ceremonies;
 mod http;
 mod oauth;
+pub mod seal;
 
 pub use http::{Reply, Req};
 pub use oauth::{
