@@ -40,6 +40,13 @@ struct RequestLabels {
     status: u16,
 }
 
+/// What a produced signature is counted by: `kind` (`seal`, `official`) and `format`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SignatureLabels {
+    kind: &'static str,
+    format: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     method: String,
@@ -55,6 +62,7 @@ pub struct Metrics {
     pub tokens: Counter,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
+    signatures: Family<SignatureLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -89,12 +97,19 @@ impl Default for Metrics {
         registry.register("logins", "Successful passkey logins", logins.clone());
         let tokens = Counter::default();
         registry.register("tokens", "Token responses issued", tokens.clone());
+        let signatures = Family::<SignatureLabels, Counter>::default();
+        registry.register(
+            "signatures",
+            "Document signatures produced (and recorded), by kind and format",
+            signatures.clone(),
+        );
         Self {
             registry,
             logins,
             tokens,
             requests,
             latency,
+            signatures,
         }
     }
 }
@@ -108,6 +123,13 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+
+    /// Counts `n` signatures produced by a `kind` of key (`seal`, `official`) in `format`.
+    pub fn signatures_produced(&self, kind: &'static str, format: &'static str, n: usize) {
+        self.signatures
+            .get_or_create(&SignatureLabels { kind, format })
+            .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
     }
 
     fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {

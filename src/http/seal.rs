@@ -164,6 +164,9 @@ pub async fn seal(
             Ok::<_, crate::domain::DomainError>((format, docs.len(), response))
         })
         .await?;
+    state
+        .metrics
+        .signatures_produced("seal", format.as_str(), count);
     tracing::info!(
         client_id = %client.client_id,
         format = format.as_str(),

@@ -165,7 +165,8 @@ async fn an_agency_seals_1000_digests_in_one_call_and_each_verifies() {
 #[tokio::test]
 async fn a_jades_batch_verifies_and_names_each_document() {
     let data = tempdir();
-    let server = plain(&data);
+    let (opts, metrics_addr) = Opts::plain().with_metrics();
+    let server = start(&data, opts);
     let sealer = server.sealer().await;
     let (_, docs) = letters(3);
     let signatures = server.seal(&sealer, &docs, "jades").await;
@@ -183,6 +184,20 @@ async fn a_jades_batch_verifies_and_names_each_document() {
         assert_eq!(other["valid"], false);
         assert_eq!(failed_checks(&other), ["digest"]);
     }
+    let metrics = server
+        .get(&format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await
+        .text;
+    assert!(
+        metrics.contains(r#"civis_signatures_total{kind="seal",format="jades"} 3"#),
+        "{metrics}"
+    );
+    // The log says who sealed how much, and never holds a signature or the token.
+    let (_, log) = server.stop();
+    assert!(log.contains("\"sealed\""), "{log}");
+    assert!(!log.contains(&sealer.token));
+    assert!(!log.contains(signatures[0]["signature"].as_str().unwrap()));
 }
 
 #[tokio::test]
@@ -435,6 +450,19 @@ async fn unreadable_input_is_422_naming_the_problem() {
         .await;
     assert_eq!(resp.status, 422, "{}", resp.text);
     assert_eq!(resp.json()["errors"][0]["field"], "documents");
+
+    // The larger body limit is the sealing route's alone, and it has one too.
+    let long_name = "\u{1d11e}".repeat(255);
+    let huge = vec![json!({"name": long_name, "digest": good}); 1000];
+    let body = json!({"format": "cades", "documents": huge});
+    assert!(body.to_string().len() > 1 << 20);
+    let resp = server
+        .post_seal_sign(Some(&format!("Bearer {}", sealer.token)), &body)
+        .await;
+    assert_eq!(resp.status, 413, "{}", resp.text);
+    let padded = format!("MIIB{}", "A".repeat(100_000));
+    let resp = server.post_verify(&good, &padded, "cades").await;
+    assert_eq!(resp.status, 413, "/verify/v1 keeps the default limit");
 }
 
 #[tokio::test]
