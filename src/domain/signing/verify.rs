@@ -90,7 +90,7 @@ pub const CHECKS: [&str; 9] = [
 ];
 
 /// A signature of either format, reduced to what the checks need.
-struct Read {
+struct Parsed {
     format: SignatureFormat,
     /// The bytes the record of produced signatures is keyed by.
     bytes: Vec<u8>,
@@ -109,7 +109,7 @@ impl Pki<'_> {
     /// # Errors
     /// [`DomainError::Invalid`] naming each field that cannot be read; storage errors.
     pub fn verify(&self, input: &VerifyInput) -> Result<Verification> {
-        let read = read(input)?;
+        let read = parse(input)?;
         let digest_ok = read.covers;
         let cert = certificate::read(&read.signer_certificate).map_err(|e| {
             DomainError::invalid("signature", format!("the signer's certificate: {e}"))
@@ -158,7 +158,7 @@ impl Pki<'_> {
 }
 
 /// Parses the input, naming every field that cannot be read.
-fn read(input: &VerifyInput) -> Result<Read> {
+fn parse(input: &VerifyInput) -> Result<Parsed> {
     let mut errors = Vec::new();
     let format = parse_format(&input.format)
         .map_err(|detail| {
@@ -196,14 +196,14 @@ fn parse_signature(
     format: SignatureFormat,
     signature: &str,
     digest: [u8; 32],
-) -> std::result::Result<Read, String> {
+) -> std::result::Result<Parsed, String> {
     match format {
         SignatureFormat::Cades => {
             let der = STANDARD.decode(signature.trim()).map_err(|e| {
                 format!("must be standard base64 (with padding) of a DER CAdES signature ({e})")
             })?;
             let sig = cades::inspect(&der).map_err(|e| e.to_string())?;
-            Ok(Read {
+            Ok(Parsed {
                 format,
                 signature_verifies: sig.verify_signature(),
                 covers: sig.covers(&digest),
@@ -217,7 +217,7 @@ fn parse_signature(
         }
         SignatureFormat::Jades => {
             let sig = jades::inspect(signature).map_err(|e| e.to_string())?;
-            Ok(Read {
+            Ok(Parsed {
                 format,
                 signature_verifies: sig.verify_signature(),
                 covers: sig.covers(&digest),
@@ -244,7 +244,7 @@ fn ts(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }
 
-fn format_check(read: &Read) -> Check {
+fn format_check(read: &Parsed) -> Check {
     let profile = match read.format {
         SignatureFormat::Cades => "CAdES-B-B",
         SignatureFormat::Jades => "JAdES-B-B",
@@ -264,7 +264,7 @@ fn format_check(read: &Read) -> Check {
     }
 }
 
-fn signature_check(read: &Read) -> Check {
+fn signature_check(read: &Parsed) -> Check {
     if read.signature_verifies {
         check(
             "signature",
@@ -328,7 +328,7 @@ fn reference_check(format: SignatureFormat, reference: CertificateReference) -> 
 
 /// The signer's certificate is issued by the service CA, and every other certificate the
 /// signature carries is the service CA's own: the chain ends at it.
-fn chain_check(read: &Read, ca_der: &[u8]) -> Check {
+fn chain_check(read: &Parsed, ca_der: &[u8]) -> Check {
     if let Err(why) = certificate::issued_by(&read.signer_certificate, ca_der) {
         return check(
             "chain",

@@ -382,3 +382,40 @@ fn unreadable_input_names_each_field() {
         "{all:?}"
     );
 }
+
+#[test]
+fn an_officials_recorded_signature_names_the_person_and_title() {
+    let w = world();
+    let citizen = w.citizen("PKI-0777");
+    let official = w.official(&citizen, "Head of Permits").unwrap();
+    let key = w.pki().official_key(&citizen, now()).unwrap();
+    let batch = docs(2);
+    let signed = sign_batch(&key, w.ca.cert_der(), &batch, SignatureFormat::Jades, now()).unwrap();
+    let producer = Producer {
+        kind: ProducerKind::Official,
+        key_id: &official.id,
+        holder_id: &citizen,
+        signed_at: now(),
+        request_id: Some("request-1"),
+    };
+    let records = ProducedSignature::batch(&producer, &batch, &signed);
+    w.store
+        .transact(|tx| record_produced(tx, &records))
+        .unwrap();
+    for (doc, sig) in batch.iter().zip(&signed) {
+        let v = w.pki().verify(&input(sig, &doc.digest)).unwrap();
+        assert!(v.valid, "{:#?}", v.checks);
+        assert_eq!(v.signer.name, "Ana Novak");
+        assert_eq!(v.signer.title.as_deref(), Some("Head of Permits"));
+        assert_eq!(v.signer.organisation, "City of Ljubljana");
+        assert!(detail(&v, "produced").contains("an official's approval"));
+        let record = w
+            .store
+            .signatures()
+            .get(&sig.fingerprint())
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.request_id.as_deref(), Some("request-1"));
+        assert_eq!(record.holder_id, citizen);
+    }
+}
