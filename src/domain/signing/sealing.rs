@@ -52,16 +52,26 @@ impl Pki<'_> {
             request_id: None,
         };
         let records = ProducedSignature::batch(&producer, documents, &signed);
+        self.record_sealed(&key.id, &records)?;
+        Ok(signed)
+    }
+
+    /// Records a sealed batch in one durable transaction, if the seal is still live then:
+    /// a revocation that committed while the batch was being signed wins.
+    ///
+    /// # Errors
+    /// [`DomainError::Conflict`] ([`NO_LIVE_SEAL`]) when the seal was revoked (nothing is
+    /// recorded); storage errors.
+    pub(super) fn record_sealed(&self, seal_id: &str, records: &[ProducedSignature]) -> Result<()> {
         self.store.transact(|tx| {
             let live = tx
                 .seals()
-                .get(&key.id)?
+                .get(seal_id)?
                 .is_some_and(|s| s.revoked_at.is_none());
             if !live {
                 return Err(DomainError::Conflict(NO_LIVE_SEAL));
             }
-            record_produced(tx, &records)
-        })?;
-        Ok(signed)
+            record_produced(tx, records)
+        })
     }
 }

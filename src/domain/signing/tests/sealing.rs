@@ -419,3 +419,34 @@ fn an_officials_recorded_signature_names_the_person_and_title() {
         assert_eq!(record.holder_id, citizen);
     }
 }
+
+#[test]
+fn a_revocation_that_lands_while_a_batch_is_signed_wins() {
+    let w = world();
+    let (client, seal) = w.sealer(now());
+    let batch = docs(3);
+    // What seal_documents does, with the revocation between signing and recording.
+    let key = w.pki().seal_key(&client, now()).unwrap();
+    let signed = sign_batch(&key, w.ca.cert_der(), &batch, SignatureFormat::Cades, now()).unwrap();
+    let producer = Producer {
+        kind: ProducerKind::Seal,
+        key_id: &seal.id,
+        holder_id: &client,
+        signed_at: now(),
+        request_id: None,
+    };
+    let records = ProducedSignature::batch(&producer, &batch, &signed);
+    w.pki().revoke_seal(&seal.id, now()).unwrap();
+    let refused = w.pki().record_sealed(&seal.id, &records);
+    assert!(
+        matches!(refused, Err(DomainError::Conflict(NO_LIVE_SEAL))),
+        "{refused:?}"
+    );
+    for sig in &signed {
+        assert_eq!(
+            w.store.signatures().get(&sig.fingerprint()).unwrap(),
+            None,
+            "nothing recorded"
+        );
+    }
+}
