@@ -1,9 +1,9 @@
 """Validate a detached CAdES signature (DER CMS SignedData) over a document with pyHanko.
 
-Usage: pyhanko_verify.py SIGNATURE DOCUMENT CA.pem
+Usage: pyhanko_verify.py SIGNATURE DOCUMENT CA.pem [CRL.der]
 
-Trusts only CA.pem, fetches nothing (revocation is soft-fail: without a CRL or OCSP URL in
-the certificates there is nothing to check). Prints one JSON object on stdout and exits 0
+Trusts only CA.pem and fetches nothing. Without CRL.der revocation is soft-fail (the CRL the
+certificate names is not fetched, so it is not checked); with it, hard-fail against that CRL. Prints one JSON object on stdout and exits 0
 when the signature is intact, valid and trusted, 1 when it is not, 2 on wrong usage.
 
 pyHanko matches the signing-certificate-v2 attribute (RFC 5035) against the signer's
@@ -57,13 +57,23 @@ def ess_status(signed_data):
     return "match" if check_ess_certid(cert, attr["certs"][0]) else "mismatch"
 
 
-async def validate(sig_path, doc_path, ca_path):
+async def validate(sig_path, doc_path, ca_path, crl_path=None):
     with open(sig_path, "rb") as f:
         content_info = cms.ContentInfo.load(f.read())
     signed_data = content_info["content"]
     with open(doc_path, "rb") as f:
         document = f.read()
-    context = ValidationContext(trust_roots=[load_ca(ca_path)], allow_fetching=False)
+    if crl_path is None:
+        context = ValidationContext(trust_roots=[load_ca(ca_path)], allow_fetching=False)
+    else:
+        with open(crl_path, "rb") as f:
+            crls = [f.read()]
+        context = ValidationContext(
+            trust_roots=[load_ca(ca_path)],
+            crls=crls,
+            allow_fetching=False,
+            revocation_mode="hard-fail",
+        )
     result = {"signing_certificate_v2": ess_status(signed_data)}
     try:
         status = await async_validate_detached_cms(
@@ -100,7 +110,7 @@ async def validate(sig_path, doc_path, ca_path):
 
 
 def main():
-    if len(sys.argv) != 4:
+    if len(sys.argv) not in (4, 5):
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 2
     result = asyncio.run(validate(*sys.argv[1:]))

@@ -200,6 +200,22 @@ fn cades_verifies_in_openssl_cms_and_a_changed_document_does_not() {
     let foreign = openssl_cms_verify(&sig, &doc, &other_ca);
     assert!(!foreign.status.success(), "verified against a foreign CA");
 
+    // What openssl does not check: a signing-certificate-v2 hash naming another certificate
+    // passes. pyHanko and DSS refuse it (tests/it/interop.rs).
+    let wrong_ess = cades::testing::sign_with_wrong_signing_certificate_hash(
+        &who.key,
+        &who.chain,
+        &official().chain[0],
+        &sha256(DOCUMENT),
+        OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    let wrong_ess = write(dir.path(), "wrong-ess.p7s", &wrong_ess);
+    assert!(
+        openssl_cms_verify(&wrong_ess, &doc, &ca).status.success(),
+        "openssl now checks signing-certificate-v2: say so in tests/interop/README.md"
+    );
+
     let print = Command::new("openssl")
         .args(["cms", "-cmsout", "-print", "-inform", "DER", "-in"])
         .arg(&sig)

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use civis::crypto::pki::Ca;
+use civis::crypto::pki::{Ca, RevokedCert};
 use civis::crypto::{cades, jades};
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
@@ -74,11 +74,31 @@ fn cades_with_a_wrong_certificate_hash(ca: &Ca, who: &Official) -> Vec<u8> {
 
 /// The CA's CRL (revoking nothing) as the service would publish it after the signature.
 fn crl(ca: &Ca, dir: &Path) -> PathBuf {
+    crl_revoking(ca, dir, &[])
+}
+
+/// The CA's CRL listing `revoked`, published five minutes ago (after the signature).
+fn crl_revoking(ca: &Ca, dir: &Path, revoked: &[RevokedCert]) -> PathBuf {
     let now = OffsetDateTime::now_utc();
     let der = ca
-        .crl(&[], 1, now - Duration::minutes(5), now + Duration::days(1))
+        .crl(
+            revoked,
+            1,
+            now - Duration::minutes(5),
+            now + Duration::days(1),
+        )
         .unwrap();
-    write(dir, "ca.crl", &der)
+    write(dir, &format!("ca-{}.crl", revoked.len()), &der)
+}
+
+/// The official's certificate revoked 20 minutes ago: before the signature (10 minutes ago).
+fn revoked_before_signing(who: &Official) -> RevokedCert {
+    let (_, cert) = x509_parser::parse_x509_certificate(&who.chain[0]).unwrap();
+    RevokedCert {
+        serial: cert.raw_serial().to_vec(),
+        revoked_at: OffsetDateTime::now_utc() - Duration::minutes(20),
+        superseded: false,
+    }
 }
 
 fn stdout_json(what: &str, out: &Output) -> Value {
@@ -112,9 +132,15 @@ fn pyhanko_missing() -> Vec<String> {
 /// tests/interop/pyhanko_verify.py: exit status 0 only when intact, valid, trusted and the
 /// signing-certificate-v2 attribute names the signer's certificate.
 fn pyhanko(sig: &Path, doc: &Path, ca: &Path) -> (bool, Value) {
+    pyhanko_with(sig, doc, ca, None)
+}
+
+/// The same with `crl` as the only revocation data, hard-fail.
+fn pyhanko_with(sig: &Path, doc: &Path, ca: &Path, crl: Option<&Path>) -> (bool, Value) {
     let out = Command::new(python())
         .arg(interop().join("pyhanko_verify.py"))
         .args([sig, doc, ca])
+        .args(crl)
         .output()
         .unwrap();
     let report = stdout_json("pyhanko_verify.py", &out);
@@ -137,6 +163,7 @@ fn pyhanko_validates_civis_cades_and_refuses_a_wrong_signing_certificate_hash() 
     let sig = write(dir.path(), "sig.p7s", &cades_signature(&who));
 
     let (ok, report) = pyhanko(&sig, &f.doc, &f.ca);
+    eprintln!("pyHanko on civis's CAdES: {report:#}");
     assert!(ok, "pyHanko refused civis's CAdES: {report:#}");
     assert_eq!(report["intact"], true, "{report:#}");
     assert_eq!(report["valid"], true, "{report:#}");
@@ -146,6 +173,24 @@ fn pyhanko_validates_civis_cades_and_refuses_a_wrong_signing_certificate_hash() 
         report["signer"].as_str().unwrap().contains("Ana Novak"),
         "{report:#}"
     );
+
+    // Checked against the CA's CRL, which does not list the certificate.
+    let (ok, report) = pyhanko_with(&sig, &f.doc, &f.ca, Some(&crl(&ca, dir.path())));
+    assert!(
+        ok,
+        "pyHanko refused civis's CAdES given the CRL: {report:#}"
+    );
+    assert_eq!(report["trusted"], true, "{report:#}");
+    assert_eq!(report["revoked"], false, "{report:#}");
+
+    let revoked = crl_revoking(&ca, dir.path(), &[revoked_before_signing(&who)]);
+    let (ok, report) = pyhanko_with(&sig, &f.doc, &f.ca, Some(&revoked));
+    eprintln!("pyHanko on civis's CAdES, the certificate revoked before signing: {report:#}");
+    assert!(
+        !ok,
+        "a revoked certificate's signature validated: {report:#}"
+    );
+    assert_eq!(report["revoked"], true, "{report:#}");
 
     let (ok, report) = pyhanko(&sig, &f.changed, &f.ca);
     assert!(!ok, "a changed document validated: {report:#}");
@@ -158,6 +203,7 @@ fn pyhanko_validates_civis_cades_and_refuses_a_wrong_signing_certificate_hash() 
         &cades_with_a_wrong_certificate_hash(&ca, &who),
     );
     let (ok, report) = pyhanko(&wrong, &f.doc, &f.ca);
+    eprintln!("pyHanko on a CAdES with a wrong signing-certificate-v2 hash: {report:#}");
     assert!(
         !ok,
         "a wrong signing-certificate-v2 hash validated: {report:#}"
@@ -296,6 +342,24 @@ fn dss_classifies_civis_cades_as_baseline_b_and_catches_a_changed_document() {
     let report = dss(&sig, &f.doc, &f.ca, Some(&crl(&ca, dir.path())));
     eprintln!("DSS on civis's CAdES, given the CA's CRL: {report:#}");
     assert_baseline_b_total_passed(&report, "CAdES-BASELINE-B");
+
+    let revoked = crl_revoking(&ca, dir.path(), &[revoked_before_signing(&who)]);
+    let report = dss(&sig, &f.doc, &f.ca, Some(&revoked));
+    eprintln!("DSS on civis's CAdES, the certificate revoked before signing: {report:#}");
+    // Without a timestamp nothing proves the signature existed before the revocation.
+    assert_eq!(report["checks"]["signatureIntact"], true, "{report:#}");
+    assert_eq!(
+        report["blocks"]["XCV"], "INDETERMINATE/REVOKED_NO_POE",
+        "{report:#}"
+    );
+    assert_eq!(report["indication"], "INDETERMINATE", "{report:#}");
+    assert_eq!(report["subIndication"], "REVOKED_NO_POE", "{report:#}");
+    assert!(
+        report["errors"]
+            .to_string()
+            .contains("The certificate is revoked!"),
+        "{report:#}"
+    );
 
     assert_reference_not_intact(&dss(&sig, &f.changed, &f.ca, None));
 
