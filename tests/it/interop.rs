@@ -2,8 +2,11 @@
 //! pyHanko validates the CAdES signature and refuses one whose signing-certificate-v2 hash
 //! names another certificate (which `openssl cms -verify` accepts); the EU DSS validator
 //! classifies the CAdES and the JAdES signature as CAdES-BASELINE-B and JAdES-BASELINE-B and
-//! reports which basic checks pass. The signer's certificate is issued at test time by the
-//! development CA, which both validators take as their only trust anchor (keys-dev/ca.pem).
+//! reports which basic checks pass: all but the certificate chain's without revocation data
+//! (INDETERMINATE), all of them given the CA's CRL (TOTAL_PASSED). Both validators report a
+//! certificate that the CRL revokes before the signing time, and a changed document. The
+//! signer's certificate is issued at test time by the development CA as the service issues
+//! officials' (`Ca::issue`); both validators take keys-dev/ca.pem as their only trust anchor.
 //! `tests/interop/setup.sh` installs both; without them the tests print SKIP, or fail when `CI`
 //! is set.
 
