@@ -14,7 +14,7 @@ use super::error::{Problem, Result};
 use super::extract::{Admin, ApiJson};
 use super::state::AppState;
 use crate::crypto::pki::cert_pem;
-use crate::domain::signing::{NewOfficial, NewSeal, Official, Seal};
+use crate::domain::signing::{Holder, Kind, NewOfficial, NewSeal, SigningKey};
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
@@ -59,15 +59,22 @@ pub struct KeyCreated {
     pub certificate_pem: String,
 }
 
-/// An official as stored (never the key).
+/// A signing key as stored (never the key itself).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct OfficialView {
+pub struct SigningKeyView {
     /// Id.
     pub id: String,
-    /// The citizen who signs with it.
-    pub citizen_id: String,
-    /// Title, as certified.
-    pub title: String,
+    /// `official` or `seal`.
+    pub kind: &'static str,
+    /// The citizen who signs with it (officials).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub citizen_id: Option<String>,
+    /// Title, as certified (officials).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The client that seals with it (seals).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
     /// Organisation, as certified.
     pub organisation: String,
     /// The certificate's serial number (hex), as the CRL lists it.
@@ -85,66 +92,44 @@ pub struct OfficialView {
     pub revoked_at: Option<OffsetDateTime>,
 }
 
-impl From<Official> for OfficialView {
-    fn from(o: Official) -> Self {
+impl From<SigningKey> for SigningKeyView {
+    fn from(k: SigningKey) -> Self {
+        let kind = k.holder.kind().noun();
+        let (citizen_id, title, client_id) = match k.holder {
+            Holder::Official { citizen_id, title } => (Some(citizen_id), Some(title), None),
+            Holder::Seal { client_id } => (None, None, Some(client_id)),
+        };
         Self {
-            serial: hex::encode(&o.serial),
-            certificate_pem: cert_pem(&o.certificate),
-            id: o.id,
-            citizen_id: o.citizen_id,
-            title: o.title,
-            organisation: o.organisation,
-            not_after: o.not_after,
-            created_at: o.created_at,
-            revoked_at: o.revoked_at,
+            serial: hex::encode(&k.serial),
+            certificate_pem: cert_pem(&k.certificate),
+            id: k.id,
+            kind,
+            citizen_id,
+            title,
+            client_id,
+            organisation: k.organisation,
+            not_after: k.not_after,
+            created_at: k.created_at,
+            revoked_at: k.revoked_at,
         }
     }
 }
 
-/// A seal as stored (never the key).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SealView {
-    /// Id.
-    pub id: String,
-    /// The client that seals with it.
-    pub client_id: String,
-    /// Organisation, as certified.
-    pub organisation: String,
-    /// The certificate's serial number (hex), as the CRL lists it.
-    pub serial: String,
-    /// The certificate (PEM).
-    pub certificate_pem: String,
-    /// When the certificate ends (RFC 3339).
-    #[serde(with = "time::serde::rfc3339")]
-    pub not_after: OffsetDateTime,
-    /// When created (RFC 3339).
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    /// When revoked (RFC 3339), or null while it seals.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub revoked_at: Option<OffsetDateTime>,
-}
-
-impl From<Seal> for SealView {
-    fn from(s: Seal) -> Self {
-        Self {
-            serial: hex::encode(&s.serial),
-            certificate_pem: cert_pem(&s.certificate),
-            id: s.id,
-            client_id: s.client_id,
-            organisation: s.organisation,
-            not_after: s.not_after,
-            created_at: s.created_at,
-            revoked_at: s.revoked_at,
-        }
-    }
-}
-
-/// 201 with the new key's id, certificate and `Location`.
-fn created(location: String, id: String, certificate: &[u8]) -> Response {
+/// 201 with the new key's id, certificate and `Location`, after logging who made it.
+fn created(key: SigningKey, admin: &Admin) -> Response {
+    let kind = key.holder.kind().noun();
+    tracing::info!(
+        key_id = %key.id,
+        kind,
+        holder = %key.holder.as_ref().id,
+        serial = %hex::encode(&key.serial),
+        actor = %admin.actor,
+        "signing key created"
+    );
+    let location = format!("/admin/v1/{kind}s/{}", key.id);
     let body = KeyCreated {
-        id,
-        certificate_pem: cert_pem(certificate),
+        certificate_pem: cert_pem(&key.certificate),
+        id: key.id,
     };
     let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
@@ -175,31 +160,19 @@ pub async fn create_official(
     let official = state
         .run(move |s| s.pki().create_official(input, s.now()))
         .await?;
-    tracing::info!(
-        official_id = %official.id,
-        citizen_id = %official.citizen_id,
-        serial = %hex::encode(&official.serial),
-        actor = %admin.actor,
-        "official created"
-    );
-    Ok(created(
-        format!("/admin/v1/officials/{}", official.id),
-        official.id,
-        &official.certificate,
-    ))
+    Ok(created(official, &admin))
 }
 
 /// Reads an official (certificate and state, never the key).
 #[utoipa::path(get, path = "/admin/v1/officials/{id}", tag = "admin", security(("admin" = [])),
     params(("id" = String, Path, description = "Official id")),
-    responses((status = 200, body = OfficialView), (status = 401, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = SigningKeyView), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn get_official(
     State(state): State<AppState>,
     _admin: Admin,
     Path(id): Path<String>,
-) -> Result<axum::Json<OfficialView>> {
-    let official = state.run(move |s| s.pki().official(&id)).await?;
-    Ok(axum::Json(official.into()))
+) -> Result<axum::Json<SigningKeyView>> {
+    read_key(&state, Kind::Official, id).await
 }
 
 /// Revokes an official's key from now on (again: no change); the CRL lists it at once.
@@ -211,12 +184,7 @@ pub async fn revoke_official(
     admin: Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    let official_id = id.clone();
-    state
-        .run(move |s| s.pki().revoke_official(&official_id, s.now()))
-        .await?;
-    tracing::info!(official_id = %id, actor = %admin.actor, "official revoked");
-    Ok(StatusCode::NO_CONTENT)
+    revoke_key(&state, &admin, Kind::Official, id).await
 }
 
 /// Creates an organisation's seal key and certificate for an agency client; a live seal
@@ -240,31 +208,19 @@ pub async fn create_seal(
     let seal = state
         .run(move |s| s.pki().create_seal(input, s.now()))
         .await?;
-    tracing::info!(
-        seal_id = %seal.id,
-        client_id = %seal.client_id,
-        serial = %hex::encode(&seal.serial),
-        actor = %admin.actor,
-        "seal created"
-    );
-    Ok(created(
-        format!("/admin/v1/seals/{}", seal.id),
-        seal.id,
-        &seal.certificate,
-    ))
+    Ok(created(seal, &admin))
 }
 
 /// Reads a seal (certificate and state, never the key).
 #[utoipa::path(get, path = "/admin/v1/seals/{id}", tag = "admin", security(("admin" = [])),
     params(("id" = String, Path, description = "Seal id")),
-    responses((status = 200, body = SealView), (status = 401, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = SigningKeyView), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn get_seal(
     State(state): State<AppState>,
     _admin: Admin,
     Path(id): Path<String>,
-) -> Result<axum::Json<SealView>> {
-    let seal = state.run(move |s| s.pki().seal(&id)).await?;
-    Ok(axum::Json(seal.into()))
+) -> Result<axum::Json<SigningKeyView>> {
+    read_key(&state, Kind::Seal, id).await
 }
 
 /// Revokes a seal from now on (again: no change); the CRL lists it at once.
@@ -276,10 +232,21 @@ pub async fn revoke_seal(
     admin: Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    let seal_id = id.clone();
+    revoke_key(&state, &admin, Kind::Seal, id).await
+}
+
+/// Reads one key of `kind` (certificate and state, never the key).
+async fn read_key(state: &AppState, kind: Kind, id: String) -> Result<axum::Json<SigningKeyView>> {
+    let key = state.run(move |s| s.pki().key(kind, &id)).await?;
+    Ok(axum::Json(key.into()))
+}
+
+/// Revokes one key of `kind` from now on.
+async fn revoke_key(state: &AppState, admin: &Admin, kind: Kind, id: String) -> Result<StatusCode> {
+    let key_id = id.clone();
     state
-        .run(move |s| s.pki().revoke_seal(&seal_id, s.now()))
+        .run(move |s| s.pki().revoke(kind, &key_id, s.now()))
         .await?;
-    tracing::info!(seal_id = %id, actor = %admin.actor, "seal revoked");
+    tracing::info!(key_id = %id, kind = kind.noun(), actor = %admin.actor, "signing key revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,7 +6,7 @@
 //! value in an explicit version tag and decodes it through one function, so an old or
 //! foreign record is reported with its tree and key instead of being misread. Each
 //! aggregate has its own file and its own handle, named after it: [`Tx::citizens`],
-//! [`Tx::passkeys`], [`Tx::grants`], [`Tx::officials`], [`Tx::seals`], [`Tx::signatures`] and so on.
+//! [`Tx::passkeys`], [`Tx::grants`], [`Tx::signing_keys`], [`Tx::signatures`] and so on.
 //!
 //! # Transactions
 //! Every write is a transaction ([`Store::transact`]): a closure that reads through a
@@ -50,14 +50,13 @@ mod clients;
 mod conformance;
 mod expiry;
 mod memory;
-mod officials;
 pub mod offload;
 pub mod oidc;
 mod passkeys;
 pub mod record;
 mod revocations;
-mod seals;
 mod signatures;
+mod signing_keys;
 mod sled_backend;
 mod tx;
 
@@ -69,11 +68,10 @@ pub use citizens::{CITIZENS, Citizens, ENROLMENTS, NATIONAL_IDS};
 pub use clients::{CLIENT_ASSERTION_JTIS, CLIENT_CACHE_TTL, CLIENTS, Clients};
 pub use expiry::EXPIRY;
 pub use memory::MemoryBackend;
-pub use officials::{OFFICIALS, OFFICIALS_BY_CITIZEN, Officials};
 pub use passkeys::{CEREMONIES, CREDENTIALS, Passkeys, SESSIONS};
 pub use revocations::{REVOCATIONS, Revocations};
-pub use seals::{SEALS, SEALS_BY_CLIENT, Seals};
 pub use signatures::{SIGNATURES, Signatures};
+pub use signing_keys::{SIGNING_KEYS, SIGNING_KEYS_BY_HOLDER, SigningKeys};
 pub use sled_backend::SledBackend;
 pub use tx::{Read, Tx};
 
@@ -180,19 +178,11 @@ pub const TREES: &[TreeSpec] = &[
         durable: true,
     },
     TreeSpec {
-        name: OFFICIALS,
+        name: SIGNING_KEYS,
         durable: true,
     },
     TreeSpec {
-        name: OFFICIALS_BY_CITIZEN,
-        durable: true,
-    },
-    TreeSpec {
-        name: SEALS,
-        durable: true,
-    },
-    TreeSpec {
-        name: SEALS_BY_CLIENT,
+        name: SIGNING_KEYS_BY_HOLDER,
         durable: true,
     },
     TreeSpec {

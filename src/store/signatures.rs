@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::record::{printable_key, record_v1};
 use super::tx::Read;
 use super::{Result, Store, StoreError, Tx};
-use crate::domain::signing::{ProducedSignature, ProducerKind, SignatureFormat};
+use crate::domain::signing::{Kind, ProducedSignature, SignatureFormat};
 
 /// Tree of produced signatures by the hex SHA-256 of their bytes.
 pub const SIGNATURES: &str = "signatures";
@@ -38,7 +38,7 @@ record_v1!(StoredProduced, SIGNATURES, ProducedV1);
 impl From<&ProducedSignature> for StoredProduced {
     fn from(p: &ProducedSignature) -> Self {
         Self::V1(ProducedV1 {
-            kind: p.kind.as_str().to_owned(),
+            kind: p.kind.noun().to_owned(),
             key_id: p.key_id.clone(),
             holder_id: p.holder_id.clone(),
             name: p.name.clone(),
@@ -59,8 +59,8 @@ impl StoredProduced {
             reason: reason.to_owned(),
         };
         let kind = match p.kind.as_str() {
-            "seal" => ProducerKind::Seal,
-            "official" => ProducerKind::Official,
+            "seal" => Kind::Seal,
+            "official" => Kind::Official,
             _ => return Err(corrupt("unknown kind")),
         };
         Ok(ProducedSignature {
@@ -128,7 +128,7 @@ mod tests {
     fn produced(n: u8) -> ProducedSignature {
         ProducedSignature {
             fingerprint: [n; 32],
-            kind: ProducerKind::Seal,
+            kind: Kind::Seal,
             key_id: "seal-1".into(),
             holder_id: "client-1".into(),
             name: format!("doc-{n}.pdf"),

@@ -7,7 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use civis::crypto::{EcdsaFileKey, cades, jades};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use civis::crypto::keys::CaKeys;
+use civis::crypto::pki::{Ca, Subject, cert_pem, new_signing_key};
+use civis::crypto::{EcdsaFileKey, Secret, Signer as _, cades, jades};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     PKCS_ECDSA_P256_SHA256,
@@ -16,13 +20,13 @@ use time::OffsetDateTime;
 
 use crate::support::{root, tempdir};
 
-const DOCUMENT: &[u8] = b"Decision 17/2026: the building permit is granted.\n";
+pub(crate) const DOCUMENT: &[u8] = b"Decision 17/2026: the building permit is granted.\n";
 
 /// A signer with its chain (DER, signer first) and the CA's PEM.
-struct Official {
-    key: EcdsaFileKey,
-    chain: Vec<Vec<u8>>,
-    ca_pem: String,
+pub(crate) struct Official {
+    pub(crate) key: EcdsaFileKey,
+    pub(crate) chain: Vec<Vec<u8>>,
+    pub(crate) ca_pem: String,
 }
 
 fn official() -> Official {
@@ -53,17 +57,63 @@ fn official() -> Official {
     }
 }
 
-fn sha256(data: &[u8]) -> [u8; 32] {
+/// The development CA (keys-dev/ca.pem and ca.key) as the service loads it, so that outside
+/// validators can take keys-dev/ca.pem as their trust anchor.
+pub(crate) fn dev_ca() -> Ca {
+    let pem = |name: &str| std::fs::read_to_string(root().join("keys-dev").join(name)).unwrap();
+    let key_pem = pem("ca.key");
+    let key_b64: String = key_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let keys = CaKeys {
+        cert_pem: pem("ca.pem"),
+        key: Secret::new(BASE64.decode(key_b64).unwrap()),
+    };
+    Ca::new(&keys, "https://localhost:8443").unwrap()
+}
+
+/// An official whose key and certificate the development CA issues at test time exactly as
+/// the service issues officials' (`Ca::issue`: givenName, surname, title, organisation, CRL
+/// distribution point, authority key identifier), valid from `not_before` for a year.
+pub(crate) fn official_of(ca: &Ca, not_before: OffsetDateTime) -> Official {
+    let (_, key) = new_signing_key().unwrap();
+    let mut serial = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut serial).unwrap();
+    let subject = Subject::Official {
+        given_name: "Ana".into(),
+        family_name: "Novak".into(),
+        title: "Head of the building permits office".into(),
+        organisation: "Municipality of Test".into(),
+    };
+    let issued = ca
+        .issue(
+            &subject,
+            key.public_key(),
+            serial,
+            not_before,
+            time::Duration::days(365),
+        )
+        .unwrap();
+    Official {
+        key,
+        chain: vec![issued.der, ca.cert_der().to_vec()],
+        ca_pem: cert_pem(ca.cert_der()),
+    }
+}
+
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     civis::crypto::digest::sha256(data)
 }
 
-/// Skips (prints SKIP) when something is missing, or panics under `CI`.
-fn prerequisites(test: &str, missing: Vec<String>) -> bool {
+/// Skips (prints SKIP) when something is missing, or panics under `CI`; `setup` is the
+/// script that installs what is missing.
+pub(crate) fn prerequisites(test: &str, setup: &str, missing: Vec<String>) -> bool {
     if missing.is_empty() {
         return true;
     }
     let msg = format!(
-        "prerequisites missing: {}; run `tests/browser/setup.sh` (as root) first",
+        "prerequisites missing: {}; run `{setup}` (as root) first",
         missing.join(", ")
     );
     assert!(std::env::var_os("CI").is_none(), "{test}: {msg}");
@@ -71,7 +121,7 @@ fn prerequisites(test: &str, missing: Vec<String>) -> bool {
     false
 }
 
-fn runs(program: &str) -> bool {
+pub(crate) fn runs(program: &str) -> bool {
     Command::new(program).arg("--version").output().is_ok()
         || Command::new(program).arg("version").output().is_ok()
 }
@@ -80,7 +130,7 @@ fn run(program: &str, args: &[&Path]) -> Output {
     Command::new(program).args(args).output().unwrap()
 }
 
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+pub(crate) fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
     path
@@ -106,6 +156,7 @@ fn openssl_cms_verify(sig: &Path, doc: &Path, ca: &Path) -> Output {
 fn cades_verifies_in_openssl_cms_and_a_changed_document_does_not() {
     if !prerequisites(
         "cades_verifies_in_openssl_cms_and_a_changed_document_does_not",
+        "tests/browser/setup.sh",
         if runs("openssl") {
             vec![]
         } else {
@@ -149,6 +200,22 @@ fn cades_verifies_in_openssl_cms_and_a_changed_document_does_not() {
     let foreign = openssl_cms_verify(&sig, &doc, &other_ca);
     assert!(!foreign.status.success(), "verified against a foreign CA");
 
+    // What openssl does not check: a signing-certificate-v2 hash naming another certificate
+    // passes. pyHanko and DSS refuse it (tests/it/interop.rs).
+    let wrong_ess = cades::testing::sign_with_wrong_signing_certificate_hash(
+        &who.key,
+        &who.chain,
+        &official().chain[0],
+        &sha256(DOCUMENT),
+        OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    let wrong_ess = write(dir.path(), "wrong-ess.p7s", &wrong_ess);
+    assert!(
+        openssl_cms_verify(&wrong_ess, &doc, &ca).status.success(),
+        "openssl now checks signing-certificate-v2: say so in tests/interop/README.md"
+    );
+
     let print = Command::new("openssl")
         .args(["cms", "-cmsout", "-print", "-inform", "DER", "-in"])
         .arg(&sig)
@@ -191,6 +258,7 @@ fn jose_verify(jws: &Path, doc: &Path) -> Output {
 fn jades_verifies_in_panvas_jose_and_a_changed_digest_does_not() {
     if !prerequisites(
         "jades_verifies_in_panvas_jose_and_a_changed_digest_does_not",
+        "tests/browser/setup.sh",
         jose_missing(),
     ) {
         return;

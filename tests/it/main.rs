@@ -11,6 +11,7 @@ mod compat;
 mod driver;
 mod formats;
 mod foundation;
+mod interop;
 mod officials;
 mod oidc;
 mod oidc_attacks;

@@ -45,8 +45,9 @@ pub fn sign(
 }
 
 /// [`sign`], with signing-certificate-v2 naming `referenced` (DER) instead of `chain[0]`:
-/// `sign` passes `chain[0]`; tests pass another certificate to show the mismatch is caught.
-pub(super) fn sign_referencing(
+/// `sign` passes `chain[0]`; tests pass another certificate to show the mismatch is caught
+/// (here, and by outside validators through [`super::testing`]).
+pub fn sign_referencing(
     signer: &dyn Signer,
     chain: &[Vec<u8>],
     referenced: &[u8],

@@ -9,6 +9,17 @@ mod inspect;
 pub use build::sign;
 pub use inspect::{CadesSignature, inspect};
 
+/// Test hooks, not an API: they make signatures that conforming validators must refuse.
+#[doc(hidden)]
+pub mod testing {
+    /// **Makes a non-conforming signature, for tests only**: [`super::sign`], with the
+    /// signing-certificate-v2 hash taken over `referenced` (another certificate's DER) instead
+    /// of the signer's certificate, while the issuer and serial number still name the signer
+    /// and the signature itself verifies. tests/it/interop.rs shows that pyHanko and the EU
+    /// DSS validator refuse it (`openssl cms -verify` does not look).
+    pub use super::build::sign_referencing as sign_with_wrong_signing_certificate_hash;
+}
+
 use der::Sequence;
 use der::asn1::OctetString;
 use der::oid::ObjectIdentifier;

@@ -11,6 +11,7 @@
 
 pub mod crl;
 pub mod documents;
+mod keys;
 mod officials;
 pub mod produce;
 mod sealing;
@@ -29,8 +30,7 @@ use crate::store::Store;
 pub use crl::CrlCache;
 pub use officials::NewOfficial;
 pub use produce::{
-    Document, ProducedSignature, Producer, ProducerKind, SignatureFormat, Signed, record_produced,
-    sign_batch,
+    Document, ProducedSignature, Producer, SignatureFormat, Signed, record_produced, sign_batch,
 };
 pub use sealing::{MAX_SEAL_DOCUMENTS, NO_LIVE_SEAL};
 pub use seals::NewSeal;
@@ -41,16 +41,62 @@ pub use verify::{Check, Verification, VerifyInput};
 /// into certificates verbatim.
 pub const MAX_NAME_CHARS: usize = 64;
 
-/// A citizen's signing key for one office.
+/// Who holds a signing key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Official {
+pub enum Holder {
+    /// A citizen who signs with a title for an organisation.
+    Official {
+        /// The citizen.
+        citizen_id: String,
+        /// Their title, as certified.
+        title: String,
+    },
+    /// An organisation's e-seal, used by one agency client.
+    Seal {
+        /// The client that seals with it.
+        client_id: String,
+    },
+}
+
+/// A holder as keys are looked up by: the kind and the citizen or client id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HolderRef<'a> {
+    /// Official or seal.
+    pub kind: Kind,
+    /// The citizen id (officials) or client id (seals).
+    pub id: &'a str,
+}
+
+impl Holder {
+    /// Official or seal.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Self::Official { .. } => Kind::Official,
+            Self::Seal { .. } => Kind::Seal,
+        }
+    }
+
+    /// The kind and the citizen or client id.
+    pub fn as_ref(&self) -> HolderRef<'_> {
+        let id = match self {
+            Self::Official { citizen_id, .. } => citizen_id,
+            Self::Seal { client_id } => client_id,
+        };
+        HolderRef {
+            kind: self.kind(),
+            id,
+        }
+    }
+}
+
+/// A signing key: an official's or a seal's, certified by the service CA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKey {
     /// Random id (UUID form).
     pub id: String,
-    /// The citizen who signs with it.
-    pub citizen_id: String,
-    /// Their title, as certified.
-    pub title: String,
-    /// The organisation they sign for, as certified.
+    /// Who signs with it.
+    pub holder: Holder,
+    /// The organisation, as certified.
     pub organisation: String,
     /// The certificate, DER.
     pub certificate: Vec<u8>,
@@ -66,27 +112,16 @@ pub struct Official {
     pub revoked_at: Option<OffsetDateTime>,
 }
 
-/// An organisation's e-seal key, used by one agency client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Seal {
-    /// Random id (UUID form).
-    pub id: String,
-    /// The agency client that seals with it.
-    pub client_id: String,
-    /// The organisation, as certified.
-    pub organisation: String,
-    /// The certificate, DER.
-    pub certificate: Vec<u8>,
-    /// Its serial number.
-    pub serial: Vec<u8>,
-    /// The certificate's end.
-    pub not_after: OffsetDateTime,
-    /// The private key (PKCS#8) wrapped under the KEK, bound to this record.
-    pub wrapped_key: Vec<u8>,
-    /// When it was created.
-    pub created_at: OffsetDateTime,
-    /// When it was revoked (replaced or deleted); it seals nothing from then on.
-    pub revoked_at: Option<OffsetDateTime>,
+impl SigningKey {
+    /// Its CRL entry, revoked at `now`.
+    fn revocation(&self, now: OffsetDateTime, superseded: bool) -> Revocation {
+        Revocation {
+            serial: self.serial.clone(),
+            revoked_at: now,
+            not_after: self.not_after,
+            superseded,
+        }
+    }
 }
 
 /// A revoked certificate, as the CRL needs it.
@@ -114,21 +149,29 @@ pub struct KeyInUse {
     pub signer: EcdsaFileKey,
 }
 
-/// The kind of a key record, bound into its wrapping.
+/// The kind of a signing key, bound into its wrapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub enum Kind {
+    /// An official's key.
     Official,
+    /// An organisation's seal.
     Seal,
+}
+
+impl Kind {
+    /// `official` or `seal`: in ids of the index, wrapping data and "not found" answers.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::Official => "official",
+            Self::Seal => "seal",
+        }
+    }
 }
 
 /// Associated data of a wrapped key: its kind and record id, so that a wrapped key copied
 /// into another record, or from a seal into an official, does not unwrap.
 fn key_aad(kind: Kind, id: &str) -> Vec<u8> {
-    let kind = match kind {
-        Kind::Official => "official",
-        Kind::Seal => "seal",
-    };
-    format!("civis signing key v1\0{kind}\0{id}").into_bytes()
+    format!("civis signing key v1\0{}\0{id}", kind.noun()).into_bytes()
 }
 
 /// Officials, seals and the CRL; borrows what it needs from the service state.

@@ -10,7 +10,7 @@
 
 use time::OffsetDateTime;
 
-use super::KeyInUse;
+use super::{KeyInUse, Kind};
 use crate::crypto::digest::sha256;
 use crate::crypto::{FormatError, cades, jades};
 use crate::domain::Result;
@@ -113,25 +113,6 @@ pub fn sign_batch(
         .collect()
 }
 
-/// Whose key made a signature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProducerKind {
-    /// An organisation's e-seal, used by an agency client.
-    Seal,
-    /// An official's key, used after their passkey approval.
-    Official,
-}
-
-impl ProducerKind {
-    /// The kind's name on disk.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Seal => "seal",
-            Self::Official => "official",
-        }
-    }
-}
-
 /// The record of one signature civis produced. Holds nothing secret: no key, no
 /// signature value (only its hash, as the record's key), no document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,7 +120,7 @@ pub struct ProducedSignature {
     /// SHA-256 of the signature's bytes (DER for CAdES, the JWS string for JAdES).
     pub fingerprint: [u8; 32],
     /// Seal or official.
-    pub kind: ProducerKind,
+    pub kind: Kind,
     /// The seal's or official's id (the key record).
     pub key_id: String,
     /// Who used the key: the client id for a seal, the citizen id for an official.
@@ -161,7 +142,7 @@ pub struct ProducedSignature {
 #[derive(Debug, Clone)]
 pub struct Producer<'a> {
     /// Seal or official.
-    pub kind: ProducerKind,
+    pub kind: Kind,
     /// The seal's or official's id.
     pub key_id: &'a str,
     /// The client id (seal) or citizen id (official).

@@ -8,8 +8,8 @@
 
 use time::OffsetDateTime;
 
-use super::produce::{Producer, ProducerKind, record_produced, sign_batch};
-use super::{Document, Pki, ProducedSignature, SignatureFormat, Signed};
+use super::produce::{Producer, record_produced, sign_batch};
+use super::{Document, Kind, Pki, ProducedSignature, SignatureFormat, Signed};
 use crate::domain::{DomainError, Result};
 
 /// Most documents in one sealing call (CONTRACT.md §5, issue 10 item 4).
@@ -45,7 +45,7 @@ impl Pki<'_> {
             })?;
         let signed = sign_batch(&key, self.ca.cert_der(), documents, format, signing_time)?;
         let producer = Producer {
-            kind: ProducerKind::Seal,
+            kind: Kind::Seal,
             key_id: &key.id,
             holder_id: client_id,
             signed_at: signing_time,
@@ -65,7 +65,7 @@ impl Pki<'_> {
     pub(super) fn record_sealed(&self, seal_id: &str, records: &[ProducedSignature]) -> Result<()> {
         self.store.transact(|tx| {
             let live = tx
-                .seals()
+                .signing_keys()
                 .get(seal_id)?
                 .is_some_and(|s| s.revoked_at.is_none());
             if !live {

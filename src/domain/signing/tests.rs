@@ -84,7 +84,7 @@ impl World {
         clients.register(input, now()).unwrap().0.id
     }
 
-    fn official(&self, citizen_id: &str, title: &str) -> Result<Official> {
+    fn official(&self, citizen_id: &str, title: &str) -> Result<SigningKey> {
         self.pki().create_official(
             NewOfficial {
                 citizen_id: citizen_id.into(),
@@ -283,7 +283,7 @@ fn a_wrapped_key_moved_to_another_record_does_not_unwrap() {
     official_b.wrapped_key = official_a.wrapped_key.clone();
     w.store
         .transact(|tx| {
-            tx.officials().update(&official_b);
+            tx.signing_keys().update(&official_b);
             Ok::<_, crate::store::StoreError>(())
         })
         .unwrap();
@@ -392,6 +392,42 @@ fn the_crl_is_cached_rebuilt_after_revocation_and_numbered_upwards() {
         .unwrap();
     let (_, crl) = parse_x509_crl(&gone).unwrap();
     assert_eq!(crl.iter_revoked_certificates().count(), 0);
+}
+
+#[test]
+fn a_new_key_after_a_revocation_keeps_the_first_revocation_as_it_was() {
+    let w = world();
+    let citizen = w.citizen("PKI-0009");
+    let first = w.official(&citizen, "Clerk").unwrap();
+    let deleted_at = now();
+    w.pki().revoke_official(&first.id, deleted_at).unwrap();
+    let later = now() + Duration::days(3);
+    w.pki()
+        .create_official(
+            NewOfficial {
+                citizen_id: citizen.clone(),
+                title: "Head clerk".into(),
+                organisation: "Town of Kranj".into(),
+            },
+            later,
+        )
+        .unwrap();
+    let first = w.pki().official(&first.id).unwrap();
+    assert_eq!(
+        first.revoked_at,
+        Some(deleted_at),
+        "not re-revoked as superseded"
+    );
+    let entries: Vec<_> = w
+        .store
+        .revocations()
+        .all()
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.serial == first.serial)
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(!entries[0].superseded);
 }
 
 mod sealing;

@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::documents::{digest as parse_digest, parse_format};
-use super::{Pki, ProducedSignature, ProducerKind, Revocation, SignatureFormat};
+use super::{Kind, Pki, ProducedSignature, Revocation, SignatureFormat};
 use crate::crypto::certificate::{self, SignerCertificate};
 use crate::crypto::digest::sha256;
 use crate::crypto::{CertificateReference, cades, jades};
@@ -465,8 +465,8 @@ fn produced_check(record: Option<&ProducedSignature>, ours: bool) -> Check {
     match record {
         Some(p) => {
             let by = match p.kind {
-                ProducerKind::Seal => "an e-seal",
-                ProducerKind::Official => "an official's approval",
+                Kind::Seal => "an e-seal",
+                Kind::Official => "an official's approval",
             };
             check(
                 "produced",

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
 use super::*;
 use crate::domain::DomainError;
-use crate::domain::signing::produce::{Producer, ProducerKind, record_produced, sign_batch};
+use crate::domain::signing::produce::{Producer, record_produced, sign_batch};
 use crate::domain::signing::verify::CHECKS;
 use crate::domain::signing::{Document, ProducedSignature, SignatureFormat, Signed};
 
@@ -51,7 +51,7 @@ fn detail<'a>(v: &'a Verification, name: &str) -> &'a str {
 
 impl World {
     /// A client with a seal created at `at`; returns the client id and the seal.
-    fn sealer(&self, at: OffsetDateTime) -> (String, Seal) {
+    fn sealer(&self, at: OffsetDateTime) -> (String, SigningKey) {
         let client = self.client();
         let seal = self
             .pki()
@@ -68,7 +68,7 @@ impl World {
 
     /// Signs with the seal's key directly at `at`, whatever its state, and records the
     /// signature as produced: what civis would have recorded had it signed then.
-    fn sign_recorded_at(&self, seal: &Seal, doc: &Document, at: OffsetDateTime) -> Signed {
+    fn sign_recorded_at(&self, seal: &SigningKey, doc: &Document, at: OffsetDateTime) -> Signed {
         let key = self
             .pki()
             .unwrap_key(Kind::Seal, &seal.id, &seal.wrapped_key, &seal.certificate)
@@ -82,9 +82,9 @@ impl World {
         )
         .unwrap();
         let producer = Producer {
-            kind: ProducerKind::Seal,
+            kind: Kind::Seal,
             key_id: &seal.id,
-            holder_id: &seal.client_id,
+            holder_id: seal.holder.as_ref().id,
             signed_at: at,
             request_id: None,
         };
@@ -140,7 +140,7 @@ fn a_sealed_batch_verifies_with_every_check_passed_and_is_recorded() {
                 .get(&sig.fingerprint())
                 .unwrap()
                 .unwrap();
-            assert_eq!(record.kind, ProducerKind::Seal);
+            assert_eq!(record.kind, Kind::Seal);
             assert_eq!(
                 (record.key_id.as_str(), record.holder_id.as_str()),
                 (seal.id.as_str(), client.as_str())
@@ -255,7 +255,7 @@ fn a_signature_made_after_the_certificate_expired_fails_validity() {
     );
     // And sealing itself refuses an expired seal.
     let refused = w.pki().seal_documents(
-        &seal.client_id,
+        seal.holder.as_ref().id,
         &docs(1),
         SignatureFormat::Cades,
         seal.not_after + Duration::seconds(1),
@@ -392,7 +392,7 @@ fn an_officials_recorded_signature_names_the_person_and_title() {
     let batch = docs(2);
     let signed = sign_batch(&key, w.ca.cert_der(), &batch, SignatureFormat::Jades, now()).unwrap();
     let producer = Producer {
-        kind: ProducerKind::Official,
+        kind: Kind::Official,
         key_id: &official.id,
         holder_id: &citizen,
         signed_at: now(),
@@ -429,7 +429,7 @@ fn a_revocation_that_lands_while_a_batch_is_signed_wins() {
     let key = w.pki().seal_key(&client, now()).unwrap();
     let signed = sign_batch(&key, w.ca.cert_der(), &batch, SignatureFormat::Cades, now()).unwrap();
     let producer = Producer {
-        kind: ProducerKind::Seal,
+        kind: Kind::Seal,
         key_id: &seal.id,
         holder_id: &client,
         signed_at: now(),
