@@ -474,6 +474,11 @@ async fn only_an_agency_client_with_scope_seal_and_a_live_seal_may_seal() {
     let none = server.post_seal_sign(None, &body).await;
     assert_eq!(none.status, 401);
     assert!(none.header("www-authenticate").starts_with("Bearer"));
+    // The token is checked before the body is read: a body over the limit, without a
+    // token, is a 401, not a 413.
+    let huge =
+        json!({"format": "cades", "documents": [{"name": "x".repeat(1 << 21), "digest": ""}]});
+    assert_eq!(server.post_seal_sign(None, &huge).await.status, 401);
 
     let bad = server
         .post_seal_sign(Some("Bearer not.a.token"), &body)
