@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod admin_clients;
 pub mod admin_signing;
+mod approval;
 mod authorize;
 pub mod client_addr;
 pub mod client_auth;
@@ -15,6 +16,7 @@ pub mod openapi;
 pub mod ops;
 pub mod pages;
 pub mod passkey;
+pub mod signing;
 pub mod state;
 pub mod throttle;
 
@@ -52,6 +54,8 @@ pub fn router(state: AppState) -> Router {
         .merge(admin_signing::router())
         .merge(pages::router())
         .merge(passkey::router())
+        .merge(signing::router())
+        .merge(approval::router())
         .merge(oidc::router())
         .fallback(ops::no_route)
         .method_not_allowed_fallback(ops::wrong_method)

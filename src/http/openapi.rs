@@ -17,6 +17,8 @@ use utoipa::{Modify, OpenApi};
         super::admin_signing::revoke_official,
         super::admin_signing::create_seal, super::admin_signing::get_seal,
         super::admin_signing::revoke_seal,
+        super::signing::create_request, super::signing::get_request,
+        super::signing::get_evidence,
     ),
     modifiers(&AdminAuth),
 )]
@@ -30,6 +32,18 @@ impl Modify for AdminAuth {
         components.add_security_scheme(
             "admin",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An access token (RFC 9068) of a citizen's grant with scope sign",
+                    ))
+                    .build(),
+            ),
         );
     }
 }

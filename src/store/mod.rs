@@ -57,6 +57,7 @@ mod passkeys;
 pub mod record;
 mod revocations;
 mod seals;
+mod sign_requests;
 mod sled_backend;
 mod tx;
 
@@ -72,6 +73,7 @@ pub use officials::{OFFICIALS, OFFICIALS_BY_CITIZEN, Officials};
 pub use passkeys::{CEREMONIES, CREDENTIALS, Passkeys, SESSIONS};
 pub use revocations::{REVOCATIONS, Revocations};
 pub use seals::{SEALS, SEALS_BY_CLIENT, Seals};
+pub use sign_requests::{SIGN_APPROVALS, SIGN_REQUESTS, SignRequests};
 pub use sled_backend::SledBackend;
 pub use tx::{Read, Tx};
 
@@ -196,6 +198,16 @@ pub const TREES: &[TreeSpec] = &[
     TreeSpec {
         name: REVOCATIONS,
         durable: true,
+    },
+    // Signed requests carry the signatures and their evidence.
+    TreeSpec {
+        name: SIGN_REQUESTS,
+        durable: true,
+    },
+    // An approval ceremony lost in a crash is simply started again.
+    TreeSpec {
+        name: SIGN_APPROVALS,
+        durable: false,
     },
     // Index entries ride on the flush of the record they index.
     TreeSpec {

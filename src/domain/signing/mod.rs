@@ -9,8 +9,11 @@
 //! expiring certificate) one call without a gap, and "the key an official or client signs
 //! with" is never ambiguous.
 
+pub mod approval;
 pub mod crl;
+pub mod evidence;
 mod officials;
+pub mod requests;
 mod seals;
 
 use time::{Duration, OffsetDateTime};

@@ -1,0 +1,481 @@
+//! Sign requests: an official asks civis (through an agency app holding a `sign` token) to
+//! sign 1–100 document digests; the request waits until the official approves it with a
+//! passkey ([`super::approval`]) or it expires. The canonical encoding defined here is what
+//! the approval's WebAuthn challenge commits to (spec/flows/signing-approval.md).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use time::{Duration, OffsetDateTime};
+
+use super::Pki;
+use crate::crypto::digest::sha256;
+use crate::domain::{DomainError, FieldError, Result, new_id};
+
+/// How long an official has to approve a request.
+pub const APPROVAL_WINDOW: Duration = Duration::minutes(15);
+/// How long an expired, never approved request stays readable (as `expired`) before the
+/// sweeper removes it.
+pub const EXPIRED_RETENTION: Duration = Duration::days(1);
+/// How long a signed request, with its signatures and evidence, is kept.
+pub const SIGNED_RETENTION: Duration = Duration::days(3653);
+/// Most documents in one request.
+pub const MAX_DOCUMENTS: usize = 100;
+/// Longest document name, in characters.
+pub const MAX_NAME_CHARS: usize = 255;
+/// Domain separator that opens every canonical request.
+pub const CANONICAL_TAG: &str = "civis-sign-request-v1";
+
+/// The two signature formats (spec/signature-formats.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// CAdES-B-B, DER CMS.
+    Cades,
+    /// JAdES-B-B, compact JWS.
+    Jades,
+}
+
+impl Format {
+    /// The name used in requests, answers and the canonical encoding.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cades => "cades",
+            Self::Jades => "jades",
+        }
+    }
+
+    /// The format called `name`, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "cades" => Some(Self::Cades),
+            "jades" => Some(Self::Jades),
+            _ => None,
+        }
+    }
+}
+
+/// One document to sign: its name and SHA-256 digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    /// 1–255 characters, no control characters.
+    pub name: String,
+    /// SHA-256 of the document's bytes.
+    pub digest: [u8; 32],
+}
+
+/// A signature produced for one document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducedSignature {
+    /// The document's name.
+    pub name: String,
+    /// The format.
+    pub format: Format,
+    /// Standard base64 of the DER (`cades`) or the JWS (`jades`).
+    pub signature: String,
+}
+
+/// The approval as evidence: everything needed to re-check it offline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    /// The random half of the challenge.
+    pub nonce: [u8; 32],
+    /// The passkey's credential id (base64url).
+    pub credential_id: String,
+    /// The assertion's authenticator data.
+    pub authenticator_data: Vec<u8>,
+    /// The assertion's client data, as the browser sent it.
+    pub client_data_json: Vec<u8>,
+    /// The assertion signature (DER ECDSA).
+    pub signature: Vec<u8>,
+    /// The passkey's public key at approval time (SPKI DER).
+    pub credential_public_key: Vec<u8>,
+    /// The official's certificate that signed (DER).
+    pub certificate: Vec<u8>,
+    /// The WebAuthn RP ID.
+    pub rp_id: String,
+    /// The origin the assertion was made for.
+    pub origin: String,
+    /// When it was approved and signed.
+    pub approved_at: OffsetDateTime,
+}
+
+/// A sign request and, once approved, its signatures and evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignRequest {
+    /// Random id (UUID form).
+    pub id: String,
+    /// The official (citizen) who asked and alone may approve.
+    pub citizen_id: String,
+    /// The official key that will sign (the one live when the request was made).
+    pub official_id: String,
+    /// SHA-256 of that key's certificate (DER): the approval commits to the signer.
+    pub certificate_sha256: [u8; 32],
+    /// The format of every signature.
+    pub format: Format,
+    /// The documents, in the order given.
+    pub documents: Vec<Document>,
+    /// When it was made.
+    pub created_at: OffsetDateTime,
+    /// The approval deadline.
+    pub expires_at: OffsetDateTime,
+    /// The signatures and evidence once approved.
+    pub approval: Option<(Vec<ProducedSignature>, Approval)>,
+}
+
+/// What a request is, at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Waiting for approval.
+    Pending,
+    /// Approved and signed.
+    Signed,
+    /// Not approved in time; it never will be.
+    Expired,
+}
+
+impl Status {
+    /// The name in answers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Signed => "signed",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+impl SignRequest {
+    /// The status at `now`: signed once approved, expired from the deadline on.
+    pub fn status(&self, now: OffsetDateTime) -> Status {
+        if self.approval.is_some() {
+            Status::Signed
+        } else if now >= self.expires_at {
+            Status::Expired
+        } else {
+            Status::Pending
+        }
+    }
+
+    /// When the store may forget the record.
+    pub fn keep_until(&self) -> OffsetDateTime {
+        match &self.approval {
+            Some((_, a)) => a.approved_at + SIGNED_RETENTION,
+            None => self.expires_at + EXPIRED_RETENTION,
+        }
+    }
+
+    /// The canonical encoding the approval commits to: a sequence of fields, each a 4-byte
+    /// big-endian length and that many bytes: [`CANONICAL_TAG`], id, format, the signer
+    /// certificate's SHA-256 (32 bytes), the deadline (decimal Unix seconds), the number of
+    /// documents (decimal), then each document's name (UTF-8) and digest (32 bytes).
+    pub fn canonical(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut field = |bytes: &[u8]| {
+            let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(bytes);
+        };
+        field(CANONICAL_TAG.as_bytes());
+        field(self.id.as_bytes());
+        field(self.format.as_str().as_bytes());
+        field(&self.certificate_sha256);
+        field(self.expires_at.unix_timestamp().to_string().as_bytes());
+        field(self.documents.len().to_string().as_bytes());
+        for d in &self.documents {
+            field(d.name.as_bytes());
+            field(&d.digest);
+        }
+        out
+    }
+}
+
+/// The request a canonical encoding describes (the offline verifier reads it back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanonicalRequest {
+    /// Request id.
+    pub id: String,
+    /// Format name.
+    pub format: String,
+    /// The signer certificate's SHA-256.
+    pub certificate_sha256: [u8; 32],
+    /// The deadline, Unix seconds.
+    pub expires_at: i64,
+    /// The documents.
+    pub documents: Vec<Document>,
+}
+
+/// Reads a canonical encoding back; `Err` names what is wrong with it.
+///
+/// # Errors
+/// A message naming the malformed field.
+pub fn parse_canonical(bytes: &[u8]) -> std::result::Result<CanonicalRequest, String> {
+    let mut rest = bytes;
+    let mut next = |what: &str| -> std::result::Result<Vec<u8>, String> {
+        let (len, tail) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| format!("truncated before {what}"))?;
+        let len = usize::try_from(u32::from_be_bytes(*len)).map_err(|e| e.to_string())?;
+        if tail.len() < len {
+            return Err(format!("truncated inside {what}"));
+        }
+        let (value, tail) = tail.split_at(len);
+        rest = tail;
+        Ok(value.to_vec())
+    };
+    let text =
+        |b: Vec<u8>, what: &str| String::from_utf8(b).map_err(|_| format!("{what} is not UTF-8"));
+    if next("the tag")? != CANONICAL_TAG.as_bytes() {
+        return Err(format!("does not start with {CANONICAL_TAG}"));
+    }
+    let id = text(next("the id")?, "id")?;
+    let format = text(next("the format")?, "format")?;
+    let certificate_sha256: [u8; 32] = next("the certificate hash")?
+        .try_into()
+        .map_err(|_| "certificate hash is not 32 bytes".to_owned())?;
+    let expires_at: i64 = text(next("the deadline")?, "deadline")?
+        .parse()
+        .map_err(|_| "deadline is not a number".to_owned())?;
+    let count: usize = text(next("the count")?, "count")?
+        .parse()
+        .map_err(|_| "count is not a number".to_owned())?;
+    if count > MAX_DOCUMENTS {
+        return Err("too many documents".into());
+    }
+    let mut documents = Vec::with_capacity(count);
+    for i in 0..count {
+        let name = text(next("a document name")?, "document name")?;
+        let digest: [u8; 32] = next("a digest")?
+            .try_into()
+            .map_err(|_| format!("digest {i} is not 32 bytes"))?;
+        documents.push(Document { name, digest });
+    }
+    if !rest.is_empty() {
+        return Err("bytes after the last document".into());
+    }
+    Ok(CanonicalRequest {
+        id,
+        format,
+        certificate_sha256,
+        expires_at,
+        documents,
+    })
+}
+
+/// A request as the caller sends it, unchecked.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    /// `(name, base64url digest)` pairs.
+    pub documents: Vec<(String, String)>,
+    /// Format name.
+    pub format: String,
+}
+
+/// Checks every field, reporting all problems at once.
+///
+/// # Errors
+/// [`DomainError::Invalid`] listing every bad field.
+pub fn validate(input: &NewRequest) -> Result<(Format, Vec<Document>)> {
+    let mut errors = Vec::new();
+    let format = Format::parse(&input.format);
+    if format.is_none() {
+        errors.push(FieldError {
+            field: "format",
+            detail: "must be \"cades\" or \"jades\"".into(),
+        });
+    }
+    let n = input.documents.len();
+    if n == 0 || n > MAX_DOCUMENTS {
+        errors.push(FieldError {
+            field: "documents",
+            detail: format!("must hold 1 to {MAX_DOCUMENTS} documents, not {n}"),
+        });
+    }
+    let mut documents = Vec::with_capacity(n);
+    for (i, (name, digest)) in input.documents.iter().enumerate() {
+        let chars = name.chars().count();
+        if chars == 0 || chars > MAX_NAME_CHARS {
+            errors.push(FieldError {
+                field: "documents",
+                detail: format!("documents[{i}].name must be 1 to {MAX_NAME_CHARS} characters"),
+            });
+        } else if name.chars().any(char::is_control) {
+            errors.push(FieldError {
+                field: "documents",
+                detail: format!("documents[{i}].name must not contain control characters"),
+            });
+        }
+        let decoded = URL_SAFE_NO_PAD
+            .decode(digest)
+            .ok()
+            .and_then(|d| <[u8; 32]>::try_from(d).ok());
+        match decoded {
+            Some(d) => documents.push(Document {
+                name: name.clone(),
+                digest: d,
+            }),
+            None => errors.push(FieldError {
+                field: "documents",
+                detail: format!(
+                    "documents[{i}].digest must be a SHA-256 digest: 32 bytes, base64url without padding"
+                ),
+            }),
+        }
+    }
+    match format {
+        Some(f) if errors.is_empty() => Ok((f, documents)),
+        _ => Err(DomainError::Invalid(errors)),
+    }
+}
+
+impl Pki<'_> {
+    /// Creates a pending request for `citizen_id`, who must hold a live official key.
+    ///
+    /// # Errors
+    /// [`DomainError::Forbidden`] when the citizen is not an official (now);
+    /// [`DomainError::Invalid`] naming every bad field; storage errors.
+    pub fn create_request(
+        &self,
+        citizen_id: &str,
+        input: &NewRequest,
+        now: OffsetDateTime,
+    ) -> Result<SignRequest> {
+        let official = self
+            .store
+            .officials()
+            .current(citizen_id)?
+            .filter(|o| o.revoked_at.is_none() && now <= o.not_after)
+            .ok_or(DomainError::Forbidden("not an official"))?;
+        let (format, documents) = validate(input)?;
+        let request = SignRequest {
+            id: new_id(self.rng)?,
+            citizen_id: citizen_id.to_owned(),
+            official_id: official.id,
+            certificate_sha256: sha256(&official.certificate),
+            format,
+            documents,
+            created_at: now,
+            expires_at: now + APPROVAL_WINDOW,
+            approval: None,
+        };
+        self.store
+            .transact(|tx| tx.sign_requests().insert(&request))?;
+        Ok(request)
+    }
+
+    /// The request `id` of `citizen_id`; another official's request is "not found".
+    ///
+    /// # Errors
+    /// [`DomainError::NotFound`]; storage errors.
+    pub fn request_of(&self, citizen_id: &str, id: &str) -> Result<SignRequest> {
+        self.store
+            .sign_requests()
+            .get(id)?
+            .filter(|r| r.citizen_id == citizen_id)
+            .ok_or(DomainError::NotFound("sign request"))
+    }
+
+    /// The request `id`, whoever made it (the admin reads evidence).
+    ///
+    /// # Errors
+    /// [`DomainError::NotFound`]; storage errors.
+    pub fn request(&self, id: &str) -> Result<SignRequest> {
+        self.store
+            .sign_requests()
+            .get(id)?
+            .ok_or(DomainError::NotFound("sign request"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> SignRequest {
+        SignRequest {
+            id: "r1".into(),
+            citizen_id: "c".into(),
+            official_id: "o".into(),
+            certificate_sha256: [7; 32],
+            format: Format::Cades,
+            documents: vec![
+                Document {
+                    name: "a.pdf".into(),
+                    digest: [1; 32],
+                },
+                Document {
+                    name: "b".into(),
+                    digest: [2; 32],
+                },
+            ],
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            expires_at: OffsetDateTime::UNIX_EPOCH + Duration::seconds(900),
+            approval: None,
+        }
+    }
+
+    #[test]
+    fn the_canonical_encoding_is_length_prefixed_fields() {
+        let bytes = request().canonical();
+        let mut expected = Vec::new();
+        for f in [
+            CANONICAL_TAG.as_bytes(),
+            b"r1",
+            b"cades",
+            &[7; 32],
+            b"900",
+            b"2",
+            b"a.pdf",
+            &[1; 32],
+            b"b",
+            &[2; 32],
+        ] {
+            expected.extend_from_slice(&u32::try_from(f.len()).unwrap().to_be_bytes());
+            expected.extend_from_slice(f);
+        }
+        assert_eq!(bytes, expected);
+        let back = parse_canonical(&bytes).unwrap();
+        assert_eq!(back.documents, request().documents);
+        assert_eq!((back.id.as_str(), back.expires_at), ("r1", 900));
+    }
+
+    #[test]
+    fn names_cannot_shift_into_digests() {
+        // Moving a byte between adjacent fields changes the encoding.
+        let mut a = request();
+        a.documents[0].name = "a.pdfb".into();
+        a.documents[1].name = String::new();
+        assert_ne!(a.canonical(), request().canonical());
+    }
+
+    #[test]
+    fn a_truncated_or_extended_encoding_does_not_parse() {
+        let bytes = request().canonical();
+        assert!(parse_canonical(&bytes[..bytes.len() - 1]).is_err());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(parse_canonical(&longer).is_err());
+    }
+
+    #[test]
+    fn every_bad_field_is_reported_at_once() {
+        let input = NewRequest {
+            documents: vec![
+                ("".into(), "AAAA".into()),
+                ("ok".into(), URL_SAFE_NO_PAD.encode([0u8; 32])),
+                ("bad\u{7}".into(), "!!".into()),
+            ],
+            format: "pdf".into(),
+        };
+        let Err(DomainError::Invalid(errors)) = validate(&input) else {
+            panic!("invalid");
+        };
+        let details: Vec<&str> = errors.iter().map(|e| e.detail.as_str()).collect();
+        assert_eq!(errors.len(), 5, "{details:?}");
+        assert!(details.iter().any(|d| d.starts_with("documents[2].name")));
+        assert!(errors.iter().any(|e| e.field == "format"));
+        let empty = NewRequest {
+            documents: vec![],
+            format: "cades".into(),
+        };
+        assert!(validate(&empty).is_err());
+    }
+}
