@@ -139,7 +139,12 @@ impl Approvals<'_> {
         request_id: &str,
         now: OffsetDateTime,
     ) -> Result<SignRequest> {
-        let request = self.pki.request_of(citizen_id, request_id)?;
+        let request = self.pki.request(request_id)?;
+        if request.citizen_id != citizen_id {
+            return Err(DomainError::Forbidden(
+                "only the official who asked may approve",
+            ));
+        }
         match request.status(now) {
             Status::Pending => Ok(request),
             Status::Signed => Err(DomainError::Conflict("the request is already signed")),

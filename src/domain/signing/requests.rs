@@ -353,7 +353,10 @@ impl Pki<'_> {
             format,
             documents,
             created_at: now,
-            expires_at: now + APPROVAL_WINDOW,
+            // Whole seconds: the deadline is exactly what the canonical encoding commits to.
+            expires_at: (now + APPROVAL_WINDOW)
+                .replace_nanosecond(0)
+                .unwrap_or(now + APPROVAL_WINDOW),
             approval: None,
         };
         self.store
