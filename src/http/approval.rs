@@ -101,7 +101,7 @@ async fn approval_page(
                 }
             }
             @if pending {
-                p { "Approve before " (request.expires_at.time().to_string()) " UTC." }
+                p { "Approve before " (deadline(&request)) " UTC." }
                 button type="button" id="approve" { "Sign with passkey" }
             } @else {
                 p id="request-status" class="ok" {
@@ -114,6 +114,12 @@ async fn approval_page(
             }
         },
     ))
+}
+
+/// The deadline as the page shows it: `2026-12-02 17:15`.
+fn deadline(request: &crate::domain::signing::requests::SignRequest) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    request.expires_at.format(&format).unwrap_or_default()
 }
 
 /// The signed-in citizen, or 401.

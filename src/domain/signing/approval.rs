@@ -100,6 +100,15 @@ fn es256_spki(passkey: &StoredPasskey) -> Option<Vec<u8>> {
     PublicKey::p256(&point).ok().map(|k| k.spki_der())
 }
 
+/// What an approval produced before it is recorded.
+struct Signed {
+    signatures: Vec<ProducedSignature>,
+    approval: Approval,
+    passkey_id: String,
+    result: webauthn_rs::prelude::AuthenticationResult,
+    key_id: String,
+}
+
 /// Sign requests approved with a passkey: the PKI for keys and records, webauthn-rs for
 /// the ceremony.
 pub struct Approvals<'a> {
@@ -237,34 +246,20 @@ impl Approvals<'_> {
             ));
         }
         let request = self.pending(citizen_id, request_id, now)?;
-        let verified = self.verify(&ceremony, assertion, citizen_id);
-        let (passkey, result) = match verified {
+        // One try per ceremony: whatever refuses it from here on also drops it.
+        let outcome = self.verify_and_sign(&ceremony, &request, assertion, citizen_id, now);
+        let Signed {
+            signatures,
+            approval,
+            passkey_id,
+            result,
+            key_id,
+        } = match outcome {
             Ok(v) => v,
             Err(e) => {
                 self.consume(ceremony_id)?;
                 return Err(e);
             }
-        };
-        let key = match self.pki.official_key(citizen_id, now) {
-            Ok(k) if k.id == request.official_id => k,
-            Ok(_) => return Err(DomainError::Conflict("the official's signing key changed")),
-            Err(DomainError::NotFound(_)) => {
-                return Err(DomainError::Forbidden("the official can no longer sign"));
-            }
-            Err(e) => return Err(e),
-        };
-        let signatures = self.sign_all(&request, &key, now)?;
-        let approval = Approval {
-            nonce: ceremony.nonce,
-            credential_id: passkey.id.clone(),
-            authenticator_data: assertion.response.authenticator_data.clone(),
-            client_data_json: assertion.response.client_data_json.clone(),
-            signature: assertion.response.signature.clone(),
-            credential_public_key: es256_spki(&passkey).unwrap_or_default(),
-            certificate: key.certificate.clone(),
-            rp_id: ceremony.rp_id.clone(),
-            origin: client_origin(&assertion.response.client_data_json),
-            approved_at: now,
         };
         self.pki.store.transact(|tx| {
             tx.sign_requests()
@@ -283,22 +278,22 @@ impl Approvals<'_> {
             }
             let official = tx
                 .officials()
-                .get(&key.id)?
+                .get(&key_id)?
                 .ok_or(DomainError::NotFound("official"))?;
             if official.revoked_at.is_some() {
                 return Err(DomainError::Forbidden("the official can no longer sign"));
             }
             let mut credential = tx
                 .passkeys()
-                .credential(&passkey.id)?
+                .credential(&passkey_id)?
                 .filter(|c| c.revoked_at.is_none())
-                .ok_or_else(|| Refusal::PasskeyUnknown(format!("revoked: {}", passkey.id)))?;
+                .ok_or_else(|| Refusal::PasskeyUnknown(format!("revoked: {passkey_id}")))?;
             let stored: Credential = credential.passkey.clone().into();
             if result.counter() > 0 && result.counter() <= stored.counter {
                 return Err(Refusal::PossibleClone(format!(
                     "concurrent use with counter {}: credential {}",
                     result.counter(),
-                    passkey.id
+                    passkey_id
                 ))
                 .into());
             }
@@ -308,6 +303,47 @@ impl Approvals<'_> {
             current.approval = Some((signatures.clone(), approval.clone()));
             tx.sign_requests().update(&current);
             Ok(current)
+        })
+    }
+
+    /// The checks and signing between reading the ceremony and recording the approval:
+    /// the assertion (webauthn-rs), the official's live key, and one signature per document.
+    fn verify_and_sign(
+        &self,
+        ceremony: &ApprovalCeremony,
+        request: &SignRequest,
+        assertion: &PublicKeyCredential,
+        citizen_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Signed> {
+        let (passkey, result) = self.verify(ceremony, assertion, citizen_id)?;
+        let key = match self.pki.official_key(citizen_id, now) {
+            Ok(k) if k.id == request.official_id => k,
+            Ok(_) => return Err(DomainError::Conflict("the official's signing key changed")),
+            Err(DomainError::NotFound(_)) => {
+                return Err(DomainError::Forbidden("the official can no longer sign"));
+            }
+            Err(e) => return Err(e),
+        };
+        let signatures = self.sign_all(request, &key, now)?;
+        let approval = Approval {
+            nonce: ceremony.nonce,
+            credential_id: passkey.id.clone(),
+            authenticator_data: assertion.response.authenticator_data.clone(),
+            client_data_json: assertion.response.client_data_json.clone(),
+            signature: assertion.response.signature.clone(),
+            credential_public_key: es256_spki(&passkey).unwrap_or_default(),
+            certificate: key.certificate.clone(),
+            rp_id: ceremony.rp_id.clone(),
+            origin: client_origin(&assertion.response.client_data_json),
+            approved_at: now,
+        };
+        Ok(Signed {
+            signatures,
+            approval,
+            passkey_id: passkey.id,
+            result,
+            key_id: key.id,
         })
     }
 
