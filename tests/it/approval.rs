@@ -403,6 +403,32 @@ async fn requests_are_validated_and_only_officials_may_make_them() {
         .await;
     assert_eq!(r.status, 401);
 
+    // A token of the same official without scope `sign`, and a machine token: 403.
+    let web = server.web_client().await;
+    let mut device = o.device;
+    let (code, _) = server.code_for(&web.id, &mut device, None).await;
+    let plain_token = server
+        .redeem(web.auth(), &code, VERIFIER)
+        .await
+        .tokens()
+        .access;
+    let r = create_request(&server, &plain_token, "cades").await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(r.json()["error"], "insufficient_scope");
+    let machine = server.machine_client("Robot", "sign").await;
+    let machine_token = server
+        .client_credentials(machine.auth())
+        .await
+        .tokens()
+        .access;
+    assert_eq!(
+        create_request(&server, &machine_token, "cades")
+            .await
+            .status,
+        403
+    );
+    let o = Official { device, ..o };
+
     // Another official's request is not found, through the API or the page.
     let id = new_request(&server, &o, "cades").await;
     let other = signed_in(&server, "SIGN-2003", true).await;
