@@ -270,6 +270,9 @@ async fn an_official_approves_a_batch_with_a_passkey_and_the_signatures_and_evid
     b["assertion"]["client_data_json"] = URL_SAFE_NO_PAD.encode(client_data.to_string()).into();
     tampered.push((b, "challenge"));
     let mut b = bundle.clone();
+    b["nonce"] = flip(bundle["nonce"].as_str().unwrap(), 0).into();
+    tampered.push((b, "challenge"));
+    let mut b = bundle.clone();
     b["assertion"]["authenticator_data"] = flip(
         bundle["assertion"]["authenticator_data"].as_str().unwrap(),
         36,
