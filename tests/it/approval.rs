@@ -558,3 +558,58 @@ async fn two_concurrent_approvals_sign_once() {
     let done = status(&server, &o, &id).await;
     assert_eq!(done["signatures"].as_array().unwrap().len(), 2);
 }
+
+/// The approval page in headless Chromium (tests/browser/approve.mjs): the official enrols a
+/// second passkey in the browser, signs in, and approves with **Sign with passkey**. Skipped
+/// without `tests/browser/setup.sh` locally; required under CI.
+#[tokio::test]
+async fn an_official_approves_in_headless_chromium() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let ready = std::path::Path::new(&chromium).exists()
+        && root()
+            .join("tests/browser/node_modules/playwright-core")
+            .exists();
+    if !ready {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium and playwright-core are required under CI (tests/browser/setup.sh)"
+        );
+        eprintln!("SKIP an_official_approves_in_headless_chromium: run tests/browser/setup.sh");
+        return;
+    }
+    let data = tempdir();
+    let server = plain(&data);
+    let o = signed_in(&server, "SIGN-8001", true).await;
+    let id = new_request(&server, &o, "jades").await;
+    let code = server.new_enrolment_code(&o.citizen_id).await;
+    let enrolment_url = server.at(&format!("/enrol?code={code}"));
+    let login_url = server.at("/login");
+    let approval_url = server.at(&format!("/sign/requests/{id}"));
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg("tests/browser/approve.mjs")
+            .args([&enrolment_url, &login_url, &approval_url])
+            .current_dir(root())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.stderr()
+    );
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let rows = summary["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{summary}");
+    assert!(
+        rows[0].as_str().unwrap().contains(&digest(DOC_A)),
+        "{summary}"
+    );
+    assert_eq!(summary["buttons_after"], 0, "{summary}");
+    assert_eq!(summary["shown_after"], "Signed", "{summary}");
+    assert_eq!(status(&server, &o, &id).await["status"], "signed");
+}
