@@ -302,3 +302,74 @@ impl SignRequests<&mut Tx<'_>> {
             .transpose()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::store::record::{decode, encode};
+
+    fn signed() -> SignRequest {
+        let at = datetime!(2026-12-02 17:00 UTC);
+        SignRequest {
+            id: "r".into(),
+            citizen_id: "c".into(),
+            official_id: "o".into(),
+            certificate_sha256: [3; 32],
+            format: Format::Jades,
+            documents: vec![Document {
+                name: "a.pdf".into(),
+                digest: [1; 32],
+            }],
+            created_at: at,
+            expires_at: at + time::Duration::minutes(15),
+            approval: Some((
+                vec![ProducedSignature {
+                    name: "a.pdf".into(),
+                    format: Format::Jades,
+                    signature: "h..s".into(),
+                }],
+                Approval {
+                    nonce: [9; 32],
+                    credential_id: "cred".into(),
+                    authenticator_data: vec![1, 2],
+                    client_data_json: b"{}".to_vec(),
+                    signature: vec![3],
+                    credential_public_key: vec![4],
+                    certificate: vec![5],
+                    rp_id: "localhost".into(),
+                    origin: "http://localhost:1".into(),
+                    approved_at: at + time::Duration::minutes(1),
+                },
+            )),
+        }
+    }
+
+    #[test]
+    fn a_signed_request_round_trips_and_names_its_retention_as_expires_at() {
+        let bytes = encode(&StoredSignRequest::from(&signed()));
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(value["v"], "1");
+        // The sweeper reads `data.expires_at`: for a signed request, ten years on.
+        assert_eq!(value["data"]["expires_at"], "2036-12-02T17:01:00Z");
+        assert_eq!(value["data"]["approve_by"], "2026-12-02T17:15:00Z");
+        let back = decode::<StoredSignRequest>(b"r", &bytes)
+            .unwrap()
+            .into_domain(b"r")
+            .unwrap();
+        assert_eq!(back, signed());
+    }
+
+    #[test]
+    fn a_corrupt_digest_is_reported_not_misread() {
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&encode(&StoredSignRequest::from(&signed()))).unwrap();
+        value["data"]["documents"][0]["digest"] = "AAAA".into();
+        let bytes = serde_json::to_vec(&value).unwrap();
+        let err = decode::<StoredSignRequest>(b"r", &bytes)
+            .unwrap()
+            .into_domain(b"r");
+        assert!(matches!(err, Err(StoreError::Corrupt { .. })), "{err:?}");
+    }
+}
