@@ -173,10 +173,15 @@ fn view(r: &SignRequest, now: OffsetDateTime) -> RequestView {
 pub async fn create_request(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<CreateRequest>,
+    body: Result<ApiJson<CreateRequest>, ApiError>,
 ) -> Response {
+    // Authentication first: a caller without a token learns nothing about the body's shape.
     let token = match bearer_token(&headers) {
         Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let body = match body {
+        Ok(ApiJson(b)) => b,
         Err(e) => return e.into_response(),
     };
     let input = NewRequest {

@@ -404,6 +404,12 @@ async fn requests_are_validated_and_only_officials_may_make_them() {
     assert_eq!(r.status, 401);
     let r = server
         .post("/sign/v1/requests")
+        .json(&json!({}))
+        .send()
+        .await;
+    assert_eq!(r.status, 401, "authentication before the body: {}", r.text);
+    let r = server
+        .post("/sign/v1/requests")
         .bearer("not-a-token")
         .json(&body)
         .send()
