@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
 use super::approval::derived_challenge;
-use super::requests::{SignRequest, parse_canonical};
+use super::canonical::parse_canonical;
+use super::requests::SignRequest;
 use crate::crypto::digest::sha256;
 use crate::crypto::pki::cert_pem;
 use crate::crypto::{cades, jades};

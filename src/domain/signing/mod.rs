@@ -10,6 +10,7 @@
 //! with" is never ambiguous.
 
 pub mod approval;
+pub mod canonical;
 pub mod crl;
 pub mod evidence;
 mod officials;
