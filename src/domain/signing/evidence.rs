@@ -312,3 +312,7 @@ pub fn verify(file: &[u8]) -> Result<Vec<String>, Failed> {
     ));
     Ok(ok)
 }
+
+#[cfg(test)]
+#[path = "evidence_tests.rs"]
+mod tests;
