@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/sign/requests/{id}", get(approval_page))
         .route("/sign/requests/{id}/start", post(start))
         .route("/sign/requests/{id}/finish", post(finish))
+        .route("/sign/requests/{id}/reject", post(reject))
 }
 
 /// The signed-in citizen, if any (on the blocking pool).
@@ -103,10 +104,13 @@ async fn approval_page(
             @if pending {
                 p { "Approve before " (deadline(&request)) " UTC." }
                 button type="button" id="approve" { "Sign with passkey" }
+                " "
+                button type="button" id="reject" class="secondary" { "Reject" }
             } @else {
                 p id="request-status" class="ok" {
                     @match status {
                         Status::Signed => "Signed",
+                        Status::Rejected => "Rejected: nothing was signed.",
                         Status::Expired => "Expired: this request can no longer be approved.",
                         Status::Pending => "",
                     }
@@ -144,6 +148,21 @@ async fn start(
         .run(move |s| s.approvals().start(&citizen, &id, s.now()))
         .await?;
     Ok(axum::Json(Started::<RequestChallengeResponse> { ceremony, options }).into_response())
+}
+
+async fn reject(
+    State(state): State<AppState>,
+    _o: SameOrigin,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let citizen = session_citizen(&state, headers).await?;
+    let request_id = id.clone();
+    state
+        .run(move |s| s.approvals().reject(&citizen, &request_id, s.now()))
+        .await?;
+    tracing::info!(request_id = %id, "sign request rejected");
+    Ok(axum::Json(serde_json::json!({ "status": "rejected", "id": id })).into_response())
 }
 
 /// Body of `/sign/requests/{id}/finish`.

@@ -74,7 +74,7 @@ pub struct SignatureOut {
 pub struct RequestView {
     /// Request id.
     pub id: String,
-    /// `pending`, `signed` or `expired` (`rejected` is reserved).
+    /// `pending`, `signed`, `rejected` or `expired`.
     pub status: String,
     /// The approval deadline (RFC 3339).
     #[serde(with = "time::serde::rfc3339")]

@@ -66,6 +66,8 @@ struct SignRequestV1 {
     #[serde(with = "time::serde::rfc3339")]
     expires_at: OffsetDateTime,
     approval: Option<ApprovalV1>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    rejected_at: Option<OffsetDateTime>,
 }
 
 record_v1!(StoredSignRequest, SIGN_REQUESTS, SignRequestV1);
@@ -112,6 +114,7 @@ impl From<&SignRequest> for StoredSignRequest {
             created_at: r.created_at,
             approve_by: r.expires_at,
             expires_at: r.keep_until(),
+            rejected_at: r.rejected_at,
             approval: r.approval.as_ref().map(|(sigs, a)| ApprovalV1 {
                 nonce: b64(&a.nonce),
                 credential_id: a.credential_id.clone(),
@@ -193,6 +196,7 @@ impl StoredSignRequest {
             created_at: r.created_at,
             expires_at: r.approve_by,
             approval,
+            rejected_at: r.rejected_at,
         })
     }
 }
@@ -343,6 +347,7 @@ mod tests {
                     approved_at: at + time::Duration::minutes(1),
                 },
             )),
+            rejected_at: None,
         }
     }
 

@@ -631,3 +631,46 @@ async fn an_official_approves_in_headless_chromium() {
     assert_eq!(summary["shown_after"], "Signed", "{summary}");
     assert_eq!(status(&server, &o, &id).await["status"], "signed");
 }
+
+#[tokio::test]
+async fn a_rejected_request_is_never_signed() {
+    let data = tempdir();
+    let server = plain(&data);
+    let mut o = signed_in(&server, "SIGN-9001", true).await;
+    let id = new_request(&server, &o, "cades").await;
+    let page = server
+        .get(&format!("/sign/requests/{id}"))
+        .cookie(&o.cookie)
+        .send()
+        .await;
+    assert!(page.text.contains(">Reject</button>"), "{}", page.text);
+    let (ceremony, cred) = assertion(&server, &o.cookie, &id, &mut o.device).await;
+    let reject = |cookie: String| {
+        server
+            .post(&format!("/sign/requests/{id}/reject"))
+            .cookie(&cookie)
+            .json(&json!({}))
+            .send()
+    };
+    let other = signed_in(&server, "SIGN-9002", true).await;
+    assert_eq!(reject(other.cookie.clone()).await.status, 403);
+    let r = reject(o.cookie.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(reject(o.cookie.clone()).await.status, 409, "once");
+    // An approval already under way cannot sign it any more.
+    let r = finish(&server, &o.cookie, &id, &ceremony, &cred).await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    let done = status(&server, &o, &id).await;
+    assert_eq!(done["status"], "rejected");
+    assert_eq!(done["signatures"], json!([]));
+    let page = server
+        .get(&format!("/sign/requests/{id}"))
+        .cookie(&o.cookie)
+        .send()
+        .await;
+    assert!(
+        page.text.contains("Rejected") && !page.text.contains("<button"),
+        "{}",
+        page.text
+    );
+}

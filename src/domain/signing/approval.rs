@@ -156,9 +156,29 @@ impl Approvals<'_> {
         }
         match request.status(now) {
             Status::Pending => Ok(request),
-            Status::Signed => Err(DomainError::Conflict("the request is already signed")),
-            Status::Expired => Err(DomainError::Conflict("the request has expired")),
+            other => Err(not_pending(other)),
         }
+    }
+
+    /// The official declines the request: it moves to rejected (once) and is never signed.
+    ///
+    /// # Errors
+    /// As [`Approvals::start`].
+    pub fn reject(&self, citizen_id: &str, request_id: &str, now: OffsetDateTime) -> Result<()> {
+        self.pending(citizen_id, request_id, now)?;
+        self.pki.store.transact(|tx| {
+            let mut current = tx
+                .sign_requests()
+                .get(request_id)?
+                .ok_or(DomainError::NotFound("sign request"))?;
+            match current.status(now) {
+                Status::Pending => {}
+                other => return Err(not_pending(other)),
+            }
+            current.rejected_at = Some(now);
+            tx.sign_requests().update(&current);
+            Ok(())
+        })
     }
 
     /// Starts an approval by the signed-in official `citizen_id`: options that allow only
@@ -271,10 +291,7 @@ impl Approvals<'_> {
                 .ok_or(DomainError::NotFound("sign request"))?;
             match current.status(now) {
                 Status::Pending => {}
-                Status::Signed => {
-                    return Err(DomainError::Conflict("the request is already signed"));
-                }
-                Status::Expired => return Err(DomainError::Conflict("the request has expired")),
+                other => return Err(not_pending(other)),
             }
             let official = tx
                 .officials()
@@ -407,6 +424,15 @@ impl Approvals<'_> {
             })
             .collect()
     }
+}
+
+/// Why a request that is no longer pending cannot be approved or rejected (→ 409).
+fn not_pending(status: Status) -> DomainError {
+    DomainError::Conflict(match status {
+        Status::Signed => "the request is already signed",
+        Status::Rejected => "the request was rejected",
+        Status::Expired | Status::Pending => "the request has expired",
+    })
 }
 
 /// The `origin` member of client data (webauthn-rs has checked it is ours).

@@ -132,6 +132,7 @@ mod tests {
             created_at: OffsetDateTime::UNIX_EPOCH,
             expires_at: OffsetDateTime::UNIX_EPOCH + Duration::seconds(900),
             approval: None,
+            rejected_at: None,
         }
     }
 

@@ -25,6 +25,7 @@ fn request() -> SignRequest {
         created_at: OffsetDateTime::UNIX_EPOCH,
         expires_at: OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(900),
         approval: None,
+        rejected_at: None,
     }
 }
 

@@ -13,8 +13,8 @@ use crate::domain::{DomainError, FieldError, Result, new_id};
 
 /// How long an official has to approve a request.
 pub const APPROVAL_WINDOW: Duration = Duration::minutes(15);
-/// How long an expired, never approved request stays readable (as `expired`) before the
-/// sweeper removes it.
+/// How long an expired or rejected request stays readable (as such) before the sweeper
+/// removes it.
 pub const EXPIRED_RETENTION: Duration = Duration::days(1);
 /// How long a signed request, with its signatures and evidence, is kept.
 pub const SIGNED_RETENTION: Duration = Duration::days(3653);
@@ -116,6 +116,8 @@ pub struct SignRequest {
     pub expires_at: OffsetDateTime,
     /// The signatures and evidence once approved.
     pub approval: Option<(Vec<ProducedSignature>, Approval)>,
+    /// When the official declined it instead.
+    pub rejected_at: Option<OffsetDateTime>,
 }
 
 /// What a request is, at a given time.
@@ -125,6 +127,8 @@ pub enum Status {
     Pending,
     /// Approved and signed.
     Signed,
+    /// Declined by the official; nothing was signed.
+    Rejected,
     /// Not approved in time; it never will be.
     Expired,
 }
@@ -135,6 +139,7 @@ impl Status {
         match self {
             Self::Pending => "pending",
             Self::Signed => "signed",
+            Self::Rejected => "rejected",
             Self::Expired => "expired",
         }
     }
@@ -145,6 +150,8 @@ impl SignRequest {
     pub fn status(&self, now: OffsetDateTime) -> Status {
         if self.approval.is_some() {
             Status::Signed
+        } else if self.rejected_at.is_some() {
+            Status::Rejected
         } else if now >= self.expires_at {
             Status::Expired
         } else {
@@ -156,7 +163,7 @@ impl SignRequest {
     pub fn keep_until(&self) -> OffsetDateTime {
         match &self.approval {
             Some((_, a)) => a.approved_at + SIGNED_RETENTION,
-            None => self.expires_at + EXPIRED_RETENTION,
+            None => self.rejected_at.unwrap_or(self.expires_at) + EXPIRED_RETENTION,
         }
     }
 }
@@ -259,6 +266,7 @@ impl Pki<'_> {
                 .replace_nanosecond(0)
                 .unwrap_or(now + APPROVAL_WINDOW),
             approval: None,
+            rejected_at: None,
         };
         self.store
             .transact(|tx| tx.sign_requests().insert(&request))?;

@@ -170,6 +170,21 @@
   // Approval of a sign request: the challenge the server sends commits to exactly the
   // documents listed on this page; the button signs them with the official's passkey.
   const approve = document.getElementById("approve");
+  const reject = document.getElementById("reject");
+  if (reject) {
+    reject.addEventListener("click", async function () {
+      reject.disabled = true;
+      try {
+        await post("/sign/requests/" + encodeURIComponent(main.dataset.request) + "/reject", null);
+        reject.hidden = true;
+        if (approve) approve.hidden = true;
+        say("Rejected: nothing was signed.", "ok");
+      } catch (err) {
+        say(explain(err), "error");
+        reject.disabled = false;
+      }
+    });
+  }
   if (approve) {
     approve.addEventListener("click", async function () {
       if (!supported()) { say("This browser cannot use passkeys.", "error"); return; }
@@ -198,6 +213,7 @@
           },
         });
         approve.hidden = true;
+        if (reject) reject.hidden = true;
         say("Signed", "ok");
       } catch (err) {
         say(explain(err), "error");
