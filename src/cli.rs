@@ -28,6 +28,20 @@ enum Command {
     Keys(KeysCommand),
     /// Print the OpenAPI description (the source of spec/openapi.json).
     Openapi,
+    /// Signing evidence.
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum EvidenceCommand {
+    /// Check a signing-evidence bundle (the answer of GET /sign/v1/requests/{id}/evidence)
+    /// offline: exit 0 printing what was verified, 1 naming the failed check.
+    Verify {
+        /// The bundle (JSON).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,6 +169,28 @@ pub fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Evidence(EvidenceCommand::Verify { file }) => {
+            let bytes = match std::fs::read(&file) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: cannot read {}: {e}", file.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            match crate::domain::signing::evidence::verify(&bytes) {
+                Ok(lines) => {
+                    for l in lines {
+                        println!("ok: {l}");
+                    }
+                    println!("evidence verified");
+                    ExitCode::SUCCESS
+                }
+                Err(failed) => {
+                    eprintln!("FAILED: {failed}");
                     ExitCode::FAILURE
                 }
             }

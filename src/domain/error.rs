@@ -26,6 +26,9 @@ pub enum DomainError {
     /// A uniqueness rule was broken (→ 409). Holds a client-safe explanation.
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// The caller is known but may not do this (→ 403). Holds a client-safe explanation.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
     /// A passkey ceremony was refused (→ 400 with a plain-language message).
     #[error(transparent)]
     Refused(#[from] Refusal),

@@ -147,7 +147,7 @@ pub struct Passkeys<'a> {
 /// be absent or `false`, and a `topOrigin`, if present, must be one of ours. webauthn-rs
 /// 0.6.2 checks `origin`, but refuses `crossOrigin: true` only at registration and never
 /// reads `topOrigin`. The JSON is parsed, never compared as bytes (browsers add keys).
-fn same_origin_only(client_data_json: &[u8], ours: &[Url]) -> Result<(), Refusal> {
+pub(crate) fn same_origin_only(client_data_json: &[u8], ours: &[Url]) -> Result<(), Refusal> {
     let data: serde_json::Value = serde_json::from_slice(client_data_json)
         .map_err(|e| Refusal::CredentialRejected(format!("clientDataJSON unparsable: {e}")))?;
     match data.get("crossOrigin") {

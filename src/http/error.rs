@@ -123,6 +123,9 @@ impl ApiError {
                 "Conflict",
                 Some(why.into()),
             ),
+            Self::Domain(DomainError::Forbidden(why)) => {
+                parts(S::FORBIDDEN, "about:blank", "Forbidden", Some(why.into()))
+            }
             Self::Domain(DomainError::Refused(r)) => {
                 if matches!(r, crate::domain::Refusal::PossibleClone(_)) {
                     tracing::error!(refusal = %r, "possible cloned authenticator: login refused");

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod admin_clients;
 pub mod admin_signing;
+mod approval;
 mod authorize;
 pub mod client_addr;
 pub mod client_auth;
@@ -16,6 +17,7 @@ pub mod ops;
 pub mod pages;
 pub mod passkey;
 pub mod seal;
+pub mod signing;
 pub mod state;
 pub mod throttle;
 pub mod verify;
@@ -55,6 +57,8 @@ pub fn router(state: AppState) -> Router {
         .merge(admin_signing::router())
         .merge(pages::router())
         .merge(passkey::router())
+        .merge(signing::router())
+        .merge(approval::router())
         .merge(oidc::router())
         .merge(seal::router(state.config.max_body_bytes))
         .merge(verify::router())

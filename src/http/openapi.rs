@@ -18,6 +18,8 @@ use utoipa::{Modify, OpenApi};
         super::admin_signing::create_seal, super::admin_signing::get_seal,
         super::admin_signing::revoke_seal,
         super::seal::seal, super::verify::verify,
+        super::signing::create_request, super::signing::get_request,
+        super::signing::get_evidence,
     ),
     modifiers(&AdminAuth),
 )]
@@ -32,18 +34,25 @@ impl Modify for AdminAuth {
             "admin",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
-        components.add_security_scheme(
-            "client_token",
+        let token = |what: &str| {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
-                    .description(Some(
-                        "An access token of POST /token (client_credentials) with the scope the \
-                         operation names",
-                    ))
+                    .description(Some(what))
                     .build(),
+            )
+        };
+        components.add_security_scheme(
+            "client_token",
+            token(
+                "An access token of POST /token (client_credentials) with the scope the \
+                 operation names",
             ),
+        );
+        components.add_security_scheme(
+            "bearer",
+            token("An access token (RFC 9068) of a citizen's grant with scope sign"),
         );
     }
 }

@@ -41,6 +41,8 @@ pub struct PageData<'a> {
     pub code: Option<&'a str>,
     /// Where to go after signing in (a local path).
     pub return_to: Option<&'a str>,
+    /// The sign request being approved.
+    pub request: Option<&'a str>,
 }
 
 /// A complete page. Every value is escaped by the template engine (maud); only `body`,
@@ -70,7 +72,7 @@ pub fn page_with_form_targets(
             }
             body {
                 main id="main" data-page=[data.page] data-code=[data.code]
-                    data-return-to=[data.return_to] {
+                    data-return-to=[data.return_to] data-request=[data.request] {
                     h1 { (title) }
                     (body)
                     p id="status" role="status" aria-live="polite" {}

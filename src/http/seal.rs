@@ -9,8 +9,6 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::routing::post;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use super::error::{BearerError, Problem, Result};
@@ -18,7 +16,7 @@ use super::extract::ApiJson;
 use super::state::AppState;
 use crate::domain::oidc::verify::InvalidToken;
 use crate::domain::signing::documents::{self, DocumentInput};
-use crate::domain::signing::{MAX_SEAL_DOCUMENTS, SignatureFormat, Signed};
+use crate::domain::signing::{MAX_SEAL_DOCUMENTS, Signed};
 
 /// The body limit of this route (unless `--max-body-bytes` is larger): 1000 documents of
 /// about 100 bytes of JSON each already exceed the 64 KiB default, and 1 MiB holds 1000
@@ -107,11 +105,7 @@ pub struct SignatureView {
 
 impl From<Signed> for SignatureView {
     fn from(s: Signed) -> Self {
-        let signature = match s.format {
-            SignatureFormat::Cades => STANDARD.encode(&s.bytes),
-            // A JWS is ASCII by construction (base64url and dots).
-            SignatureFormat::Jades => String::from_utf8_lossy(&s.bytes).into_owned(),
-        };
+        let signature = s.encoded();
         Self {
             name: s.name,
             format: s.format.as_str(),

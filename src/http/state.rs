@@ -12,6 +12,7 @@ use crate::domain::citizens::Registry;
 use crate::domain::clients::Clients;
 use crate::domain::oidc::Provider;
 use crate::domain::passkeys::Passkeys;
+use crate::domain::signing::approval::Approvals;
 use crate::domain::signing::{CrlCache, Pki};
 use crate::domain::{Clock, OffsetClock, Rng};
 use crate::store::Store;
@@ -150,6 +151,16 @@ impl AppState {
             kek: self.keys.kek.as_ref(),
             validity: self.config.signing_cert_validity,
             crl: &self.crl,
+        }
+    }
+}
+
+impl AppState {
+    /// Sign requests and their approval with a passkey.
+    pub fn approvals(&self) -> Approvals<'_> {
+        Approvals {
+            pki: self.pki(),
+            webauthn: &self.webauthn,
         }
     }
 }

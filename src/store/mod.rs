@@ -55,6 +55,7 @@ pub mod oidc;
 mod passkeys;
 pub mod record;
 mod revocations;
+mod sign_requests;
 mod signatures;
 mod signing_keys;
 mod sled_backend;
@@ -70,6 +71,7 @@ pub use expiry::EXPIRY;
 pub use memory::MemoryBackend;
 pub use passkeys::{CEREMONIES, CREDENTIALS, Passkeys, SESSIONS};
 pub use revocations::{REVOCATIONS, Revocations};
+pub use sign_requests::{SIGN_APPROVALS, SIGN_REQUESTS, SignRequests};
 pub use signatures::{SIGNATURES, Signatures};
 pub use signing_keys::{SIGNING_KEYS, SIGNING_KEYS_BY_HOLDER, SigningKeys};
 pub use sled_backend::SledBackend;
@@ -193,6 +195,16 @@ pub const TREES: &[TreeSpec] = &[
     TreeSpec {
         name: SIGNATURES,
         durable: true,
+    },
+    // Signed requests carry the signatures and their evidence.
+    TreeSpec {
+        name: SIGN_REQUESTS,
+        durable: true,
+    },
+    // An approval ceremony lost in a crash is simply started again.
+    TreeSpec {
+        name: SIGN_APPROVALS,
+        durable: false,
     },
     // Index entries ride on the flush of the record they index.
     TreeSpec {

@@ -1,6 +1,7 @@
 //! The integration test binary: every test starts the real `civis` binary on 127.0.0.1:0 and
 //! talks to it over real HTTP(S). One binary keeps link time down.
 
+mod approval;
 mod assurance;
 mod authenticator;
 mod browser;

@@ -9,11 +9,15 @@
 //! expiring certificate) one call without a gap, and "the key an official or client signs
 //! with" is never ambiguous.
 
+pub mod approval;
+pub mod canonical;
 pub mod crl;
 pub mod documents;
+pub mod evidence;
 mod keys;
 mod officials;
 pub mod produce;
+pub mod requests;
 mod sealing;
 mod seals;
 pub mod verify;

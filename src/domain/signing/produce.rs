@@ -66,6 +66,19 @@ pub struct Signed {
 }
 
 impl Signed {
+    /// The signature as answers carry it (CONTRACT.md §5): standard base64 (with padding)
+    /// of the DER for `cades`, the JWS compact serialisation itself for `jades` (ASCII by
+    /// construction: base64url and dots).
+    pub fn encoded(&self) -> String {
+        match self.format {
+            SignatureFormat::Cades => {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD.encode(&self.bytes)
+            }
+            SignatureFormat::Jades => String::from_utf8_lossy(&self.bytes).into_owned(),
+        }
+    }
+
     /// The key the record of this signature is filed under: SHA-256 of its bytes.
     pub fn fingerprint(&self) -> [u8; 32] {
         sha256(&self.bytes)

@@ -1,4 +1,4 @@
-// civis.js: WebAuthn for the enrolment and login pages. No framework, no build step.
+// civis.js: WebAuthn for the enrolment, login and signature approval pages. No framework, no build step.
 // The server renders everything else; this file only runs the passkey ceremonies.
 "use strict";
 (function () {
@@ -165,5 +165,61 @@
         });
       });
     }
+  }
+
+  // Approval of a sign request: the challenge the server sends commits to exactly the
+  // documents listed on this page; the button signs them with the official's passkey.
+  const approve = document.getElementById("approve");
+  const reject = document.getElementById("reject");
+  if (reject) {
+    reject.addEventListener("click", async function () {
+      reject.disabled = true;
+      try {
+        await post("/sign/requests/" + encodeURIComponent(main.dataset.request) + "/reject", null);
+        reject.hidden = true;
+        if (approve) approve.hidden = true;
+        say("Rejected: nothing was signed.", "ok");
+      } catch (err) {
+        say(explain(err), "error");
+        reject.disabled = false;
+      }
+    });
+  }
+  if (approve) {
+    approve.addEventListener("click", async function () {
+      if (!supported()) { say("This browser cannot use passkeys.", "error"); return; }
+      approve.disabled = true;
+      say("Follow your device's instructions to use your passkey.");
+      const base = "/sign/requests/" + encodeURIComponent(main.dataset.request);
+      try {
+        const start = await post(base + "/start", null);
+        const pk = start.options.publicKey;
+        pk.challenge = toBuffer(pk.challenge);
+        (pk.allowCredentials || []).forEach(function (c) { c.id = toBuffer(c.id); });
+        const cred = await navigator.credentials.get({ publicKey: pk });
+        await post(base + "/finish", {
+          ceremony: start.ceremony,
+          credential: {
+            id: cred.id,
+            rawId: toB64url(cred.rawId),
+            type: cred.type,
+            response: {
+              authenticatorData: toB64url(cred.response.authenticatorData),
+              clientDataJSON: toB64url(cred.response.clientDataJSON),
+              signature: toB64url(cred.response.signature),
+              userHandle: cred.response.userHandle ? toB64url(cred.response.userHandle) : null,
+            },
+            extensions: cred.getClientExtensionResults ? cred.getClientExtensionResults() : {},
+          },
+        });
+        approve.hidden = true;
+        if (reject) reject.hidden = true;
+        say("Signed", "ok");
+      } catch (err) {
+        say(explain(err), "error");
+        approve.disabled = false;
+        approve.focus();
+      }
+    });
   }
 })();

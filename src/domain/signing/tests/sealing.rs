@@ -22,10 +22,7 @@ fn docs(n: usize) -> Vec<Document> {
 }
 
 fn wire(s: &Signed) -> String {
-    match s.format {
-        SignatureFormat::Cades => STANDARD.encode(&s.bytes),
-        SignatureFormat::Jades => String::from_utf8(s.bytes.clone()).unwrap(),
-    }
+    s.encoded()
 }
 
 fn input(s: &Signed, digest: &[u8; 32]) -> VerifyInput {

@@ -1,0 +1,157 @@
+//! Pins the challenge injection to webauthn-rs's behaviour with an independent software
+//! authenticator (1Password's passkey-rs): if a webauthn-rs update kept its own random
+//! challenge anywhere, or stopped checking the challenge, these fail.
+
+use passkey::authenticator::{Authenticator, UiHint, UserCheck, UserValidationMethod};
+use passkey::client::{Client, DefaultClientData};
+use passkey::types::Passkey as DevicePasskey;
+use passkey::types::ctap2::{Aaguid, Ctap2Error};
+use passkey::types::webauthn::{CredentialCreationOptions, CredentialRequestOptions};
+use webauthn_rs::prelude::{Passkey, PublicKeyCredential, Uuid, Webauthn};
+
+use super::*;
+
+const ORIGIN: &str = "http://localhost:8443";
+
+struct Verified;
+
+#[async_trait::async_trait]
+impl UserValidationMethod for Verified {
+    type PasskeyItem = DevicePasskey;
+
+    async fn check_user<'a>(
+        &self,
+        _hint: UiHint<'a, DevicePasskey>,
+        presence: bool,
+        verification: bool,
+    ) -> Result<UserCheck, Ctap2Error> {
+        Ok(UserCheck {
+            presence,
+            verification,
+        })
+    }
+
+    fn is_presence_enabled(&self) -> bool {
+        true
+    }
+
+    fn is_verification_enabled(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
+type Device = Client<Option<DevicePasskey>, Verified, public_suffix::PublicSuffixList, ()>;
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn page_json(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Array(items)
+            if !items.is_empty() && items.iter().all(|i| i.as_u64().is_some_and(|n| n <= 255)) =>
+        {
+            let bytes: Vec<u8> = items
+                .iter()
+                .filter_map(Value::as_u64)
+                .map(|n| u8::try_from(n).unwrap())
+                .collect();
+            Value::String(URL_SAFE_NO_PAD.encode(bytes))
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(page_json).collect()),
+        Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, page_json(v))).collect()),
+        other => other,
+    }
+}
+
+/// A relying party, a device and the passkey it enrolled.
+fn enrolled() -> (Webauthn, Device, Passkey) {
+    let url = url::Url::parse(ORIGIN).unwrap();
+    let webauthn = webauthn_rs::prelude::WebauthnBuilder::new("localhost", &url)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut authenticator = Authenticator::new(Aaguid::new_empty(), None, Verified);
+    authenticator.set_make_credentials_with_signature_counter(true);
+    let mut device = Client::new(authenticator).allows_insecure_localhost(true);
+    let (options, reg) = webauthn
+        .start_passkey_registration(Uuid::new_v4(), "ana", "Ana", None)
+        .unwrap();
+    let options: CredentialCreationOptions =
+        serde_json::from_value(serde_json::to_value(&options).unwrap()).unwrap();
+    let cred = block_on(device.register(&url, options, DefaultClientData)).unwrap();
+    let cred = serde_json::from_value(page_json(serde_json::to_value(cred).unwrap())).unwrap();
+    let passkey = webauthn.finish_passkey_registration(&cred, &reg).unwrap();
+    (webauthn, device, passkey)
+}
+
+fn assert_over(device: &mut Device, options: &RequestChallengeResponse) -> PublicKeyCredential {
+    let url = url::Url::parse(ORIGIN).unwrap();
+    let request: CredentialRequestOptions =
+        serde_json::from_value(serde_json::to_value(options).unwrap()).unwrap();
+    let cred = block_on(device.authenticate(&url, request, DefaultClientData)).unwrap();
+    serde_json::from_value(page_json(serde_json::to_value(cred).unwrap())).unwrap()
+}
+
+#[test]
+fn an_assertion_over_the_derived_challenge_verifies() {
+    let (webauthn, mut device, passkey) = enrolled();
+    let (mut options, state) = webauthn
+        .start_passkey_authentication(std::slice::from_ref(&passkey))
+        .unwrap();
+    let challenge = derived_challenge(b"request", &[9; 32]);
+    let state = inject_challenge(&mut options, &state, &challenge).unwrap();
+    assert_eq!(options.public_key.challenge.as_slice(), &challenge[..]);
+    let assertion = assert_over(&mut device, &options);
+    let result = webauthn.finish_passkey_authentication(&assertion, &state);
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[test]
+fn an_assertion_over_the_libraries_own_random_challenge_is_refused_after_the_swap() {
+    let (webauthn, mut device, passkey) = enrolled();
+    let (original, state) = webauthn
+        .start_passkey_authentication(std::slice::from_ref(&passkey))
+        .unwrap();
+    let mut options = original.clone();
+    let state = inject_challenge(&mut options, &state, &derived_challenge(b"r", &[1; 32])).unwrap();
+    let assertion = assert_over(&mut device, &original);
+    let result = webauthn.finish_passkey_authentication(&assertion, &state);
+    assert!(
+        matches!(result, Err(WebauthnError::MismatchedChallenge)),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn an_assertion_for_another_derived_challenge_is_refused() {
+    let (webauthn, mut device, passkey) = enrolled();
+    let (mut options, state) = webauthn
+        .start_passkey_authentication(std::slice::from_ref(&passkey))
+        .unwrap();
+    let state = inject_challenge(&mut options, &state, &derived_challenge(b"A", &[1; 32])).unwrap();
+    let mut other = options.clone();
+    other.public_key.challenge = derived_challenge(b"B", &[1; 32]).to_vec();
+    let assertion = assert_over(&mut device, &other);
+    assert!(
+        webauthn
+            .finish_passkey_authentication(&assertion, &state)
+            .is_err()
+    );
+}
+
+#[test]
+fn the_challenge_binds_request_and_nonce() {
+    assert_ne!(
+        derived_challenge(b"a", &[0; 32]),
+        derived_challenge(b"b", &[0; 32])
+    );
+    assert_ne!(
+        derived_challenge(b"a", &[0; 32]),
+        derived_challenge(b"a", &[1; 32])
+    );
+}

@@ -1,0 +1,279 @@
+//! The officials' signing API (CONTRACT.md §5): create a sign request, read its status and
+//! signatures, and read the approval evidence. Behind an access token with scope `sign`
+//! issued to a citizen (a grant); evidence also to the admin.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::error::{ApiError, BearerError, Problem};
+use super::extract::ApiJson;
+use super::state::AppState;
+use crate::domain::DomainError;
+use crate::domain::oidc::verify::InvalidToken;
+use crate::domain::signing::evidence;
+use crate::domain::signing::requests::{NewRequest, SignRequest};
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/sign/v1/requests", post(create_request))
+        .route("/sign/v1/requests/{id}", get(get_request))
+        .route("/sign/v1/requests/{id}/evidence", get(get_evidence))
+}
+
+/// One document to sign.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentIn {
+    /// 1–255 characters, no control characters.
+    pub name: String,
+    /// SHA-256 of the document, base64url without padding (32 bytes).
+    pub digest: String,
+}
+
+/// A sign request.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    /// 1–100 documents.
+    pub documents: Vec<DocumentIn>,
+    /// `cades` or `jades`.
+    pub format: String,
+}
+
+/// A request just made.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RequestCreated {
+    /// Request id.
+    pub id: String,
+    /// The page where the official approves it with a passkey.
+    pub approval_url: String,
+    /// The approval deadline (RFC 3339), 15 minutes after creation.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// One signature produced.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SignatureOut {
+    /// The document's name.
+    pub name: String,
+    /// `cades` or `jades`.
+    pub format: String,
+    /// Standard base64 of the DER (`cades`), or the JWS (`jades`).
+    pub signature: String,
+}
+
+/// A request's state.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RequestView {
+    /// Request id.
+    pub id: String,
+    /// `pending`, `signed`, `rejected` or `expired`.
+    pub status: String,
+    /// The approval deadline (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// The signatures, once signed (in the request's document order).
+    pub signatures: Vec<SignatureOut>,
+}
+
+fn bearer_token(headers: &HeaderMap) -> Result<String, BearerError> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(s, t)| s.eq_ignore_ascii_case("bearer") && !t.trim().is_empty())
+        .map(|(_, t)| t.trim().to_owned())
+        .ok_or(BearerError::Missing)
+}
+
+/// The citizen behind an access token with scope `sign` (on the blocking pool).
+fn official_of(state: &AppState, token: &str) -> Result<String, BearerError> {
+    let prov = state.provider();
+    let claims = prov
+        .verify_access_token(token, state.now())
+        .map_err(|e| match e {
+            InvalidToken::Internal(d) => BearerError::Internal(d),
+            other => BearerError::Invalid(other.to_string()),
+        })?;
+    let Some(gid) = claims.gid.as_deref() else {
+        return Err(BearerError::InsufficientScope("sign"));
+    };
+    if !claims.scope.split(' ').any(|s| s == "sign") {
+        return Err(BearerError::InsufficientScope("sign"));
+    }
+    let grant = state
+        .store
+        .grants()
+        .get(gid)
+        .map_err(|e| BearerError::Internal(e.into()))?
+        .ok_or_else(|| BearerError::Invalid("grant gone".into()))?;
+    Ok(grant.citizen_id)
+}
+
+/// An answer that is either an RFC 6750 bearer error or a problem.
+enum Failure {
+    Bearer(BearerError),
+    Api(ApiError),
+}
+
+impl From<BearerError> for Failure {
+    fn from(e: BearerError) -> Self {
+        Self::Bearer(e)
+    }
+}
+
+impl From<DomainError> for Failure {
+    fn from(e: DomainError) -> Self {
+        Self::Api(e.into())
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Bearer(e) => e.into_response(),
+            Self::Api(e) => e.into_response(),
+        }
+    }
+}
+
+fn view(r: &SignRequest, now: OffsetDateTime) -> RequestView {
+    RequestView {
+        id: r.id.clone(),
+        status: r.status(now).as_str().to_owned(),
+        expires_at: r.expires_at,
+        signatures: r
+            .approval
+            .iter()
+            .flat_map(|(sigs, _)| sigs)
+            .map(|s| SignatureOut {
+                name: s.name.clone(),
+                format: s.format.as_str().to_owned(),
+                signature: s.signature.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// Creates a pending sign request for the official behind the token.
+#[utoipa::path(post, path = "/sign/v1/requests", tag = "signing", security(("bearer" = ["sign"])),
+    request_body = CreateRequest,
+    responses(
+        (status = 201, body = RequestCreated),
+        (status = 401, description = "No, or an invalid, access token"),
+        (status = 403, body = Problem, description = "Not an official, or the token lacks scope sign"),
+        (status = 422, body = Problem, description = "Every bad field named")))]
+pub async fn create_request(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<ApiJson<CreateRequest>, ApiError>,
+) -> Response {
+    // Authentication first: a caller without a token learns nothing about the body's shape.
+    let token = match bearer_token(&headers) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let body = match body {
+        Ok(ApiJson(b)) => b,
+        Err(e) => return e.into_response(),
+    };
+    let input = NewRequest {
+        documents: body
+            .documents
+            .into_iter()
+            .map(|d| (d.name, d.digest))
+            .collect(),
+        format: body.format,
+    };
+    let issuer = state.issuer.clone();
+    let result = state
+        .run(move |s| -> Result<SignRequest, Failure> {
+            let citizen = official_of(s, &token)?;
+            Ok(s.pki().create_request(&citizen, &input, s.now())?)
+        })
+        .await;
+    match result {
+        Ok(r) => {
+            tracing::info!(request_id = %r.id, citizen_id = %r.citizen_id, documents = r.documents.len(), "sign request created");
+            let body = RequestCreated {
+                approval_url: format!("{issuer}/sign/requests/{}", r.id),
+                id: r.id.clone(),
+                expires_at: r.expires_at,
+            };
+            let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("/sign/v1/requests/{}", r.id)) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            resp
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The request's status and, once signed, its signatures (only to the same official).
+#[utoipa::path(get, path = "/sign/v1/requests/{id}", tag = "signing", security(("bearer" = ["sign"])),
+    params(("id" = String, Path, description = "Request id")),
+    responses((status = 200, body = RequestView), (status = 401, description = "No, or an invalid, access token"),
+        (status = 404, body = Problem, description = "Unknown, or another official's")))]
+pub async fn get_request(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let token = match bearer_token(&headers) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let result = state
+        .run(move |s| -> Result<RequestView, Failure> {
+            let citizen = official_of(s, &token)?;
+            let now = s.now();
+            Ok(view(&s.pki().request_of(&citizen, &id)?, now))
+        })
+        .await;
+    match result {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The approval evidence of a signed request: a self-contained bundle that
+/// `civis evidence verify` checks offline (to the same official, or the admin).
+#[utoipa::path(get, path = "/sign/v1/requests/{id}/evidence", tag = "signing",
+    security(("bearer" = ["sign"]), ("admin" = [])),
+    params(("id" = String, Path, description = "Request id")),
+    responses((status = 200, description = "The evidence bundle (spec/flows/signing-approval.md)"),
+        (status = 401, description = "No, or an invalid, access token"),
+        (status = 404, body = Problem, description = "Unknown, another official's, or not signed (yet)")))]
+pub async fn get_evidence(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let token = match bearer_token(&headers) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let admin = state.keys.admin_token.matches(token.as_bytes());
+    let result = state
+        .run(move |s| -> Result<serde_json::Value, Failure> {
+            let request = if admin {
+                s.pki().request(&id)?
+            } else {
+                s.pki().request_of(&official_of(s, &token)?, &id)?
+            };
+            evidence::bundle(&request).ok_or_else(|| DomainError::NotFound("signed request").into())
+        })
+        .await;
+    match result {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
