@@ -40,7 +40,9 @@
 //!   uses 3 s after 0.5 s of warm-up);
 //! - `TOKEN_BENCH_K=16,32`: connection counts;
 //! - `TOKEN_BENCH_ONLY=raw-warn,redeem-info`: series `reqwest`, `raw`, `pipelined`, `h2`,
-//!   `redeem`, `register`, each `-info` or `-warn` (default: all twelve);
+//!   `redeem`, `register`, `seal-cades`, `seal-jades`, `verify`, each `-info` or `-warn`
+//!   (default: all eighteen); the signing series are in `seal.rs` (digests sealed per
+//!   second in batches of 100, verifications per second, the server's peak memory);
 //! - `TOKEN_BENCH_BEFORE=/path/to/civis`: an earlier build, measured too; each series
 //!   alternates the two binaries in rounds (before, after, then after, before: a drift that
 //!   is linear in time favours neither) and the report prints after ÷ before;
@@ -61,6 +63,7 @@ mod codes;
 mod durable;
 mod load;
 mod report;
+mod seal;
 mod series;
 mod server;
 

@@ -165,11 +165,11 @@ pub fn print(runs: &[Run], bins: &[Bin], series: &[Series], b: &Baseline) {
     let token_series: Vec<Series> = series
         .iter()
         .copied()
-        .filter(|s| matches!(s.kind, Kind::Token(_)))
+        .filter(|s| matches!(s.kind, Kind::Token(_) | Kind::Seal(_)))
         .collect();
     if !token_series.is_empty() {
         println!(
-            "/token client_credentials ÷ raw signing at the best K, per client and log level (target ≥ {TARGET_RATIO}):"
+            "/token client_credentials tokens and sealed digests ÷ raw signing at the best K, per series and log level (target ≥ {TARGET_RATIO}):"
         );
         for &s in &token_series {
             for (bi, bin) in bins.iter().enumerate() {

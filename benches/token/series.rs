@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::codes::RelyingParty;
 use crate::durable::{redemption_point, registration_point};
 use crate::load::{Driver, Point, drive};
+use crate::seal::{Sealer, sealing_point, verification_point};
 use crate::server::{Server, register};
 use crate::{concurrency, load_runtime};
 
@@ -19,6 +20,10 @@ pub enum Kind {
     Redeem,
     /// `POST /admin/v1/citizens`.
     Register,
+    /// `POST /seal/v1/sign`, batches of 100 digests, in the format named.
+    Seal(&'static str),
+    /// `POST /verify/v1` of a sealed CAdES signature.
+    Verify,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -37,6 +42,9 @@ impl Series {
             Kind::Token(Driver::H2),
             Kind::Redeem,
             Kind::Register,
+            Kind::Seal("cades"),
+            Kind::Seal("jades"),
+            Kind::Verify,
         ];
         ["info", "warn"]
             .into_iter()
@@ -50,6 +58,9 @@ impl Series {
             Kind::Token(d) => d.key(),
             Kind::Redeem => "redeem",
             Kind::Register => "register",
+            Kind::Seal("cades") => "seal-cades",
+            Kind::Seal(_) => "seal-jades",
+            Kind::Verify => "verify",
         };
         format!("{kind}-{}", self.log_level)
     }
@@ -59,6 +70,11 @@ impl Series {
             Kind::Token(d) => format!("POST /token client_credentials, {}", d.name()),
             Kind::Redeem => "POST /token authorization_code + PKCE, reqwest".into(),
             Kind::Register => "POST /admin/v1/citizens, reqwest".into(),
+            Kind::Seal(f) => format!(
+                "POST /seal/v1/sign {f}, {} digests a call, reqwest",
+                crate::seal::BATCH
+            ),
+            Kind::Verify => "POST /verify/v1 (CAdES), reqwest".into(),
         }
     }
 
@@ -68,6 +84,8 @@ impl Series {
             Kind::Token(d) => format!("client_credentials, {}", d.name()),
             Kind::Redeem => "code redemption".into(),
             Kind::Register => "citizen registration".into(),
+            Kind::Seal(f) => format!("sealed digests, {f}"),
+            Kind::Verify => "verification".into(),
         }
     }
 }
@@ -100,6 +118,10 @@ pub fn run(series: Series, bins: &[Bin], bin: usize, round: usize, measure: Dura
             Kind::Token(_) => Some(register(&server).await),
             _ => None,
         };
+        let sealer = match series.kind {
+            Kind::Seal(_) | Kind::Verify => Some(Sealer::set_up(&server).await),
+            _ => None,
+        };
         let rp = match series.kind {
             Kind::Redeem => Some(Arc::new(RelyingParty::set_up(&server).await)),
             _ => None,
@@ -116,6 +138,14 @@ pub fn run(series: Series, bins: &[Bin], bin: usize, round: usize, measure: Dura
                     redemption_point(&server, rp, k, measure, previous).await
                 }
                 Kind::Register => registration_point(&server, k, measure).await,
+                Kind::Seal(format) => {
+                    let sealer = sealer.as_ref().expect("sealer");
+                    sealing_point(&server, sealer, format, k, measure).await
+                }
+                Kind::Verify => {
+                    let sealer = sealer.as_ref().expect("sealer");
+                    verification_point(&server, sealer, k, measure).await
+                }
             };
             println!(
                 "  {} CIVIS_LOG={} [{}, round {}] K={k:>2}: {:.0}/s ok={} errors={}{}{}",
@@ -136,6 +166,16 @@ pub fn run(series: Series, bins: &[Bin], bin: usize, round: usize, measure: Dura
         points
     });
     drop(rt);
+    if let Some(kib) = server.peak_rss_kib() {
+        println!(
+            "  {} CIVIS_LOG={} [{}, round {}]: peak server memory {:.1} MiB",
+            series.short(),
+            series.log_level,
+            bins[bin].label,
+            round + 1,
+            kib as f64 / 1024.0
+        );
+    }
     let (log_lines, log_bytes) = server.log_stats();
     server.stop();
     Run {

@@ -118,6 +118,15 @@ impl Server {
     }
 
     /// SIGTERM, then wait up to 30 s (SIGKILL after that).
+    /// The server's peak resident memory so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     pub fn stop(mut self) {
         let _ = Command::new("kill").args(["-TERM", &self.pid()]).status();
         let deadline = Instant::now() + Duration::from_secs(30);
