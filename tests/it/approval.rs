@@ -129,6 +129,21 @@ async fn approve(server: &Server, o: &mut Official, id: &str) -> Reply {
     finish(server, &o.cookie, id, &ceremony, &cred).await
 }
 
+/// The approval page of a request that is no longer pending: it says `word` and offers no
+/// button.
+async fn page_shows_only(server: &Server, o: &Official, id: &str, word: &str) {
+    let page = server
+        .get(&format!("/sign/requests/{id}"))
+        .cookie(&o.cookie)
+        .send()
+        .await;
+    assert!(
+        page.text.contains(word) && !page.text.contains("<button"),
+        "{}",
+        page.text
+    );
+}
+
 async fn status(server: &Server, o: &Official, id: &str) -> Value {
     let r = server
         .get(&format!("/sign/v1/requests/{id}"))
@@ -221,16 +236,7 @@ async fn an_official_approves_a_batch_with_a_passkey_and_the_signatures_and_evid
     assert_eq!(sigs[0]["format"], "cades");
 
     // Once signed, the page shows it and offers no button.
-    let page = server
-        .get(&format!("/sign/requests/{id}"))
-        .cookie(&o.cookie)
-        .send()
-        .await;
-    assert!(
-        page.text.contains("Signed") && !page.text.contains("<button"),
-        "{}",
-        page.text
-    );
+    page_shows_only(&server, &o, &id, "Signed").await;
 
     // The evidence, to the official and to the admin, verifies offline.
     let evidence = server
@@ -536,16 +542,7 @@ async fn an_expired_request_cannot_be_approved() {
         .tokens()
         .access;
     assert_eq!(status(&server, &o, &id).await["status"], "expired");
-    let page = server
-        .get(&format!("/sign/requests/{id}"))
-        .cookie(&o.cookie)
-        .send()
-        .await;
-    assert!(
-        page.text.contains("Expired") && !page.text.contains("<button"),
-        "{}",
-        page.text
-    );
+    page_shows_only(&server, &o, &id, "Expired").await;
 }
 
 #[tokio::test]
@@ -670,14 +667,5 @@ async fn a_rejected_request_is_never_signed() {
     let done = status(&server, &o, &id).await;
     assert_eq!(done["status"], "rejected");
     assert_eq!(done["signatures"], json!([]));
-    let page = server
-        .get(&format!("/sign/requests/{id}"))
-        .cookie(&o.cookie)
-        .send()
-        .await;
-    assert!(
-        page.text.contains("Rejected") && !page.text.contains("<button"),
-        "{}",
-        page.text
-    );
+    page_shows_only(&server, &o, &id, "Rejected").await;
 }

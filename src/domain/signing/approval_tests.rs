@@ -2,70 +2,23 @@
 //! authenticator (1Password's passkey-rs): if a webauthn-rs update kept its own random
 //! challenge anywhere, or stopped checking the challenge, these fail.
 
-use passkey::authenticator::{Authenticator, UiHint, UserCheck, UserValidationMethod};
-use passkey::client::{Client, DefaultClientData};
-use passkey::types::Passkey as DevicePasskey;
-use passkey::types::ctap2::{Aaguid, Ctap2Error};
-use passkey::types::webauthn::{CredentialCreationOptions, CredentialRequestOptions};
 use webauthn_rs::prelude::{Passkey, PublicKeyCredential, Uuid, Webauthn};
 
 use super::*;
 
+// The integration tests' software passkey (1Password's passkey-rs), shared rather than copied.
+#[allow(dead_code)]
+#[path = "../../../tests/it/authenticator.rs"]
+mod authenticator;
+use authenticator::Device;
+
 const ORIGIN: &str = "http://localhost:8443";
-
-struct Verified;
-
-#[async_trait::async_trait]
-impl UserValidationMethod for Verified {
-    type PasskeyItem = DevicePasskey;
-
-    async fn check_user<'a>(
-        &self,
-        _hint: UiHint<'a, DevicePasskey>,
-        presence: bool,
-        verification: bool,
-    ) -> Result<UserCheck, Ctap2Error> {
-        Ok(UserCheck {
-            presence,
-            verification,
-        })
-    }
-
-    fn is_presence_enabled(&self) -> bool {
-        true
-    }
-
-    fn is_verification_enabled(&self) -> Option<bool> {
-        Some(true)
-    }
-}
-
-type Device = Client<Option<DevicePasskey>, Verified, public_suffix::PublicSuffixList, ()>;
 
 fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap()
         .block_on(f)
-}
-
-fn page_json(v: serde_json::Value) -> serde_json::Value {
-    use serde_json::Value;
-    match v {
-        Value::Array(items)
-            if !items.is_empty() && items.iter().all(|i| i.as_u64().is_some_and(|n| n <= 255)) =>
-        {
-            let bytes: Vec<u8> = items
-                .iter()
-                .filter_map(Value::as_u64)
-                .map(|n| u8::try_from(n).unwrap())
-                .collect();
-            Value::String(URL_SAFE_NO_PAD.encode(bytes))
-        }
-        Value::Array(items) => Value::Array(items.into_iter().map(page_json).collect()),
-        Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, page_json(v))).collect()),
-        other => other,
-    }
 }
 
 /// A relying party, a device and the passkey it enrolled.
@@ -75,26 +28,19 @@ fn enrolled() -> (Webauthn, Device, Passkey) {
         .unwrap()
         .build()
         .unwrap();
-    let mut authenticator = Authenticator::new(Aaguid::new_empty(), None, Verified);
-    authenticator.set_make_credentials_with_signature_counter(true);
-    let mut device = Client::new(authenticator).allows_insecure_localhost(true);
+    let mut device = Device::new(ORIGIN);
     let (options, reg) = webauthn
         .start_passkey_registration(Uuid::new_v4(), "ana", "Ana", None)
         .unwrap();
-    let options: CredentialCreationOptions =
-        serde_json::from_value(serde_json::to_value(&options).unwrap()).unwrap();
-    let cred = block_on(device.register(&url, options, DefaultClientData)).unwrap();
-    let cred = serde_json::from_value(page_json(serde_json::to_value(cred).unwrap())).unwrap();
+    let cred = block_on(device.create(&serde_json::to_value(&options).unwrap())).unwrap();
+    let cred = serde_json::from_value(cred).unwrap();
     let passkey = webauthn.finish_passkey_registration(&cred, &reg).unwrap();
     (webauthn, device, passkey)
 }
 
 fn assert_over(device: &mut Device, options: &RequestChallengeResponse) -> PublicKeyCredential {
-    let url = url::Url::parse(ORIGIN).unwrap();
-    let request: CredentialRequestOptions =
-        serde_json::from_value(serde_json::to_value(options).unwrap()).unwrap();
-    let cred = block_on(device.authenticate(&url, request, DefaultClientData)).unwrap();
-    serde_json::from_value(page_json(serde_json::to_value(cred).unwrap())).unwrap()
+    let cred = block_on(device.get(&serde_json::to_value(options).unwrap())).unwrap();
+    serde_json::from_value(cred).unwrap()
 }
 
 #[test]
