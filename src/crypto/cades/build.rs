@@ -29,6 +29,7 @@ use crate::crypto::signer::Signer;
 /// message-digest (`digest`), signing-time (`signing_time`, whole seconds) and
 /// signing-certificate-v2 (SHA-256 of `chain[0]` with its issuer and serial number).
 /// `chain` is DER, the signer's certificate first; all of it goes into `certificates`.
+/// [`BatchSigner`] signs many digests at one time with one key.
 ///
 /// # Errors
 /// [`FormatError::EmptyChain`], [`FormatError::Certificate`] or [`FormatError::KeyMismatch`]
@@ -40,8 +41,7 @@ pub fn sign(
     digest: &[u8; 32],
     signing_time: OffsetDateTime,
 ) -> Result<Vec<u8>, FormatError> {
-    let signer_der = chain.first().ok_or(FormatError::EmptyChain)?;
-    sign_referencing(signer, chain, signer_der, digest, signing_time)
+    BatchSigner::new(signer, chain, signing_time)?.sign(digest)
 }
 
 /// [`sign`], with signing-certificate-v2 naming `referenced` (DER) instead of `chain[0]`:
@@ -54,63 +54,120 @@ pub fn sign_referencing(
     digest: &[u8; 32],
     signing_time: OffsetDateTime,
 ) -> Result<Vec<u8>, FormatError> {
-    let certs = signer_chain(signer, chain)?;
-    let signer_cert = certs.first().ok_or(FormatError::EmptyChain)?;
-    let signed_attrs = signed_attributes(signer_cert, referenced, digest, signing_time)?;
-    // RFC 5652 §5.4: the signature covers the attributes' DER with the SET OF tag (0x31),
-    // not the [0] IMPLICIT tag they carry inside SignerInfo.
-    let to_be_signed = signed_attrs.to_der().map_err(encode)?;
-    let fixed = signer.sign(&to_be_signed)?;
-    let der_signature = p256::ecdsa::Signature::from_slice(&fixed)
-        .map_err(|e| FormatError::SignatureValue(e.to_string()))?
-        .to_der();
-
-    let tbs = signer_cert.tbs_certificate();
-    let signer_info = SignerInfo {
-        version: CmsVersion::V1,
-        sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-            issuer: tbs.issuer().clone(),
-            serial_number: tbs.serial_number().clone(),
-        }),
-        digest_alg: algorithm(ID_SHA256),
-        signed_attrs: Some(signed_attrs),
-        signature_algorithm: algorithm(ECDSA_WITH_SHA256),
-        signature: OctetString::new(der_signature.as_bytes()).map_err(encode)?,
-        unsigned_attrs: None,
-    };
-    // `certificates` is a SET: a certificate given twice is carried once.
-    let mut certificates = Vec::with_capacity(certs.len());
-    for cert in certs.into_iter().map(CertificateChoices::Certificate) {
-        if !certificates.contains(&cert) {
-            certificates.push(cert);
-        }
-    }
-    let signed_data = SignedData {
-        version: CmsVersion::V1,
-        digest_algorithms: SetOfVec::try_from(vec![algorithm(ID_SHA256)]).map_err(encode)?,
-        encap_content_info: EncapsulatedContentInfo {
-            econtent_type: ID_DATA,
-            econtent: None,
-        },
-        certificates: Some(CertificateSet::try_from(certificates).map_err(encode)?),
-        crls: None,
-        signer_infos: SignerInfos::try_from(vec![signer_info]).map_err(encode)?,
-    };
-    ContentInfo {
-        content_type: ID_SIGNED_DATA,
-        content: Any::encode_from(&signed_data).map_err(encode)?,
-    }
-    .to_der()
-    .map_err(encode)
+    BatchSigner::referencing(signer, chain, referenced, signing_time)?.sign(digest)
 }
 
-/// The four signed attributes, as a DER SET OF (sorted by encoding by `SetOfVec`).
-fn signed_attributes(
+/// CAdES-B-B signatures of many digests with one key at one signing time: the chain is
+/// parsed and checked against the key, and every part of the signature that does not depend
+/// on the digest is built, once (sealing signs up to 1000 digests a call).
+pub struct BatchSigner<'a> {
+    signer: &'a dyn Signer,
+    /// The three signed attributes other than message-digest.
+    fixed_attributes: [Attribute; 3],
+    sid: SignerIdentifier,
+    /// Everything but `signer_infos`, which [`Self::sign`] fills in for each digest.
+    signed_data: SignedData,
+}
+
+impl<'a> BatchSigner<'a> {
+    /// Prepares signatures by `signer`, whose certificate is `chain[0]`, at `signing_time`.
+    ///
+    /// # Errors
+    /// As [`sign`], except for a failing key, which only [`Self::sign`] finds.
+    pub fn new(
+        signer: &'a dyn Signer,
+        chain: &[Vec<u8>],
+        signing_time: OffsetDateTime,
+    ) -> Result<Self, FormatError> {
+        let signer_der = chain.first().ok_or(FormatError::EmptyChain)?;
+        Self::referencing(signer, chain, signer_der, signing_time)
+    }
+
+    /// [`Self::new`], with signing-certificate-v2 naming `referenced` (see
+    /// [`sign_referencing`]).
+    ///
+    /// # Errors
+    /// As [`Self::new`].
+    pub fn referencing(
+        signer: &'a dyn Signer,
+        chain: &[Vec<u8>],
+        referenced: &[u8],
+        signing_time: OffsetDateTime,
+    ) -> Result<Self, FormatError> {
+        let certs = signer_chain(signer, chain)?;
+        let signer_cert = certs.first().ok_or(FormatError::EmptyChain)?;
+        let fixed_attributes = fixed_attributes(signer_cert, referenced, signing_time)?;
+        let tbs = signer_cert.tbs_certificate();
+        let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+            issuer: tbs.issuer().clone(),
+            serial_number: tbs.serial_number().clone(),
+        });
+        // `certificates` is a SET: a certificate given twice is carried once.
+        let mut certificates = Vec::with_capacity(certs.len());
+        for cert in certs.into_iter().map(CertificateChoices::Certificate) {
+            if !certificates.contains(&cert) {
+                certificates.push(cert);
+            }
+        }
+        let signed_data = SignedData {
+            version: CmsVersion::V1,
+            digest_algorithms: SetOfVec::try_from(vec![algorithm(ID_SHA256)]).map_err(encode)?,
+            encap_content_info: EncapsulatedContentInfo {
+                econtent_type: ID_DATA,
+                econtent: None,
+            },
+            certificates: Some(CertificateSet::try_from(certificates).map_err(encode)?),
+            crls: None,
+            signer_infos: SignerInfos::try_from(Vec::new()).map_err(encode)?,
+        };
+        Ok(Self {
+            signer,
+            fixed_attributes,
+            sid,
+            signed_data,
+        })
+    }
+
+    /// The DER `ContentInfo` of the signature over `digest`.
+    ///
+    /// # Errors
+    /// [`FormatError::Sign`] when the key cannot sign; [`FormatError::Encode`] never in
+    /// practice (every part was encodable when prepared).
+    pub fn sign(&mut self, digest: &[u8; 32]) -> Result<Vec<u8>, FormatError> {
+        let signed_attrs = signed_attributes(&self.fixed_attributes, digest)?;
+        // RFC 5652 §5.4: the signature covers the attributes' DER with the SET OF tag (0x31),
+        // not the [0] IMPLICIT tag they carry inside SignerInfo.
+        let to_be_signed = signed_attrs.to_der().map_err(encode)?;
+        let fixed = self.signer.sign(&to_be_signed)?;
+        let der_signature = p256::ecdsa::Signature::from_slice(&fixed)
+            .map_err(|e| FormatError::SignatureValue(e.to_string()))?
+            .to_der();
+        let signer_info = SignerInfo {
+            version: CmsVersion::V1,
+            sid: self.sid.clone(),
+            digest_alg: algorithm(ID_SHA256),
+            signed_attrs: Some(signed_attrs),
+            signature_algorithm: algorithm(ECDSA_WITH_SHA256),
+            signature: OctetString::new(der_signature.as_bytes()).map_err(encode)?,
+            unsigned_attrs: None,
+        };
+        self.signed_data.signer_infos = SignerInfos::try_from(vec![signer_info]).map_err(encode)?;
+        ContentInfo {
+            content_type: ID_SIGNED_DATA,
+            content: Any::encode_from(&self.signed_data).map_err(encode)?,
+        }
+        .to_der()
+        .map_err(encode)
+    }
+}
+
+/// The signed attributes that are the same for every digest: content-type, signing-time
+/// and signing-certificate-v2.
+fn fixed_attributes(
     signer_cert: &Certificate,
     referenced: &[u8],
-    digest: &[u8; 32],
     signing_time: OffsetDateTime,
-) -> Result<SignedAttributes, FormatError> {
+) -> Result<[Attribute; 3], FormatError> {
     let tbs = signer_cert.tbs_certificate();
     let ess = SigningCertificateV2 {
         certs: vec![EssCertIdV2 {
@@ -123,15 +180,25 @@ fn signed_attributes(
         }],
         policies: None,
     };
-    let attributes = vec![
+    Ok([
         attribute(ID_CONTENT_TYPE, &ID_DATA)?,
-        attribute(
-            ID_MESSAGE_DIGEST,
-            &OctetString::new(digest.to_vec()).map_err(encode)?,
-        )?,
         attribute(ID_SIGNING_TIME, &cms_time(signing_time)?)?,
         attribute(ID_SIGNING_CERTIFICATE_V2, &ess)?,
-    ];
+    ])
+}
+
+/// The four signed attributes, as a DER SET OF (sorted by encoding by `SetOfVec`): the
+/// fixed three and message-digest.
+fn signed_attributes(
+    fixed: &[Attribute; 3],
+    digest: &[u8; 32],
+) -> Result<SignedAttributes, FormatError> {
+    let mut attributes = Vec::with_capacity(4);
+    attributes.extend_from_slice(fixed);
+    attributes.push(attribute(
+        ID_MESSAGE_DIGEST,
+        &OctetString::new(digest.to_vec()).map_err(encode)?,
+    )?);
     SetOfVec::try_from(attributes).map_err(encode)
 }
 
@@ -174,13 +241,8 @@ mod tests {
     fn signed_attributes_are_a_der_set_sorted_by_encoding() {
         let f = fixture("Ana Novak");
         let cert = Certificate::from_der(&f.chain[0]).unwrap();
-        let attrs = signed_attributes(
-            &cert,
-            &f.chain[0],
-            &[7; 32],
-            datetime!(2026-03-01 12:00 UTC),
-        )
-        .unwrap();
+        let fixed = fixed_attributes(&cert, &f.chain[0], datetime!(2026-03-01 12:00 UTC)).unwrap();
+        let attrs = signed_attributes(&fixed, &[7; 32]).unwrap();
         let der = attrs.to_der().unwrap();
         assert_eq!(der[0], 0x31, "SET OF tag, as the signature covers it");
         let encodings: Vec<Vec<u8>> = attrs.iter().map(|a| a.to_der().unwrap()).collect();
@@ -207,13 +269,8 @@ mod tests {
     fn esscertidv2_leaves_out_the_default_sha256_algorithm() {
         let f = fixture("Ana Novak");
         let cert = Certificate::from_der(&f.chain[0]).unwrap();
-        let attrs = signed_attributes(
-            &cert,
-            &f.chain[0],
-            &[7; 32],
-            datetime!(2026-03-01 12:00 UTC),
-        )
-        .unwrap();
+        let fixed = fixed_attributes(&cert, &f.chain[0], datetime!(2026-03-01 12:00 UTC)).unwrap();
+        let attrs = signed_attributes(&fixed, &[7; 32]).unwrap();
         let ess = attrs
             .iter()
             .find(|a| a.oid == ID_SIGNING_CERTIFICATE_V2)

@@ -6,7 +6,7 @@
 mod build;
 mod inspect;
 
-pub use build::sign;
+pub use build::{BatchSigner, sign};
 pub use inspect::{CadesSignature, inspect};
 
 /// Test hooks, not an API: they make signatures that conforming validators must refuse.

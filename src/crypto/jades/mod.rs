@@ -7,7 +7,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::digest::sha256;
@@ -26,6 +27,7 @@ const HASH_S256: &str = "S256";
 /// `<base64url header>..<base64url signature>`, the header being `alg` ES256, `x5c` (`chain`,
 /// standard base64 DER, the signer's first), `x5t#S256`, `iat` (`signing_time` in seconds),
 /// `b64: false`, `crit: ["sigD", "b64"]` and `sigD` with `pars: [name]`, `hashV: [digest]`.
+/// [`BatchSigner`] signs many digests at one time with one key.
 ///
 /// # Errors
 /// [`FormatError::EmptyChain`], [`FormatError::Certificate`] or [`FormatError::KeyMismatch`]
@@ -39,36 +41,104 @@ pub fn sign(
     digest: &[u8; 32],
     signing_time: OffsetDateTime,
 ) -> Result<String, FormatError> {
-    signer_chain(signer, chain)?;
-    let signer_der = chain.first().ok_or(FormatError::EmptyChain)?;
-    check_name(name)?;
-    let alg = match signer.algorithm() {
-        SignatureAlgorithm::Es256 => SignatureAlgorithm::Es256.jose(),
-    };
-    let header = json!({
-        "alg": alg,
-        "x5c": chain.iter().map(|c| STANDARD.encode(c)).collect::<Vec<_>>(),
-        "x5t#S256": URL_SAFE_NO_PAD.encode(sha256(signer_der)),
-        "iat": unix_seconds(signing_time)?,
-        "b64": false,
-        "crit": ["sigD", "b64"],
-        "sigD": {
-            "mId": OBJECT_ID_BY_URI_HASH,
-            "pars": [name],
-            "hashM": HASH_S256,
-            "hashV": [URL_SAFE_NO_PAD.encode(digest)],
-        },
-    });
-    let header = URL_SAFE_NO_PAD.encode(header.to_string());
-    // RFC 7797 §3 with an empty payload: the signing input is the header and a dot.
-    let signature = signer.sign(format!("{header}.").as_bytes())?;
-    if signature.len() != 64 {
-        return Err(FormatError::SignatureValue(format!(
-            "{} bytes, not 64",
-            signature.len()
-        )));
+    BatchSigner::new(signer, chain, signing_time)?.sign(name, digest)
+}
+
+/// JAdES-B-B signatures of many documents with one key at one signing time: the chain is
+/// checked against the key and encoded once (sealing signs up to 1000 digests a call).
+pub struct BatchSigner<'a> {
+    signer: &'a dyn Signer,
+    x5c: Vec<String>,
+    x5t: String,
+    iat: u64,
+}
+
+/// The protected header. Its fields are in alphabetical order, as `serde_json` writes a
+/// `Value` map, so the bytes are those of the JSON object the spec shows.
+#[derive(Serialize)]
+struct Header<'a> {
+    alg: &'static str,
+    b64: bool,
+    crit: [&'static str; 2],
+    iat: u64,
+    #[serde(rename = "sigD")]
+    sig_d: SigD<'a>,
+    x5c: &'a [String],
+    #[serde(rename = "x5t#S256")]
+    x5t: &'a str,
+}
+
+#[derive(Serialize)]
+struct SigD<'a> {
+    #[serde(rename = "hashM")]
+    hash_m: &'static str,
+    #[serde(rename = "hashV")]
+    hash_v: [String; 1],
+    #[serde(rename = "mId")]
+    m_id: &'static str,
+    pars: [&'a str; 1],
+}
+
+impl<'a> BatchSigner<'a> {
+    /// Prepares signatures by `signer`, whose certificate is `chain[0]`, at `signing_time`.
+    ///
+    /// # Errors
+    /// As [`sign`], except for names and a failing key, which only [`Self::sign`] finds.
+    pub fn new(
+        signer: &'a dyn Signer,
+        chain: &[Vec<u8>],
+        signing_time: OffsetDateTime,
+    ) -> Result<Self, FormatError> {
+        signer_chain(signer, chain)?;
+        let signer_der = chain.first().ok_or(FormatError::EmptyChain)?;
+        Ok(Self {
+            signer,
+            x5c: chain.iter().map(|c| STANDARD.encode(c)).collect(),
+            x5t: URL_SAFE_NO_PAD.encode(sha256(signer_der)),
+            iat: unix_seconds(signing_time)?,
+        })
     }
-    Ok(format!("{header}..{}", URL_SAFE_NO_PAD.encode(signature)))
+
+    /// The JWS of the document called `name` with SHA-256 `digest`.
+    ///
+    /// # Errors
+    /// [`FormatError::DocumentName`] for an empty name or one with control characters,
+    /// [`FormatError::Sign`] when the key cannot sign.
+    pub fn sign(&self, name: &str, digest: &[u8; 32]) -> Result<String, FormatError> {
+        check_name(name)?;
+        let alg = match self.signer.algorithm() {
+            SignatureAlgorithm::Es256 => SignatureAlgorithm::Es256.jose(),
+        };
+        let header = Header {
+            alg,
+            b64: false,
+            crit: ["sigD", "b64"],
+            iat: self.iat,
+            sig_d: SigD {
+                hash_m: HASH_S256,
+                hash_v: [URL_SAFE_NO_PAD.encode(digest)],
+                m_id: OBJECT_ID_BY_URI_HASH,
+                pars: [name],
+            },
+            x5c: &self.x5c,
+            x5t: &self.x5t,
+        };
+        let json = serde_json::to_vec(&header)
+            .map_err(|e| FormatError::Encode(format!("JAdES header: {e}")))?;
+        // RFC 7797 §3 with an empty payload: the signing input is the header and a dot.
+        let mut jws = URL_SAFE_NO_PAD.encode(json);
+        jws.push('.');
+        let signature = self.signer.sign(jws.as_bytes())?;
+        if signature.len() != 64 {
+            return Err(FormatError::SignatureValue(format!(
+                "{} bytes, not 64",
+                signature.len()
+            )));
+        }
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut jws);
+        Ok(jws)
+    }
 }
 
 /// A name goes into `sigD.pars` as a URI reference: it must say something and be printable.

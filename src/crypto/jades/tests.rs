@@ -1,6 +1,7 @@
 //! Round trips and refusals: what `sign` writes, `inspect` reads back, and every tampering
 //! fails the check it should.
 
+use serde_json::json;
 use time::macros::datetime;
 
 use super::*;
