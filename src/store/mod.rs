@@ -72,7 +72,7 @@ pub use memory::MemoryBackend;
 pub use passkeys::{CEREMONIES, CREDENTIALS, Passkeys, SESSIONS};
 pub use revocations::{REVOCATIONS, Revocations};
 pub use sign_requests::{SIGN_APPROVALS, SIGN_REQUESTS, SignRequests};
-pub use signatures::{SIGNATURES, Signatures};
+pub use signatures::{SIGNATURE_BATCHES, SIGNATURE_FINGERPRINTS, Signatures};
 pub use signing_keys::{SIGNING_KEYS, SIGNING_KEYS_BY_HOLDER, SigningKeys};
 pub use sled_backend::SledBackend;
 pub use tx::{Read, Tx};
@@ -191,9 +191,14 @@ pub const TREES: &[TreeSpec] = &[
         name: REVOCATIONS,
         durable: true,
     },
-    // Every signature civis produced: recorded before the signatures are handed out.
+    // Every signature civis produced, by batch, and the batches' fingerprints: recorded
+    // before the signatures are handed out.
     TreeSpec {
-        name: SIGNATURES,
+        name: SIGNATURE_BATCHES,
+        durable: true,
+    },
+    TreeSpec {
+        name: SIGNATURE_FINGERPRINTS,
         durable: true,
     },
     // Signed requests carry the signatures and their evidence.

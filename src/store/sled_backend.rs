@@ -30,6 +30,10 @@ pub struct SledBackend {
     writer: Mutex<()>,
 }
 
+/// sled's page cache. Its default (1 GiB) let the cache grow with everything written: a
+/// server sealing at full speed reached 184 MiB. Reads that miss it go to the OS page cache.
+const CACHE_BYTES: u64 = 16 << 20;
+
 fn backend_err(e: sled::Error) -> BackendError {
     BackendError(e.to_string())
 }
@@ -44,7 +48,8 @@ impl SledBackend {
     /// # Errors
     /// [`StoreError::Locked`] when another process holds sled's lock on `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = match sled::Config::new().path(dir).open() {
+        let config = sled::Config::new().path(dir).cache_capacity(CACHE_BYTES);
+        let db = match config.open() {
             Ok(db) => db,
             // sled reports its lock failure only as text; match it so the operator gets a
             // precise message instead of an I/O error string.

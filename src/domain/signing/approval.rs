@@ -357,6 +357,7 @@ impl Approvals<'_> {
         let producer = produce::Producer {
             kind: Kind::Official,
             key_id: &key.id,
+            serial: &key.serial,
             holder_id: citizen_id,
             signed_at: now,
             request_id: Some(&request.id),

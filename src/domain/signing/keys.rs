@@ -104,6 +104,12 @@ impl Pki<'_> {
             .current(holder)?
             .filter(|k| k.revoked_at.is_none() && now <= k.not_after)
             .ok_or(DomainError::NotFound(holder.kind.noun()))?;
-        self.unwrap_key(holder.kind, &key.id, &key.wrapped_key, &key.certificate)
+        self.unwrap_key(
+            holder.kind,
+            &key.id,
+            &key.wrapped_key,
+            &key.certificate,
+            &key.serial,
+        )
     }
 }

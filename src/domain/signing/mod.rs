@@ -149,6 +149,8 @@ pub struct KeyInUse {
     pub id: String,
     /// Its certificate, DER.
     pub certificate: Vec<u8>,
+    /// The certificate's serial number.
+    pub serial: Vec<u8>,
     /// The key, behind the signer seam.
     pub signer: EcdsaFileKey,
 }
@@ -238,6 +240,7 @@ impl Pki<'_> {
         id: &str,
         wrapped: &[u8],
         certificate: &[u8],
+        serial: &[u8],
     ) -> Result<KeyInUse> {
         let pkcs8: Zeroizing<Vec<u8>> = self
             .kek()?
@@ -248,6 +251,7 @@ impl Pki<'_> {
         Ok(KeyInUse {
             id: id.to_owned(),
             certificate: certificate.to_vec(),
+            serial: serial.to_vec(),
             signer,
         })
     }

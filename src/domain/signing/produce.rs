@@ -104,26 +104,33 @@ pub fn sign_batch(
     let internal = |e: FormatError| {
         crate::domain::DomainError::Internal(format!("signing with key {}: {e}", key.id))
     };
-    documents
-        .iter()
-        .map(|doc| {
-            let bytes = match format {
-                SignatureFormat::Cades => {
-                    cades::sign(&key.signer, &chain, &doc.digest, signing_time).map_err(internal)?
-                }
-                SignatureFormat::Jades => {
-                    jades::sign(&key.signer, &chain, &doc.name, &doc.digest, signing_time)
-                        .map_err(internal)?
-                        .into_bytes()
-                }
-            };
-            Ok(Signed {
-                name: doc.name.clone(),
-                format,
-                bytes,
-            })
-        })
-        .collect()
+    let signed = |doc: &Document, bytes: Vec<u8>| Signed {
+        name: doc.name.clone(),
+        format,
+        bytes,
+    };
+    // The chain is parsed and checked, and everything but the digest prepared, once.
+    match format {
+        SignatureFormat::Cades => {
+            let mut batch =
+                cades::BatchSigner::new(&key.signer, &chain, signing_time).map_err(internal)?;
+            documents
+                .iter()
+                .map(|doc| Ok(signed(doc, batch.sign(&doc.digest).map_err(internal)?)))
+                .collect()
+        }
+        SignatureFormat::Jades => {
+            let batch =
+                jades::BatchSigner::new(&key.signer, &chain, signing_time).map_err(internal)?;
+            documents
+                .iter()
+                .map(|doc| {
+                    let jws = batch.sign(&doc.name, &doc.digest).map_err(internal)?;
+                    Ok(signed(doc, jws.into_bytes()))
+                })
+                .collect()
+        }
+    }
 }
 
 /// The record of one signature civis produced. Holds nothing secret: no key, no
@@ -134,6 +141,8 @@ pub struct ProducedSignature {
     pub fingerprint: [u8; 32],
     /// Seal or official.
     pub kind: Kind,
+    /// The serial number of the signer's certificate.
+    pub serial: Vec<u8>,
     /// The seal's or official's id (the key record).
     pub key_id: String,
     /// Who used the key: the client id for a seal, the citizen id for an official.
@@ -158,6 +167,8 @@ pub struct Producer<'a> {
     pub kind: Kind,
     /// The seal's or official's id.
     pub key_id: &'a str,
+    /// The serial number of its certificate.
+    pub serial: &'a [u8],
     /// The client id (seal) or citizen id (official).
     pub holder_id: &'a str,
     /// The signing time of the batch.
@@ -175,6 +186,7 @@ impl ProducedSignature {
             .map(|(doc, sig)| Self {
                 fingerprint: sig.fingerprint(),
                 kind: producer.kind,
+                serial: producer.serial.to_vec(),
                 key_id: producer.key_id.to_owned(),
                 holder_id: producer.holder_id.to_owned(),
                 name: doc.name.clone(),
@@ -188,15 +200,12 @@ impl ProducedSignature {
 }
 
 /// Records a batch of produced signatures in `tx`, the transaction that also does whatever
-/// else the signing changes; the signatures tree is durable, so the batch is on disk
+/// else the signing changes; the signature trees are durable, so the batch is on disk
 /// before `transact` returns.
 ///
 /// # Errors
 /// Storage errors (the caller's transaction then writes nothing).
 pub fn record_produced(tx: &mut Tx<'_>, batch: &[ProducedSignature]) -> Result<()> {
-    let mut signatures = tx.signatures();
-    for produced in batch {
-        signatures.record(produced);
-    }
+    tx.signatures().record(batch);
     Ok(())
 }

@@ -47,6 +47,7 @@ impl Pki<'_> {
         let producer = Producer {
             kind: Kind::Seal,
             key_id: &key.id,
+            serial: &key.serial,
             holder_id: client_id,
             signed_at: signing_time,
             request_id: None,

@@ -68,7 +68,13 @@ impl World {
     fn sign_recorded_at(&self, seal: &SigningKey, doc: &Document, at: OffsetDateTime) -> Signed {
         let key = self
             .pki()
-            .unwrap_key(Kind::Seal, &seal.id, &seal.wrapped_key, &seal.certificate)
+            .unwrap_key(
+                Kind::Seal,
+                &seal.id,
+                &seal.wrapped_key,
+                &seal.certificate,
+                &seal.serial,
+            )
             .unwrap();
         let signed = sign_batch(
             &key,
@@ -81,6 +87,7 @@ impl World {
         let producer = Producer {
             kind: Kind::Seal,
             key_id: &seal.id,
+            serial: &seal.serial,
             holder_id: seal.holder.as_ref().id,
             signed_at: at,
             request_id: None,
@@ -134,7 +141,11 @@ fn a_sealed_batch_verifies_with_every_check_passed_and_is_recorded() {
             let record = w
                 .store
                 .signatures()
-                .get(&sig.fingerprint())
+                .find(
+                    &seal.serial,
+                    now() + Duration::seconds(1),
+                    &sig.fingerprint(),
+                )
                 .unwrap()
                 .unwrap();
             assert_eq!(record.kind, Kind::Seal);
@@ -270,7 +281,13 @@ fn a_signature_civis_has_no_record_of_is_not_valid() {
     let doc = &docs(1)[0];
     let key = w
         .pki()
-        .unwrap_key(Kind::Seal, &seal.id, &seal.wrapped_key, &seal.certificate)
+        .unwrap_key(
+            Kind::Seal,
+            &seal.id,
+            &seal.wrapped_key,
+            &seal.certificate,
+            &seal.serial,
+        )
         .unwrap();
     // Made with the seal's own key (as a thief of the key could), never recorded.
     let stolen = sign_batch(
@@ -391,6 +408,7 @@ fn an_officials_recorded_signature_names_the_person_and_title() {
     let producer = Producer {
         kind: Kind::Official,
         key_id: &official.id,
+        serial: &official.serial,
         holder_id: &citizen,
         signed_at: now(),
         request_id: Some("request-1"),
@@ -409,7 +427,7 @@ fn an_officials_recorded_signature_names_the_person_and_title() {
         let record = w
             .store
             .signatures()
-            .get(&sig.fingerprint())
+            .find(&official.serial, now(), &sig.fingerprint())
             .unwrap()
             .unwrap();
         assert_eq!(record.request_id.as_deref(), Some("request-1"));
@@ -428,6 +446,7 @@ fn a_revocation_that_lands_while_a_batch_is_signed_wins() {
     let producer = Producer {
         kind: Kind::Seal,
         key_id: &seal.id,
+        serial: &seal.serial,
         holder_id: &client,
         signed_at: now(),
         request_id: None,
@@ -441,7 +460,10 @@ fn a_revocation_that_lands_while_a_batch_is_signed_wins() {
     );
     for sig in &signed {
         assert_eq!(
-            w.store.signatures().get(&sig.fingerprint()).unwrap(),
+            w.store
+                .signatures()
+                .find(&seal.serial, now(), &sig.fingerprint())
+                .unwrap(),
             None,
             "nothing recorded"
         );
