@@ -139,6 +139,9 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         test_clock,
         ca: Arc::new(ca),
         crl: Arc::default(),
+        sealing_slots: Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        )),
     });
     let state_keys = state.keys.clone();
     let sweeper_clock = state.clock.clone();

@@ -140,6 +140,8 @@ pub async fn seal(
     ApiJson(body): ApiJson<SealRequest>,
 ) -> Result<axum::Json<SealResponse>> {
     let client_id = client.client_id.clone();
+    // Never closed: the semaphore lives as long as the state.
+    let _slot = state.sealing_slots.acquire().await;
     let (format, count, response) = state
         .run(move |s| {
             let inputs: Vec<DocumentInput> = body
