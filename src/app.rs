@@ -82,7 +82,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         dir: config.data_dir.display().to_string(),
         source,
     })?;
-    let store = Store::open_sled(&config.data_dir)?;
+    let store = Store::open_sled_with_cache(&config.data_dir, config.store_cache_bytes)?;
     let keys = KeySet::load(&config.keys_dir, &config.admin_token_file)?
         .with_token_key_lead(config.token_key_lead)?;
     if keys.development {

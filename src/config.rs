@@ -87,6 +87,10 @@ pub struct ServeArgs {
     /// end). [default: 730]
     #[arg(long, env = "CIVIS_SIGNING_CERT_DAYS", value_name = "DAYS")]
     pub signing_cert_days: Option<u32>,
+    /// sled's page cache, in MiB (approximate bound; reads that miss it go to the operating
+    /// system's page cache). [default: 16]
+    #[arg(long, env = "CIVIS_STORE_CACHE_MB", value_name = "MIB")]
+    pub store_cache_mb: Option<u32>,
 }
 
 /// The TOML file: the same options, unknown keys rejected by name.
@@ -110,6 +114,7 @@ struct FileConfig {
     token_key_activation_seconds: Option<u32>,
     attestation_roots: Option<PathBuf>,
     signing_cert_days: Option<u32>,
+    store_cache_mb: Option<u32>,
 }
 
 /// Validated configuration of a running service.
@@ -150,6 +155,8 @@ pub struct Config {
     pub attestation_roots: Option<AttestationRoots>,
     /// Validity of officials' and seals' certificates.
     pub signing_cert_validity: time::Duration,
+    /// sled's page cache, in bytes.
+    pub store_cache_bytes: u64,
 }
 
 /// Why the configuration was refused; each names the offending option.
@@ -399,6 +406,10 @@ impl Config {
         if !(1..=3650).contains(&signing_cert_days) {
             return Err(invalid("signing_cert_days", "must be between 1 and 3650"));
         }
+        let store_cache_mb = args.store_cache_mb.or(file.store_cache_mb).unwrap_or(16);
+        if !(1..=65_536).contains(&store_cache_mb) {
+            return Err(invalid("store_cache_mb", "must be between 1 and 65536"));
+        }
         let attestation_roots = args
             .attestation_roots
             .clone()
@@ -455,6 +466,7 @@ impl Config {
             )),
             attestation_roots,
             signing_cert_validity: time::Duration::days(i64::from(signing_cert_days)),
+            store_cache_bytes: u64::from(store_cache_mb) << 20,
         })
     }
 }
@@ -488,6 +500,31 @@ mod tests {
         );
         assert_eq!(c.metrics_listen, None, "no metrics endpoint by default");
         assert_eq!(c.signing_cert_validity, time::Duration::days(730));
+    }
+
+    #[test]
+    fn store_cache_from_every_source_and_bounded() {
+        let c = Config::resolve(&ServeArgs::default()).unwrap();
+        assert_eq!(c.store_cache_bytes, 16 << 20);
+        let f = write("store_cache_mb = 8\n");
+        let args = ServeArgs {
+            config: Some(f.path().into()),
+            ..ServeArgs::default()
+        };
+        assert_eq!(Config::resolve(&args).unwrap().store_cache_bytes, 8 << 20);
+        let args = ServeArgs {
+            store_cache_mb: Some(64),
+            ..args
+        };
+        assert_eq!(Config::resolve(&args).unwrap().store_cache_bytes, 64 << 20);
+        for bad in [0, 65_537] {
+            let args = ServeArgs {
+                store_cache_mb: Some(bad),
+                ..ServeArgs::default()
+            };
+            let err = Config::resolve(&args).unwrap_err().to_string();
+            assert!(err.starts_with("invalid store_cache_mb"), "{err}");
+        }
     }
 
     #[test]

@@ -295,7 +295,15 @@ impl Store {
     /// [`StoreError::Locked`] when another process holds the directory, otherwise
     /// [`StoreError::Backend`].
     pub fn open_sled(dir: &std::path::Path) -> Result<Self> {
-        Ok(Self::new(SledBackend::open(dir)?))
+        Self::open_sled_with_cache(dir, sled_backend::DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`Self::open_sled`] with sled's page cache bounded at about `cache_bytes`.
+    ///
+    /// # Errors
+    /// As [`Self::open_sled`].
+    pub fn open_sled_with_cache(dir: &std::path::Path, cache_bytes: u64) -> Result<Self> {
+        Ok(Self::new(SledBackend::open(dir, cache_bytes)?))
     }
 
     /// A store that lives in memory only (unit tests).

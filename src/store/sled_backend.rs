@@ -30,9 +30,10 @@ pub struct SledBackend {
     writer: Mutex<()>,
 }
 
-/// sled's page cache. Its default (1 GiB) let the cache grow with everything written: a
-/// server sealing at full speed reached 184 MiB. Reads that miss it go to the OS page cache.
-const CACHE_BYTES: u64 = 16 << 20;
+/// sled's page cache unless configured (`--store-cache-mb`). sled's own default (1 GiB) let
+/// the cache grow with everything written: a server sealing at full speed reached 184 MiB.
+/// Reads that miss it go to the OS page cache.
+pub const DEFAULT_CACHE_BYTES: u64 = 16 << 20;
 
 fn backend_err(e: sled::Error) -> BackendError {
     BackendError(e.to_string())
@@ -43,12 +44,13 @@ fn unknown_tree(tree: &str) -> BackendError {
 }
 
 impl SledBackend {
-    /// Opens or creates the database in `dir` with every tree of [`super::TREES`].
+    /// Opens or creates the database in `dir` with every tree of [`super::TREES`] and a page
+    /// cache of about `cache_bytes` (sled's bound is approximate).
     ///
     /// # Errors
     /// [`StoreError::Locked`] when another process holds sled's lock on `dir`.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let config = sled::Config::new().path(dir).cache_capacity(CACHE_BYTES);
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let config = sled::Config::new().path(dir).cache_capacity(cache_bytes);
         let db = match config.open() {
             Ok(db) => db,
             // sled reports its lock failure only as text; match it so the operator gets a
