@@ -57,6 +57,9 @@ pub enum StartError {
     /// The server failed while running.
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    /// The operating system refused a thread.
+    #[error("cannot start worker threads: {0}")]
+    Threads(std::io::Error),
 }
 
 /// The issuer to use when none is configured: the bound address, with `localhost` for
@@ -139,9 +142,13 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         test_clock,
         ca: Arc::new(ca),
         crl: Arc::default(),
-        sealing_slots: Arc::new(tokio::sync::Semaphore::new(
-            std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
-        )),
+        sealing: Arc::new(
+            crate::store::offload::Workers::start(
+                "civis-seal",
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            )
+            .map_err(StartError::Threads)?,
+        ),
     });
     let state_keys = state.keys.clone();
     let sweeper_clock = state.clock.clone();

@@ -7,13 +7,16 @@
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::{Deserialize, Serialize};
 
 use super::error::{BearerError, Problem, Result};
 use super::extract::ApiJson;
 use super::state::AppState;
+use crate::domain::DomainError;
 use crate::domain::oidc::verify::InvalidToken;
 use crate::domain::signing::documents::{self, DocumentInput};
 use crate::domain::signing::{MAX_SEAL_DOCUMENTS, Signed};
@@ -138,12 +141,13 @@ pub async fn seal(
     State(state): State<AppState>,
     client: SealingClient,
     ApiJson(body): ApiJson<SealRequest>,
-) -> Result<axum::Json<SealResponse>> {
+) -> Result<Response> {
     let client_id = client.client_id.clone();
-    // Never closed: the semaphore lives as long as the state.
-    let _slot = state.sealing_slots.acquire().await;
-    let (format, count, response) = state
-        .run(move |s| {
+    let services = state.clone();
+    let (format, count, body) = state
+        .sealing
+        .run(move || {
+            let s = &services;
             let inputs: Vec<DocumentInput> = body
                 .documents
                 .into_iter()
@@ -157,7 +161,7 @@ pub async fn seal(
             let response = SealResponse {
                 signatures: signed.into_iter().map(SignatureView::from).collect(),
             };
-            Ok::<_, crate::domain::DomainError>((format, docs.len(), response))
+            Ok::<_, DomainError>((format, docs.len(), encode(&response)?))
         })
         .await?;
     state
@@ -169,5 +173,20 @@ pub async fn seal(
         documents = count,
         "sealed"
     );
-    Ok(axum::Json(response))
+    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The answer's JSON in one buffer of about its final size, written on the sealing thread:
+/// a full batch is megabytes, and growing a buffer by doubling would allocate twice that.
+fn encode(response: &SealResponse) -> Result<Vec<u8>, DomainError> {
+    let size = response
+        .signatures
+        .iter()
+        .map(|v| v.name.len() + v.signature.len() + 48)
+        .sum::<usize>()
+        + 16;
+    let mut body = Vec::with_capacity(size);
+    serde_json::to_writer(&mut body, response)
+        .map_err(|e| DomainError::Internal(format!("encoding the seal answer: {e}")))?;
+    Ok(body)
 }

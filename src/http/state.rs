@@ -61,10 +61,10 @@ pub struct Services {
     pub ca: Arc<Ca>,
     /// The CA's current CRL.
     pub crl: Arc<CrlCache>,
-    /// One permit per core for sealing batches: signing is CPU-bound, so more batches at
-    /// once only add threads, allocator arenas and memory held by batches in flight; the
-    /// callers beyond wait in line, which costs them nothing but time.
-    pub sealing_slots: Arc<tokio::sync::Semaphore>,
+    /// One thread per core for sealing batches: signing is CPU-bound, so more batches at
+    /// once would only add threads, allocator arenas and memory held by batches in flight;
+    /// the callers beyond wait in line, which costs them nothing but time.
+    pub sealing: Arc<crate::store::offload::Workers>,
 }
 
 impl AppState {
