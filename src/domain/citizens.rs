@@ -4,8 +4,10 @@
 use time::{Date, Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
-use super::{DomainError, FieldError, Result, Rng, new_id, random_bytes, validate};
+use super::audit::{Actor, Entry, event};
+use super::{DomainError, FieldError, Result, Rng, new_id, random_bytes, rfc3339, validate};
 use crate::store::{Store, StoreError};
+use serde_json::json;
 
 /// A registered person. Identity fields are normalised by [`validate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,10 +169,18 @@ impl Registry<'_> {
             citizen_id: citizen.id.clone(),
             ..ticket
         };
-        match self
-            .store
-            .transact(|tx| tx.citizens().insert(&citizen, &hash, &ticket))
-        {
+        let entry = Entry::new(
+            event::CITIZEN_REGISTERED,
+            Actor::Admin,
+            Some(&citizen.id),
+            json!({"registered_by": registered_by, "enrolment_code_expires_at": rfc3339(code.expires_at)}),
+            now,
+            self.rng,
+        )?;
+        match self.store.transact(|tx| {
+            tx.citizens().insert(&citizen, &hash, &ticket)?;
+            entry.append(tx).map(drop)
+        }) {
             Ok(()) => Ok((citizen, code)),
             Err(StoreError::Conflict { tree, .. }) if tree == crate::store::NATIONAL_IDS => Err(
                 DomainError::Conflict("a citizen with this national_id is already registered"),
@@ -196,6 +206,14 @@ impl Registry<'_> {
     /// [`DomainError::NotFound`]; storage errors.
     pub fn new_enrolment(&self, id: &str, now: OffsetDateTime) -> Result<EnrolmentCode> {
         let (code, hash, ticket) = self.issue_code(id.to_owned(), now)?;
+        let entry = Entry::new(
+            event::ENROLMENT_CODE_ISSUED,
+            Actor::Admin,
+            Some(id),
+            json!({"expires_at": rfc3339(code.expires_at)}),
+            now,
+            self.rng,
+        )?;
         self.store.transact(|tx| {
             let mut citizen = tx
                 .citizens()
@@ -207,6 +225,7 @@ impl Registry<'_> {
             citizen.enrolment_hash = Some(hash);
             tx.citizens().update(&citizen);
             tx.citizens().put_enrolment(&hash, &ticket)?;
+            entry.append(tx)?;
             Ok::<_, DomainError>(())
         })?;
         Ok(code)

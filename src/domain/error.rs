@@ -79,6 +79,18 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// A short machine-readable name (audit entries; never the details, which may name
+    /// credentials).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::EnrolmentLinkInvalid => "enrolment_link_invalid",
+            Self::CeremonyExpired => "ceremony_expired",
+            Self::CredentialRejected(_) => "credential_rejected",
+            Self::PasskeyUnknown(_) => "passkey_unknown_or_revoked",
+            Self::PossibleClone(_) => "possible_clone",
+        }
+    }
+
     /// A plain-language explanation for the person in front of the screen.
     pub fn message(&self) -> &'static str {
         match self {

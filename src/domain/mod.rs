@@ -5,6 +5,7 @@
 //! both.
 
 pub mod attestation;
+pub mod audit;
 pub mod citizens;
 pub mod clients;
 mod error;
@@ -101,6 +102,13 @@ pub fn random_bytes<const N: usize>(rng: &dyn Rng) -> Result<[u8; N]> {
     let mut buf = [0u8; N];
     rng.fill(&mut buf)?;
     Ok(buf)
+}
+
+/// `t` in RFC 3339, in UTC (`…Z`), as entries, evidence and answers show times.
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    let utc = t.to_offset(time::UtcOffset::UTC);
+    utc.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| utc.to_string())
 }
 
 /// A random identifier in UUID v4 form (122 random bits).

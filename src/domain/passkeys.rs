@@ -15,9 +15,11 @@ use webauthn_rs_proto::AttestationConveyancePreference;
 use zeroize::Zeroizing;
 
 use super::attestation::{AttestationRoots, hardware_attested};
+use super::audit::{Actor, Entry, event};
 use super::citizens::{Citizen, PasskeySummary, enrolment_hash};
 use super::{DomainError, Refusal, Result, Rng, random_bytes};
 use crate::store::{Store, StoreError};
+use serde_json::json;
 
 /// How long a started ceremony may take before it must be started again.
 pub const CEREMONY_TTL: Duration = Duration::minutes(5);
@@ -307,6 +309,14 @@ impl Passkeys<'_> {
             last_used_at: None,
             revoked_at: None,
         };
+        let entry = Entry::new(
+            event::PASSKEY_ADDED,
+            Actor::Citizen(&citizen_id),
+            Some(&citizen_id),
+            json!({"passkey_id": stored.id}),
+            now,
+            self.rng,
+        )?;
         self.store.transact(|tx| {
             let ticket_ok = tx
                 .citizens()
@@ -330,6 +340,7 @@ impl Passkeys<'_> {
             citizen.enrolment_hash = None;
             tx.citizens().update(&citizen);
             tx.citizens().delete_enrolment(&hash);
+            entry.append(tx)?;
             Ok(stored.summary())
         })
     }
@@ -364,6 +375,47 @@ impl Passkeys<'_> {
         let CeremonyKind::Login { state } = self.take_ceremony(ceremony, now)? else {
             return Err(Refusal::CeremonyExpired.into());
         };
+        // Whose passkey was presented, once known: the subject of a failure's entry.
+        let mut presented: Option<String> = None;
+        match self.verify_login(state, assertion, replaces, now, &mut presented) {
+            Err(DomainError::Refused(refusal)) => {
+                self.record_failed_login(presented.as_deref(), &refusal, now)?;
+                Err(refusal.into())
+            }
+            other => other,
+        }
+    }
+
+    /// A refused login's entry, in its own transaction (the login itself wrote nothing).
+    /// Only ceremonies civis started get here, and the HTTP layer throttles failures per
+    /// client, so this cannot be used to flood the log.
+    fn record_failed_login(
+        &self,
+        citizen: Option<&str>,
+        refusal: &Refusal,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let actor = citizen.map_or(Actor::Anonymous, Actor::Citizen);
+        let entry = Entry::new(
+            event::LOGIN_FAILED,
+            actor,
+            citizen,
+            json!({"reason": refusal.kind()}),
+            now,
+            self.rng,
+        )?;
+        self.store.transact(|tx| entry.append(tx))?;
+        Ok(())
+    }
+
+    fn verify_login(
+        &self,
+        state: DiscoverableAuthentication,
+        assertion: &PublicKeyCredential,
+        replaces: Option<&str>,
+        now: OffsetDateTime,
+        presented: &mut Option<String>,
+    ) -> Result<Login> {
         same_origin_only(
             &assertion.response.client_data_json,
             self.webauthn.get_allowed_origins(),
@@ -379,6 +431,7 @@ impl Passkeys<'_> {
             .passkeys()
             .credential(&cred_id)?
             .ok_or_else(|| unknown("not registered"))?;
+        *presented = Some(current.citizen_id.clone());
         if current.revoked_at.is_some() {
             return Err(unknown("revoked").into());
         }
@@ -410,6 +463,18 @@ impl Passkeys<'_> {
             ),
         };
         let token_hash = session_hash(&token.0);
+        let entry = Entry::new(
+            event::LOGIN_SUCCEEDED,
+            Actor::Citizen(&session.citizen_id),
+            Some(&session.citizen_id),
+            json!({
+                "passkey_id": cred_id,
+                "user_verified": session.user_verified,
+                "hardware_attested": session.hardware_attested,
+            }),
+            now,
+            self.rng,
+        )?;
         // The signature was checked against the credential as first read; the transaction
         // re-reads it, so a login that landed meanwhile with the same or a higher counter,
         // or a revocation, is seen.
@@ -436,6 +501,7 @@ impl Passkeys<'_> {
                 tx.passkeys().delete_session(&session_hash(old));
             }
             tx.passkeys().insert_session(&token_hash, &session)?;
+            entry.append(tx)?;
             tx.citizens()
                 .get(&session.citizen_id)?
                 .ok_or(DomainError::NotFound("citizen"))
@@ -507,6 +573,14 @@ impl Passkeys<'_> {
     /// # Errors
     /// [`DomainError::NotFound`] when the citizen or the passkey (of that citizen) is unknown.
     pub fn revoke(&self, citizen_id: &str, passkey_id: &str, now: OffsetDateTime) -> Result<()> {
+        let entry = Entry::new(
+            event::PASSKEY_REVOKED,
+            Actor::Admin,
+            Some(citizen_id),
+            json!({"passkey_id": passkey_id}),
+            now,
+            self.rng,
+        )?;
         self.store.transact(|tx| {
             let citizen = tx
                 .citizens()
@@ -523,6 +597,7 @@ impl Passkeys<'_> {
             if credential.revoked_at.is_none() {
                 credential.revoked_at = Some(now);
                 tx.passkeys().update_credential(&credential);
+                entry.append(tx)?;
             }
             Ok(())
         })

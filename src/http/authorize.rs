@@ -388,7 +388,10 @@ pub(super) async fn withdraw_consent(
             let now = state.now();
             match current_session(state, &headers, now) {
                 Ok(Some((s, _))) => {
-                    match state.provider().revoke_consent(&s.citizen_id, &client_id) {
+                    match state
+                        .provider()
+                        .revoke_consent(&s.citizen_id, &client_id, now)
+                    {
                         Ok(()) => StatusCode::NO_CONTENT.into_response(),
                         Err(e) => ApiError::from(e).into_response(),
                     }

@@ -285,17 +285,10 @@ async fn token(State(state): State<AppState>, req: OAuthRequest) -> Response {
         headers,
         form,
     } = req;
-    // client_credentials for a cached client is a signature and nothing else: answered in
-    // place. Every other grant reads and writes the store, on the blocking pool.
-    let stateless = form
-        .get("grant_type")
-        .is_some_and(|g| g == "client_credentials");
-    let answer = move |s: &AppState| token_answer(s, client, &headers, &form);
-    if stateless {
-        state.run_inline_first(answer).await
-    } else {
-        state.run(answer).await
-    }
+    // Every grant writes its audit entry, so every grant runs on the blocking pool.
+    state
+        .run(move |s| token_answer(s, client, &headers, &form))
+        .await
 }
 
 fn token_answer(

@@ -42,6 +42,7 @@
 //! Short-lived records are written with [`Tx::put_expiring`], which also files them in an
 //! expiry index; [`Store::sweep_expired`] removes what has expired, a bounded batch per call.
 
+mod audit;
 mod backend;
 mod bytes;
 mod citizens;
@@ -64,6 +65,9 @@ mod tx;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use audit::{
+    AUDIT_CHECKPOINTS, AUDIT_ENTRIES, AUDIT_HASHES, AUDIT_STATE, AUDIT_SUBJECTS, Audit,
+};
 pub use backend::{Backend, BackendError, Decision, Entry, TxRead, Write};
 pub use citizens::{CITIZENS, Citizens, ENROLMENTS, NATIONAL_IDS};
 pub use clients::{CLIENT_ASSERTION_JTIS, CLIENT_CACHE_TTL, CLIENTS, Clients};
@@ -210,6 +214,27 @@ pub const TREES: &[TreeSpec] = &[
     TreeSpec {
         name: SIGN_APPROVALS,
         durable: false,
+    },
+    // The audit log: an acknowledged action's entry is on disk with it.
+    TreeSpec {
+        name: AUDIT_ENTRIES,
+        durable: true,
+    },
+    TreeSpec {
+        name: AUDIT_SUBJECTS,
+        durable: true,
+    },
+    TreeSpec {
+        name: AUDIT_HASHES,
+        durable: true,
+    },
+    TreeSpec {
+        name: AUDIT_CHECKPOINTS,
+        durable: true,
+    },
+    TreeSpec {
+        name: AUDIT_STATE,
+        durable: true,
     },
     // Index entries ride on the flush of the record they index.
     TreeSpec {

@@ -8,6 +8,7 @@ use zeroize::Zeroizing;
 
 use super::rules::{Errors, client_jwks, client_name, grant_list, scope_list, uri_list};
 use super::{AuthMethod, Client, Clients, DEFAULT_SCOPE, GrantType, NewClient, SubjectType};
+use crate::domain::audit::{Actor, Entry, event};
 use crate::domain::{DomainError, Result, random_bytes};
 use crate::store::StoreError;
 
@@ -164,7 +165,25 @@ impl Clients<'_> {
             created_at: now,
             secret_hash: secret.as_ref().map(|s| self.secret_hash(s)),
         };
-        match self.store.transact(|tx| tx.clients().insert(&client)) {
+        let entry = Entry::new(
+            event::CLIENT_REGISTERED,
+            Actor::Admin,
+            None,
+            serde_json::json!({
+                "client_id": client.id,
+                "name": client.name,
+                "token_endpoint_auth_method": client.auth_method.as_str(),
+                "grant_types": client.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+                "scopes": client.scopes,
+                "redirect_uris": client.redirect_uris,
+            }),
+            now,
+            self.rng,
+        )?;
+        match self.store.transact(|tx| {
+            tx.clients().insert(&client)?;
+            entry.append(tx).map(drop)
+        }) {
             Ok(()) => Ok((client, secret)),
             Err(StoreError::Conflict { .. }) => Err(DomainError::Internal(
                 "random client id collided with an existing one".into(),

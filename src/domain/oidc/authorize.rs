@@ -9,10 +9,12 @@ use super::{
     parse_bounded_list, sha256,
 };
 use crate::crypto::digest::hex;
+use crate::domain::audit::{Actor, Entry, event};
 use crate::domain::clients::{Client, GrantType};
 use crate::domain::passkeys::Session;
 use crate::domain::{DomainError, new_id};
 use crate::store::StoreError;
+use serde_json::json;
 
 /// Raw authorization request parameters.
 #[derive(Debug, Default, Clone, serde::Deserialize)]
@@ -387,6 +389,14 @@ impl Provider<'_> {
         p: &PendingAuthorization,
         now: OffsetDateTime,
     ) -> Result<(), DomainError> {
+        let entry = Entry::new(
+            event::CONSENT_GIVEN,
+            Actor::Citizen(citizen_id),
+            Some(citizen_id),
+            json!({"client_id": p.client_id, "scopes": p.scopes}),
+            now,
+            self.rng,
+        )?;
         Ok(self.store.transact(|tx| {
             let earlier = tx.consents().get(citizen_id, &p.client_id)?;
             let mut scopes = earlier
@@ -404,6 +414,7 @@ impl Provider<'_> {
                 since: earlier.map_or(now, |c| c.since),
             };
             tx.consents().put(citizen_id, &p.client_id, &consent);
+            entry.append(tx)?;
             Ok::<_, StoreError>(())
         })?)
     }
@@ -414,9 +425,25 @@ impl Provider<'_> {
     ///
     /// # Errors
     /// Storage failures.
-    pub fn revoke_consent(&self, citizen_id: &str, client_id: &str) -> Result<(), DomainError> {
+    pub fn revoke_consent(
+        &self,
+        citizen_id: &str,
+        client_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), DomainError> {
+        let entry = Entry::new(
+            event::CONSENT_WITHDRAWN,
+            Actor::Citizen(citizen_id),
+            Some(citizen_id),
+            json!({"client_id": client_id}),
+            now,
+            self.rng,
+        )?;
         Ok(self.store.transact(|tx| {
-            tx.consents().delete(citizen_id, client_id);
+            if tx.consents().get(citizen_id, client_id)?.is_some() {
+                tx.consents().delete(citizen_id, client_id);
+                entry.append(tx)?;
+            }
             Ok::<_, StoreError>(())
         })?)
     }

@@ -440,7 +440,8 @@ fn withdrawn_consent_kills_grants_and_a_new_consent_does_not_revive_them() {
         .redeem(&client, &f.code(&client, &session), VERIFIER)
         .unwrap();
     let p = f.provider();
-    p.revoke_consent(&session.citizen_id, &client.id).unwrap();
+    p.revoke_consent(&session.citizen_id, &client.id, NOW)
+        .unwrap();
     assert!(!f.live(&old.access_token));
     invalid_grant(f.refresh(&client, old.refresh_token.as_deref().unwrap(), NOW));
 

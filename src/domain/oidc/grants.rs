@@ -10,10 +10,12 @@ use super::mint::TokenResponse;
 use super::model::{AuthorizationCode, Grant, RefreshToken, UsedCode};
 use super::{Provider, REFRESH_TTL, TOKEN_TTL, opaque_token, parse_scopes, sha256};
 use crate::domain::DomainError;
+use crate::domain::audit::{Actor, Entry, Salt, event};
 use crate::domain::citizens::Citizen;
 use crate::domain::clients::{Client, GrantType};
 use crate::store::oidc::USED_CODE_TTL;
 use crate::store::{StoreError, Tx};
+use serde_json::json;
 
 /// What a client is told about any refresh token that does not work.
 const REFRESH_INVALID: &str = "refresh token is invalid, expired or revoked";
@@ -56,10 +58,21 @@ impl Provider<'_> {
     ///
     /// # Errors
     /// Storage failures.
-    pub fn revoke_grant(&self, grant_id: &str, now: OffsetDateTime) -> Result<(), DomainError> {
+    pub fn revoke_grant(
+        &self,
+        grant_id: &str,
+        actor: Actor<'_>,
+        reason: &'static str,
+        now: OffsetDateTime,
+    ) -> Result<(), DomainError> {
+        let why = GrantEnd {
+            actor,
+            reason,
+            salt: Salt::new(self.rng)?,
+        };
         Ok(self
             .store
-            .transact(|tx| revoke_grant_in(tx, grant_id, now))?)
+            .transact(|tx| revoke_grant_in(tx, grant_id, &why, now))?)
     }
 
     /// A new refresh token value, when the client has the refresh grant (randomness only:
@@ -93,14 +106,18 @@ impl Provider<'_> {
         let code = code.ok_or(TokenError::InvalidRequest("code is required"))?;
         let hash = sha256(code.as_bytes());
         let refresh = self.new_refresh_value(client)?;
+        let salt = Salt::new(self.rng)?;
         let redemption = self.store.transact(|tx| {
             redeem_in(
                 tx,
                 &hash,
                 client,
-                redirect_uri,
-                verifier,
+                Presented {
+                    redirect_uri,
+                    verifier,
+                },
                 refresh.as_deref(),
+                &salt,
                 now,
             )
         })?;
@@ -220,9 +237,21 @@ impl Provider<'_> {
         };
         let grace = (!self.refresh_grace.is_zero()).then_some(&response);
         let new_hash = sha256(new_token.as_bytes());
-        let rotation = self
-            .store
-            .transact(|tx| rotate_in(tx, &hash, &new_hash, &successor, grace, now))?;
+        let entry = Entry::new(
+            event::TOKENS_ISSUED,
+            Actor::Client(&client.id),
+            Some(&grant.citizen_id),
+            tokens_issued(&narrowed, "refresh_token", true),
+            now,
+            self.rng,
+        )?;
+        let rotation = self.store.transact(|tx| {
+            let rotation = rotate_in(tx, &hash, &new_hash, &successor, grace, now)?;
+            if matches!(rotation, Rotation::Rotated) {
+                entry.append(tx)?;
+            }
+            Ok::<_, StoreError>(rotation)
+        })?;
         match rotation {
             Rotation::Rotated => Ok(response),
             // A concurrent use won the race: this one is a reuse of a spent token.
@@ -244,12 +273,17 @@ impl Provider<'_> {
             return Ok(cached.clone());
         }
         tracing::warn!(grant_id = %spent.grant_id, "spent refresh token reused: grant revoked");
-        self.revoke_grant(&spent.grant_id, now)?;
+        self.revoke_grant(
+            &spent.grant_id,
+            Actor::Client(&spent.client_id),
+            "refresh_token_reused",
+            now,
+        )?;
         Err(TokenError::InvalidGrant(REFRESH_INVALID))
     }
 
     /// `grant_type=client_credentials`: a token for the client itself (no citizen), limited
-    /// to the client's registered scopes. Stateless: nothing is written.
+    /// to the client's registered scopes. Only its audit entry is written.
     ///
     /// # Errors
     /// [`TokenError`].
@@ -281,6 +315,22 @@ impl Provider<'_> {
                 "scope {bad} is not allowed for this client"
             )));
         }
+        // Durable before the token exists (DESIGN: commit, then sign, then answer); on an
+        // async worker this store access is what moves the call to the blocking pool.
+        let entry = Entry::new(
+            event::TOKENS_ISSUED,
+            Actor::Client(&client.id),
+            None,
+            json!({
+                "client_id": client.id,
+                "grant_type": "client_credentials",
+                "scopes": scopes,
+                "claims": [],
+            }),
+            now,
+            self.rng,
+        )?;
+        self.store.transact(|tx| entry.append(tx))?;
         let access = self.access_token(client, client.id.clone(), &scopes, None, now)?;
         Ok(TokenResponse {
             access_token: access,
@@ -345,15 +395,24 @@ fn redeem_in(
     tx: &mut Tx<'_>,
     hash: &[u8; 32],
     client: &Client,
-    redirect_uri: Option<&str>,
-    verifier: Option<&str>,
+    presented: Presented<'_>,
     refresh: Option<&str>,
+    salt: &Salt,
     now: OffsetDateTime,
 ) -> Result<Redemption, StoreError> {
+    let Presented {
+        redirect_uri,
+        verifier,
+    } = presented;
     let Some(record) = tx.authorizations().take_code(hash)? else {
         return match tx.authorizations().used_code(hash)? {
             Some(used) => {
-                revoke_grant_in(tx, &used.grant_id, now)?;
+                let why = GrantEnd {
+                    actor: Actor::Client(&client.id),
+                    reason: "authorization_code_replayed",
+                    salt: salt.clone(),
+                };
+                revoke_grant_in(tx, &used.grant_id, &why, now)?;
                 Ok(Redemption::Replayed {
                     grant_id: used.grant_id,
                 })
@@ -409,6 +468,15 @@ fn redeem_in(
             },
         );
     }
+    Entry::salted(
+        event::TOKENS_ISSUED,
+        Actor::Client(&client.id),
+        Some(&grant.citizen_id),
+        &tokens_issued(&grant, "authorization_code", refresh.is_some()),
+        now,
+        salt,
+    )
+    .append(tx)?;
     let citizen = tx.citizens().get(&grant.citizen_id)?;
     Ok(Redemption::Issued {
         grant,
@@ -468,6 +536,7 @@ fn rotate_in(
 pub fn revoke_grant_in(
     tx: &mut Tx<'_>,
     grant_id: &str,
+    why: &GrantEnd<'_>,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     if let Some(mut grant) = tx.grants().get(grant_id)?
@@ -475,6 +544,44 @@ pub fn revoke_grant_in(
     {
         grant.revoked_at = Some(now);
         tx.grants().update(&grant);
+        Entry::salted(
+            event::GRANT_REVOKED,
+            why.actor,
+            Some(&grant.citizen_id),
+            &json!({"client_id": grant.client_id, "grant_id": grant.id, "reason": why.reason}),
+            now,
+            &why.salt,
+        )
+        .append(tx)?;
     }
     Ok(())
+}
+
+/// Who ends a grant and why: its audit entry.
+pub struct GrantEnd<'a> {
+    /// Who.
+    pub actor: Actor<'a>,
+    /// Why, as a short machine-readable name.
+    pub reason: &'static str,
+    /// The entry's salt.
+    pub salt: Salt,
+}
+
+/// What the client presented with a code.
+struct Presented<'a> {
+    redirect_uri: Option<&'a str>,
+    verifier: Option<&'a str>,
+}
+
+/// The details of a `tokens.issued` entry for a grant: the client, the grant, the scopes
+/// and the names of the claims released (never a token or a claim's value).
+fn tokens_issued(grant: &Grant, grant_type: &str, refresh: bool) -> serde_json::Value {
+    json!({
+        "client_id": grant.client_id,
+        "grant_type": grant_type,
+        "grant_id": grant.id,
+        "scopes": grant.scopes,
+        "claims": super::claims_released(&grant.scopes),
+        "refresh_token": refresh,
+    })
 }

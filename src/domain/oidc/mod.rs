@@ -54,6 +54,16 @@ pub const SCOPES: &[(&str, &[&str])] = &[
     ("seal", &[]),
 ];
 
+/// The names of the claims `scopes` release (what an audit entry says a client received;
+/// never their values).
+pub fn claims_released(scopes: &[String]) -> Vec<&'static str> {
+    SCOPES
+        .iter()
+        .filter(|(scope, _)| scopes.iter().any(|s| s == scope))
+        .flat_map(|(_, claims)| claims.iter().copied())
+        .collect()
+}
+
 /// Everything the provider needs; borrowed from the application state.
 pub struct Provider<'a> {
     /// Storage.

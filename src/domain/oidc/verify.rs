@@ -3,6 +3,9 @@
 
 use time::OffsetDateTime;
 
+use crate::domain::audit::{Actor, Entry, event};
+use serde_json::json;
+
 use super::liveness;
 use super::mint::AccessClaims;
 use super::model::RevokedJti;
@@ -136,7 +139,12 @@ impl Provider<'_> {
             .refresh_token(&sha256(token.as_bytes()))?
         {
             if r.client_id == client.id {
-                self.revoke_grant(&r.grant_id, now)?;
+                self.revoke_grant(
+                    &r.grant_id,
+                    Actor::Client(&client.id),
+                    "revoked_by_client",
+                    now,
+                )?;
             }
             return Ok(());
         }
@@ -145,14 +153,30 @@ impl Provider<'_> {
         {
             {
                 match &claims.gid {
-                    Some(gid) => self.revoke_grant(gid, now)?,
+                    Some(gid) => {
+                        self.revoke_grant(
+                            gid,
+                            Actor::Client(&client.id),
+                            "revoked_by_client",
+                            now,
+                        )?;
+                    }
                     None => {
                         let revoked = RevokedJti {
                             expires_at: OffsetDateTime::from_unix_timestamp(claims.exp)
                                 .unwrap_or(now),
                         };
+                        let entry = Entry::new(
+                            event::TOKEN_REVOKED,
+                            Actor::Client(&client.id),
+                            None,
+                            json!({"client_id": client.id, "jti": claims.jti}),
+                            now,
+                            self.rng,
+                        )?;
                         self.store.transact(|tx| {
                             tx.grants().revoke_jti(&claims.jti, &revoked);
+                            entry.append(tx)?;
                             Ok::<_, StoreError>(())
                         })?;
                     }

@@ -22,8 +22,10 @@ use super::requests::{Approval, ProducedSignature, SignRequest, Status};
 use super::{Kind, Pki, produce};
 use crate::crypto::digest::sha256;
 use crate::crypto::signer::PublicKey;
+use crate::domain::audit::{Actor, Entry, event};
 use crate::domain::passkeys::{StoredPasskey, same_origin_only};
 use crate::domain::{DomainError, Refusal, Result, random_bytes};
+use serde_json::json;
 
 /// How long an approval ceremony may take.
 pub const APPROVAL_CEREMONY_TTL: Duration = Duration::minutes(5);
@@ -284,6 +286,20 @@ impl Approvals<'_> {
                 return Err(e);
             }
         };
+        let entry = Entry::new(
+            event::SIGNATURE_PRODUCED,
+            Actor::Citizen(citizen_id),
+            Some(citizen_id),
+            json!({
+                "request_id": request.id,
+                "key_id": key_id,
+                "passkey_id": passkey_id,
+                "format": request.format.as_str(),
+                "documents": produce::documents_json(&request.documents),
+            }),
+            now,
+            self.pki.rng,
+        )?;
         self.pki.store.transact(|tx| {
             tx.sign_requests()
                 .take_ceremony(ceremony_id)?
@@ -324,6 +340,7 @@ impl Approvals<'_> {
             current.approval = Some((signatures.clone(), approval.clone()));
             tx.sign_requests().update(&current);
             produce::record_produced(tx, &produced)?;
+            entry.append(tx)?;
             Ok(current)
         })
     }

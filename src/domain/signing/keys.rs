@@ -6,7 +6,8 @@ use time::OffsetDateTime;
 
 use super::{Holder, HolderRef, KeyInUse, Kind, Pki, SigningKey};
 use crate::crypto::pki::Subject;
-use crate::domain::{DomainError, Result, new_id};
+use crate::domain::audit::{Actor, Entry, Salt, event};
+use crate::domain::{DomainError, Result, Rng, new_id, rfc3339};
 
 impl Pki<'_> {
     /// Issues a key for `holder`, certified for `subject`, and makes it the holder's
@@ -32,6 +33,7 @@ impl Pki<'_> {
             created_at: now,
             revoked_at: None,
         };
+        let entry = key_entry(&key, Change::Created, now, self.rng)?;
         let replaced = self.store.transact(|tx| {
             let live = tx
                 .signing_keys()
@@ -43,6 +45,7 @@ impl Pki<'_> {
                 tx.revocations().add(&old.revocation(now, true));
             }
             tx.signing_keys().insert(&key)?;
+            entry.append(tx)?;
             Ok::<_, DomainError>(live.is_some())
         })?;
         if replaced {
@@ -70,6 +73,7 @@ impl Pki<'_> {
     /// # Errors
     /// [`DomainError::NotFound`]; storage errors.
     pub fn revoke(&self, kind: Kind, id: &str, now: OffsetDateTime) -> Result<()> {
+        let salt = Salt::new(self.rng)?;
         let changed = self.store.transact(|tx| {
             let mut key = tx
                 .signing_keys()
@@ -82,6 +86,7 @@ impl Pki<'_> {
             key.revoked_at = Some(now);
             tx.signing_keys().update(&key);
             tx.revocations().add(&key.revocation(now, false));
+            key_entry_salted(&key, Change::Revoked, now, &salt).append(tx)?;
             Ok::<_, DomainError>(true)
         })?;
         if changed {
@@ -112,4 +117,55 @@ impl Pki<'_> {
             &key.serial,
         )
     }
+}
+
+/// What happened to a key, for its audit entry.
+#[derive(Clone, Copy)]
+enum Change {
+    Created,
+    Revoked,
+}
+
+fn key_entry(
+    key: &SigningKey,
+    change: Change,
+    now: OffsetDateTime,
+    rng: &dyn Rng,
+) -> Result<Entry> {
+    Ok(key_entry_salted(key, change, now, &Salt::new(rng)?))
+}
+
+/// `official.created`, `seal.revoked`…: the officer's action, about the official (a
+/// citizen) or about no citizen (a seal, which belongs to a client).
+fn key_entry_salted(key: &SigningKey, change: Change, now: OffsetDateTime, salt: &Salt) -> Entry {
+    let (event, subject, holder) = match (&key.holder, change) {
+        (Holder::Official { citizen_id, .. }, Change::Created) => (
+            event::OFFICIAL_CREATED,
+            Some(citizen_id.as_str()),
+            serde_json::json!({"citizen_id": citizen_id}),
+        ),
+        (Holder::Official { citizen_id, .. }, Change::Revoked) => (
+            event::OFFICIAL_REVOKED,
+            Some(citizen_id.as_str()),
+            serde_json::json!({"citizen_id": citizen_id}),
+        ),
+        (Holder::Seal { client_id }, Change::Created) => (
+            event::SEAL_CREATED,
+            None,
+            serde_json::json!({"client_id": client_id}),
+        ),
+        (Holder::Seal { client_id }, Change::Revoked) => (
+            event::SEAL_REVOKED,
+            None,
+            serde_json::json!({"client_id": client_id}),
+        ),
+    };
+    let details = serde_json::json!({
+        "key_id": key.id,
+        "holder": holder,
+        "organisation": key.organisation,
+        "certificate_serial": hex::encode(&key.serial),
+        "not_after": rfc3339(key.not_after),
+    });
+    Entry::salted(event, Actor::Admin, subject, &details, now, salt)
 }

@@ -54,6 +54,21 @@ pub struct Document {
     pub digest: [u8; 32],
 }
 
+/// The documents of an audit entry: `[{name, digest}]`, the digest in base64url (what the
+/// citizen's activity page shows for every signature in their name).
+pub fn documents_json(documents: &[Document]) -> serde_json::Value {
+    use base64::Engine as _;
+    documents
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "name": d.name,
+                "digest": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.digest),
+            })
+        })
+        .collect()
+}
+
 /// A signature just made over one document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signed {

@@ -8,7 +8,9 @@ use time::{Duration, OffsetDateTime};
 use super::documents::{self, DocumentInput};
 use super::{Document, HolderRef, Kind, Pki, SignatureFormat};
 use crate::crypto::digest::sha256;
+use crate::domain::audit::{Actor, Entry, event};
 use crate::domain::{DomainError, Result, new_id};
+use serde_json::json;
 
 /// How long an official has to approve a request.
 pub const APPROVAL_WINDOW: Duration = Duration::minutes(15);
@@ -191,8 +193,23 @@ impl Pki<'_> {
             approval: None,
             rejected_at: None,
         };
-        self.store
-            .transact(|tx| tx.sign_requests().insert(&request))?;
+        let entry = Entry::new(
+            event::SIGN_REQUESTED,
+            Actor::Citizen(citizen_id),
+            Some(citizen_id),
+            json!({
+                "request_id": request.id,
+                "key_id": request.official_id,
+                "format": request.format.as_str(),
+                "documents": super::produce::documents_json(&request.documents),
+            }),
+            now,
+            self.rng,
+        )?;
+        self.store.transact(|tx| {
+            tx.sign_requests().insert(&request)?;
+            entry.append(tx)
+        })?;
         Ok(request)
     }
 

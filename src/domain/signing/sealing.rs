@@ -10,7 +10,9 @@ use time::OffsetDateTime;
 
 use super::produce::{Producer, record_produced, sign_batch};
 use super::{Document, Kind, Pki, ProducedSignature, SignatureFormat, Signed};
-use crate::domain::{DomainError, Result};
+use crate::domain::audit::{Actor, Entry, event};
+use crate::domain::{DomainError, Result, rfc3339};
+use serde_json::json;
 
 /// Most documents in one sealing call (CONTRACT.md §5, issue 10 item 4).
 pub const MAX_SEAL_DOCUMENTS: usize = 1000;
@@ -53,7 +55,20 @@ impl Pki<'_> {
             request_id: None,
         };
         let records = ProducedSignature::batch(&producer, documents, &signed);
-        self.record_sealed(&key.id, &records)?;
+        let entry = Entry::new(
+            event::SEAL_USED,
+            Actor::Client(client_id),
+            None,
+            json!({
+                "key_id": key.id,
+                "format": format.as_str(),
+                "signed_at": rfc3339(signing_time),
+                "documents": documents.len(),
+            }),
+            now,
+            self.rng,
+        )?;
+        self.record_sealed(&key.id, &records, &entry)?;
         Ok(signed)
     }
 
@@ -63,7 +78,12 @@ impl Pki<'_> {
     /// # Errors
     /// [`DomainError::Conflict`] ([`NO_LIVE_SEAL`]) when the seal was revoked (nothing is
     /// recorded); storage errors.
-    pub(super) fn record_sealed(&self, seal_id: &str, records: &[ProducedSignature]) -> Result<()> {
+    pub(super) fn record_sealed(
+        &self,
+        seal_id: &str,
+        records: &[ProducedSignature],
+        entry: &Entry,
+    ) -> Result<()> {
         self.store.transact(|tx| {
             let live = tx
                 .signing_keys()
@@ -72,7 +92,9 @@ impl Pki<'_> {
             if !live {
                 return Err(DomainError::Conflict(NO_LIVE_SEAL));
             }
-            record_produced(tx, records)
+            record_produced(tx, records)?;
+            entry.append(tx)?;
+            Ok(())
         })
     }
 }

@@ -18,7 +18,6 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::documents::{digest as parse_digest, parse_format};
 use super::{Kind, Pki, ProducedSignature, Revocation, SignatureFormat};
@@ -247,7 +246,7 @@ fn check(name: &'static str, passed: bool, detail: impl Into<String>) -> Check {
 }
 
 fn ts(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+    crate::domain::rfc3339(t)
 }
 
 fn format_check(read: &Parsed) -> Check {

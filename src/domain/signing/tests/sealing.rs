@@ -453,10 +453,24 @@ fn a_revocation_that_lands_while_a_batch_is_signed_wins() {
     };
     let records = ProducedSignature::batch(&producer, &batch, &signed);
     w.pki().revoke_seal(&seal.id, now()).unwrap();
-    let refused = w.pki().record_sealed(&seal.id, &records);
+    let entry = crate::domain::audit::Entry::new(
+        crate::domain::audit::event::SEAL_USED,
+        crate::domain::audit::Actor::Client(&client),
+        None,
+        serde_json::Value::Null,
+        now(),
+        &crate::domain::SystemRng::new(),
+    )
+    .unwrap();
+    let refused = w.pki().record_sealed(&seal.id, &records, &entry);
     assert!(
         matches!(refused, Err(DomainError::Conflict(NO_LIVE_SEAL))),
         "{refused:?}"
+    );
+    assert_eq!(
+        w.store.audit().appended().unwrap(),
+        3,
+        "no seal.used entry after a refusal"
     );
     for sig in &signed {
         assert_eq!(

@@ -1,0 +1,256 @@
+//! Audit events: what each security event records, turned into the exact bytes of a log
+//! entry and appended inside the transaction of the action itself (CONTRACT.md §7), so an
+//! acknowledged action always has its entry and a failed one never does.
+//!
+//! An entry is one JSON object: `time` (RFC 3339 UTC), `event`, `actor`, `subject` (the
+//! citizen's id, or null), `details` (never a secret, token, code or key) and a random
+//! `salt` (so that an entry's hash, which is public through proofs, reveals nothing by
+//! guessing its content). The event types are listed in SECURITY.md.
+
+use serde::Serialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::{Result, Rng, random_bytes};
+use crate::store::{StoreError, Tx};
+
+/// Who did it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor<'a> {
+    /// The registration officer or operator, through the admin API.
+    Admin,
+    /// A citizen, by id.
+    Citizen(&'a str),
+    /// An agency client, by client id.
+    Client(&'a str),
+    /// Someone not identified (a failed login with an unknown passkey).
+    Anonymous,
+    /// civis itself.
+    System,
+}
+
+impl Serialize for Actor<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Self::Admin => s.serialize_str("admin"),
+            Self::Citizen(id) => s.collect_str(&format_args!("citizen:{id}")),
+            Self::Client(id) => s.collect_str(&format_args!("client:{id}")),
+            Self::Anonymous => s.serialize_str("anonymous"),
+            Self::System => s.serialize_str("system"),
+        }
+    }
+}
+
+/// Every event type: the `event` field of an entry.
+pub mod event {
+    /// An officer registered a citizen (an enrolment code was issued with it).
+    pub const CITIZEN_REGISTERED: &str = "citizen.registered";
+    /// An officer issued a new enrolment code; the previous one stopped working.
+    pub const ENROLMENT_CODE_ISSUED: &str = "enrolment_code.issued";
+    /// A citizen enrolled a passkey.
+    pub const PASSKEY_ADDED: &str = "passkey.added";
+    /// A passkey was revoked (its sessions and grants end with it).
+    pub const PASSKEY_REVOKED: &str = "passkey.revoked";
+    /// A passkey login succeeded.
+    pub const LOGIN_SUCCEEDED: &str = "login.succeeded";
+    /// A passkey login failed after the authenticator answered.
+    pub const LOGIN_FAILED: &str = "login.failed";
+    /// A citizen allowed a client to receive claims.
+    pub const CONSENT_GIVEN: &str = "consent.given";
+    /// A citizen withdrew a consent (the client's grants end with it).
+    pub const CONSENT_WITHDRAWN: &str = "consent.withdrawn";
+    /// Tokens were issued at `/token`.
+    pub const TOKENS_ISSUED: &str = "tokens.issued";
+    /// A grant (its refresh and access tokens) was revoked.
+    pub const GRANT_REVOKED: &str = "grant.revoked";
+    /// A client revoked one of its own access tokens that belongs to no grant.
+    pub const TOKEN_REVOKED: &str = "token.revoked";
+    /// An agency client was registered.
+    pub const CLIENT_REGISTERED: &str = "client.registered";
+    /// An official's key and certificate were created.
+    pub const OFFICIAL_CREATED: &str = "official.created";
+    /// An official's key was revoked.
+    pub const OFFICIAL_REVOKED: &str = "official.revoked";
+    /// An organisation's e-seal was created.
+    pub const SEAL_CREATED: &str = "seal.created";
+    /// An e-seal was revoked.
+    pub const SEAL_REVOKED: &str = "seal.revoked";
+    /// An agency client asked an official to sign documents.
+    pub const SIGN_REQUESTED: &str = "sign_request.created";
+    /// An official's passkey approved a sign request and the documents were signed.
+    pub const SIGNATURE_PRODUCED: &str = "signature.produced";
+    /// An agency sealed a batch of documents.
+    pub const SEAL_USED: &str = "seal.used";
+
+    /// All of them, for documentation tests.
+    pub const ALL: &[&str] = &[
+        CITIZEN_REGISTERED,
+        ENROLMENT_CODE_ISSUED,
+        PASSKEY_ADDED,
+        PASSKEY_REVOKED,
+        LOGIN_SUCCEEDED,
+        LOGIN_FAILED,
+        CONSENT_GIVEN,
+        CONSENT_WITHDRAWN,
+        TOKENS_ISSUED,
+        GRANT_REVOKED,
+        TOKEN_REVOKED,
+        CLIENT_REGISTERED,
+        OFFICIAL_CREATED,
+        OFFICIAL_REVOKED,
+        SEAL_CREATED,
+        SEAL_REVOKED,
+        SIGN_REQUESTED,
+        SIGNATURE_PRODUCED,
+        SEAL_USED,
+    ];
+}
+
+/// One entry, ready to append: its exact bytes and the subject it is filed under.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    bytes: Vec<u8>,
+    subject: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Json<'a> {
+    #[serde(with = "time::serde::rfc3339")]
+    time: OffsetDateTime,
+    event: &'static str,
+    actor: Actor<'a>,
+    subject: Option<&'a str>,
+    details: &'a Value,
+    salt: &'a str,
+}
+
+/// An entry's random salt, drawn before a transaction whose entry is only known inside it.
+#[derive(Debug, Clone)]
+pub struct Salt(String);
+
+impl Salt {
+    /// 128 random bits.
+    ///
+    /// # Errors
+    /// [`super::DomainError::Internal`] when the random generator fails.
+    pub fn new(rng: &dyn Rng) -> Result<Self> {
+        use base64::Engine as _;
+        Ok(Self(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<16>(rng)?),
+        ))
+    }
+}
+
+impl Entry {
+    /// The entry for `event`, done by `actor` about `subject` at `now`.
+    ///
+    /// # Errors
+    /// [`super::DomainError::Internal`] when the random generator fails.
+    pub fn new(
+        event: &'static str,
+        actor: Actor<'_>,
+        subject: Option<&str>,
+        details: Value,
+        now: OffsetDateTime,
+        rng: &dyn Rng,
+    ) -> Result<Self> {
+        Ok(Self::salted(
+            event,
+            actor,
+            subject,
+            &details,
+            now,
+            &Salt::new(rng)?,
+        ))
+    }
+
+    /// The same with a salt drawn earlier (inside a transaction, where the generator is
+    /// not at hand).
+    pub fn salted(
+        event: &'static str,
+        actor: Actor<'_>,
+        subject: Option<&str>,
+        details: &Value,
+        now: OffsetDateTime,
+        salt: &Salt,
+    ) -> Self {
+        let json = Json {
+            time: now.to_offset(time::UtcOffset::UTC),
+            event,
+            actor,
+            subject,
+            details,
+            salt: &salt.0,
+        };
+        // Strings, a JSON value and a clock's time (years 0–9999): serialising to memory
+        // cannot fail; the store's records rely on the same (`store::record::encode`).
+        let bytes = serde_json::to_vec(&json).unwrap_or_else(|_| b"{}".to_vec());
+        Self {
+            bytes,
+            subject: subject.map(str::to_owned),
+        }
+    }
+
+    /// Appends it to the log in `tx`; returns its index.
+    ///
+    /// # Errors
+    /// Storage errors (the caller's transaction then aborts).
+    pub fn append(&self, tx: &mut Tx<'_>) -> std::result::Result<u64, StoreError> {
+        tx.audit().append(&self.bytes, self.subject.as_deref())
+    }
+
+    /// The exact bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use time::macros::datetime;
+
+    struct Fixed;
+    impl Rng for Fixed {
+        fn fill(&self, buf: &mut [u8]) -> Result<()> {
+            buf.fill(7);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_entry_has_every_contract_field_and_is_appended_with_its_subject() {
+        let entry = Entry::new(
+            event::TOKENS_ISSUED,
+            Actor::Client("app"),
+            Some("c-1"),
+            serde_json::json!({"scope": "openid"}),
+            datetime!(2026-12-03 10:00:00 +01:00),
+            &Fixed,
+        )
+        .unwrap();
+        let v: Value = serde_json::from_slice(entry.bytes()).unwrap();
+        assert_eq!(v["time"], "2026-12-03T09:00:00Z");
+        assert_eq!(v["event"], "tokens.issued");
+        assert_eq!(v["actor"], "client:app");
+        assert_eq!(v["subject"], "c-1");
+        assert_eq!(v["details"]["scope"], "openid");
+        assert_eq!(v["salt"], "BwcHBwcHBwcHBwcHBwcHBw");
+        let store = Store::in_memory();
+        store.transact(|tx| entry.append(tx)).unwrap();
+        assert_eq!(store.audit().subject_indices("c-1", 0, 10).unwrap(), [0]);
+        let none = Entry::new(
+            event::CLIENT_REGISTERED,
+            Actor::Admin,
+            None,
+            Value::Null,
+            datetime!(2026-12-03 10:00:00 UTC),
+            &Fixed,
+        )
+        .unwrap();
+        let v: Value = serde_json::from_slice(none.bytes()).unwrap();
+        assert!(v["subject"].is_null() && v.get("subject").is_some());
+        assert_eq!(v["actor"], "admin");
+    }
+}

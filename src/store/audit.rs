@@ -1,0 +1,350 @@
+//! The audit log's storage: entries appended inside the transaction of the action they
+//! record, an index of each citizen's entries, the hashes of the Merkle tree's complete
+//! subtrees, and every signed checkpoint.
+//!
+//! Entries are kept as the exact bytes that are hashed (no version envelope: the log's
+//! promise is that those bytes never change); the entry JSON itself names its `event`.
+//! Keys are big-endian so that key order is index order. Layout:
+//! - `audit_entries`: index (u64 BE) → entry bytes;
+//! - `audit_subjects`: `{subject}/` + index (u64 BE) → nothing;
+//! - `audit_hashes`: level (u8) + index at that level (u64 BE) → 32-byte hash of the
+//!   complete subtree covering leaves `[index·2^level, (index+1)·2^level)`: about 2n
+//!   hashes for n entries;
+//! - `audit_checkpoints`: tree size (u64 BE) → the signed note published at that size;
+//! - `audit_state`: `next` (entries appended), `integrated` (entries in the tree),
+//!   `verifier` (the checkpoint key, signed-note form, fixed at the first checkpoint).
+
+use super::tx::Read;
+use super::{Result, Store, StoreError, Tx};
+
+/// Entries by index.
+pub const AUDIT_ENTRIES: &str = "audit_entries";
+/// Each subject's entries.
+pub const AUDIT_SUBJECTS: &str = "audit_subjects";
+/// Hashes of complete subtrees.
+pub const AUDIT_HASHES: &str = "audit_hashes";
+/// Signed checkpoints by tree size.
+pub const AUDIT_CHECKPOINTS: &str = "audit_checkpoints";
+/// Counters and the checkpoint key.
+pub const AUDIT_STATE: &str = "audit_state";
+
+const NEXT: &[u8] = b"next";
+const INTEGRATED: &[u8] = b"integrated";
+const VERIFIER: &[u8] = b"verifier";
+
+/// Largest page any listing reads at once.
+pub const MAX_PAGE: usize = 1000;
+
+/// The audit log in the committed store or in a transaction.
+pub struct Audit<S>(S);
+
+impl Store {
+    /// The committed audit log.
+    pub fn audit(&self) -> Audit<&Self> {
+        Audit(self)
+    }
+}
+
+impl<'a> Tx<'a> {
+    /// The audit log in this transaction.
+    pub fn audit(&mut self) -> Audit<&mut Tx<'a>> {
+        Audit(self)
+    }
+}
+
+fn corrupt(tree: &'static str, key: &[u8], reason: &str) -> StoreError {
+    StoreError::Corrupt {
+        tree,
+        key: super::record::printable_key(key),
+        reason: reason.into(),
+    }
+}
+
+fn counter(bytes: Option<Vec<u8>>, key: &[u8]) -> Result<u64> {
+    match bytes {
+        None => Ok(0),
+        Some(b) => <[u8; 8]>::try_from(b.as_slice())
+            .map(u64::from_be_bytes)
+            .map_err(|_| corrupt(AUDIT_STATE, key, "not a 64-bit counter")),
+    }
+}
+
+fn hash_key(level: u8, index: u64) -> [u8; 9] {
+    let mut key = [0; 9];
+    key[0] = level;
+    key[1..].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+fn subject_prefix(subject: &str) -> Vec<u8> {
+    let mut prefix = subject.as_bytes().to_vec();
+    prefix.push(b'/');
+    prefix
+}
+
+impl<S: Read> Audit<S> {
+    /// How many entries were appended (the next entry's index).
+    ///
+    /// # Errors
+    /// Backend and decoding errors.
+    pub fn appended(&self) -> Result<u64> {
+        counter(self.0.raw(AUDIT_STATE, NEXT)?, NEXT)
+    }
+
+    /// How many entries the integrator has put into the tree.
+    ///
+    /// # Errors
+    /// Backend and decoding errors.
+    pub fn integrated(&self) -> Result<u64> {
+        counter(self.0.raw(AUDIT_STATE, INTEGRATED)?, INTEGRATED)
+    }
+
+    /// The hash of a complete subtree the integrator stored.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when it is missing or not 32 bytes (the tree's state and its
+    /// hashes are written together, so a gap is damage).
+    pub fn subtree(&self, level: u8, index: u64) -> Result<[u8; 32]> {
+        let key = hash_key(level, index);
+        let bytes = self
+            .0
+            .raw(AUDIT_HASHES, &key)?
+            .ok_or_else(|| corrupt(AUDIT_HASHES, &key, "missing subtree hash"))?;
+        <[u8; 32]>::try_from(bytes.as_slice())
+            .map_err(|_| corrupt(AUDIT_HASHES, &key, "not a 32-byte hash"))
+    }
+
+    /// The checkpoint key in signed-note form, once the first checkpoint fixed it.
+    ///
+    /// # Errors
+    /// Backend errors; [`StoreError::Corrupt`] when it is not UTF-8.
+    pub fn verifier(&self) -> Result<Option<String>> {
+        self.0
+            .raw(AUDIT_STATE, VERIFIER)?
+            .map(|b| String::from_utf8(b).map_err(|_| corrupt(AUDIT_STATE, VERIFIER, "not UTF-8")))
+            .transpose()
+    }
+}
+
+impl Audit<&mut Tx<'_>> {
+    /// Appends one entry (its exact bytes) and files it under its subject; returns its
+    /// index. Entries of one transaction get consecutive indices in call order.
+    ///
+    /// # Errors
+    /// Backend and decoding errors.
+    pub fn append(&mut self, entry: &[u8], subject: Option<&str>) -> Result<u64> {
+        let index = self.appended()?;
+        let next = index
+            .checked_add(1)
+            .ok_or_else(|| corrupt(AUDIT_STATE, NEXT, "counter overflow"))?;
+        self.0
+            .put_raw(AUDIT_ENTRIES, &index.to_be_bytes(), entry.to_vec());
+        if let Some(subject) = subject {
+            let mut key = subject_prefix(subject);
+            key.extend_from_slice(&index.to_be_bytes());
+            self.0.put_raw(AUDIT_SUBJECTS, &key, Vec::new());
+        }
+        self.0
+            .put_raw(AUDIT_STATE, NEXT, next.to_be_bytes().to_vec());
+        Ok(index)
+    }
+
+    /// Stores hashes of subtrees that became complete.
+    pub fn put_subtrees(&mut self, hashes: &[(u8, u64, [u8; 32])]) {
+        for (level, index, hash) in hashes {
+            self.0
+                .put_raw(AUDIT_HASHES, &hash_key(*level, *index), hash.to_vec());
+        }
+    }
+
+    /// Records that the tree now holds the first `size` entries, with its checkpoint.
+    pub fn put_checkpoint(&mut self, size: u64, note: &str) {
+        self.0
+            .put_raw(AUDIT_STATE, INTEGRATED, size.to_be_bytes().to_vec());
+        self.0.put_raw(
+            AUDIT_CHECKPOINTS,
+            &size.to_be_bytes(),
+            note.as_bytes().to_vec(),
+        );
+    }
+
+    /// Fixes the checkpoint key (at the first checkpoint).
+    pub fn put_verifier(&mut self, verifier: &str) {
+        self.0
+            .put_raw(AUDIT_STATE, VERIFIER, verifier.as_bytes().to_vec());
+    }
+}
+
+impl Audit<&Store> {
+    /// Up to `limit` (at most [`MAX_PAGE`]) entries from index `from` on, in index order.
+    ///
+    /// # Errors
+    /// Backend errors; [`StoreError::Corrupt`] for a key that is not an index.
+    pub fn entries(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        let page =
+            self.0
+                .backend()?
+                .scan(AUDIT_ENTRIES, b"", &from.to_be_bytes(), limit.min(MAX_PAGE))?;
+        page.into_iter()
+            .map(|(key, value)| Ok((index_of(AUDIT_ENTRIES, &key)?, value)))
+            .collect()
+    }
+
+    /// One entry's bytes.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn entry(&self, index: u64) -> Result<Option<Vec<u8>>> {
+        self.0.raw(AUDIT_ENTRIES, &index.to_be_bytes())
+    }
+
+    /// The indices of `subject`'s entries from index `from` on, up to `limit` (at most
+    /// [`MAX_PAGE`]), in index order.
+    ///
+    /// # Errors
+    /// Backend errors; [`StoreError::Corrupt`] for a malformed key.
+    pub fn subject_indices(&self, subject: &str, from: u64, limit: usize) -> Result<Vec<u64>> {
+        let prefix = subject_prefix(subject);
+        let mut start = prefix.clone();
+        start.extend_from_slice(&from.to_be_bytes());
+        let page = self
+            .0
+            .backend()?
+            .scan(AUDIT_SUBJECTS, &prefix, &start, limit.min(MAX_PAGE))?;
+        page.into_iter()
+            .map(|(key, _)| index_of(AUDIT_SUBJECTS, &key[prefix.len()..]))
+            .collect()
+    }
+
+    /// The latest checkpoint: its tree size and signed note.
+    ///
+    /// # Errors
+    /// Backend errors; [`StoreError::Corrupt`] for a malformed record.
+    pub fn latest_checkpoint(&self) -> Result<Option<(u64, String)>> {
+        let size = self.integrated()?;
+        let key = size.to_be_bytes();
+        match self.0.raw(AUDIT_CHECKPOINTS, &key)? {
+            None if size == 0 => Ok(None),
+            None => Err(corrupt(
+                AUDIT_CHECKPOINTS,
+                &key,
+                "missing latest checkpoint",
+            )),
+            Some(note) => String::from_utf8(note)
+                .map(|n| Some((size, n)))
+                .map_err(|_| corrupt(AUDIT_CHECKPOINTS, &key, "not UTF-8")),
+        }
+    }
+
+    /// Up to `limit` stored checkpoints with tree size ≥ `from`, in size order.
+    ///
+    /// # Errors
+    /// Backend errors; [`StoreError::Corrupt`] for a malformed record.
+    pub fn checkpoints(&self, from: u64, limit: usize) -> Result<Vec<(u64, String)>> {
+        let page = self.0.backend()?.scan(
+            AUDIT_CHECKPOINTS,
+            b"",
+            &from.to_be_bytes(),
+            limit.min(MAX_PAGE),
+        )?;
+        page.into_iter()
+            .map(|(key, note)| {
+                let size = index_of(AUDIT_CHECKPOINTS, &key)?;
+                let note = String::from_utf8(note)
+                    .map_err(|_| corrupt(AUDIT_CHECKPOINTS, &key, "not UTF-8"))?;
+                Ok((size, note))
+            })
+            .collect()
+    }
+}
+
+fn index_of(tree: &'static str, key: &[u8]) -> Result<u64> {
+    <[u8; 8]>::try_from(key)
+        .map(u64::from_be_bytes)
+        .map_err(|_| corrupt(tree, key, "not a 64-bit index"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn append(store: &Store, entry: &str, subject: Option<&str>) -> u64 {
+        store
+            .transact(|tx| tx.audit().append(entry.as_bytes(), subject))
+            .unwrap()
+    }
+
+    #[test]
+    fn entries_are_numbered_from_zero_and_listed_in_order() {
+        let store = Store::in_memory();
+        assert_eq!(store.audit().appended().unwrap(), 0);
+        assert_eq!(append(&store, "a", Some("c1")), 0);
+        assert_eq!(append(&store, "b", None), 1);
+        let both = store
+            .transact(|tx| {
+                let x = tx.audit().append(b"c", Some("c2"))?;
+                let y = tx.audit().append(b"d", Some("c1"))?;
+                Ok::<_, StoreError>((x, y))
+            })
+            .unwrap();
+        assert_eq!(both, (2, 3));
+        let all = store.audit().entries(0, 10).unwrap();
+        let bytes: Vec<&[u8]> = all.iter().map(|(_, b)| b.as_slice()).collect();
+        assert_eq!(bytes, [b"a", b"b", b"c", b"d"]);
+        assert_eq!(store.audit().entries(2, 1).unwrap()[0].0, 2);
+        assert_eq!(store.audit().subject_indices("c1", 0, 10).unwrap(), [0, 3]);
+        assert_eq!(store.audit().subject_indices("c1", 1, 10).unwrap(), [3]);
+        assert_eq!(
+            store.audit().subject_indices("c", 0, 10).unwrap(),
+            [] as [u64; 0]
+        );
+    }
+
+    #[test]
+    fn an_aborted_transaction_appends_nothing() {
+        let store = Store::in_memory();
+        let failed: std::result::Result<(), StoreError> = store.transact(|tx| {
+            tx.audit().append(b"x", Some("c1"))?;
+            Err(StoreError::Conflict {
+                tree: AUDIT_ENTRIES,
+                key: "test".into(),
+            })
+        });
+        assert!(failed.is_err());
+        assert_eq!(store.audit().appended().unwrap(), 0);
+        assert!(store.audit().entries(0, 10).unwrap().is_empty());
+        assert!(
+            store
+                .audit()
+                .subject_indices("c1", 0, 10)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn checkpoints_and_subtrees_round_trip() {
+        let store = Store::in_memory();
+        assert_eq!(store.audit().latest_checkpoint().unwrap(), None);
+        store
+            .transact(|tx| {
+                tx.audit().put_subtrees(&[(0, 0, [7; 32]), (1, 0, [9; 32])]);
+                tx.audit().put_checkpoint(2, "note 2\n");
+                tx.audit().put_verifier("k+00000000+AA");
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let audit = store.audit();
+        assert_eq!(audit.subtree(1, 0).unwrap(), [9; 32]);
+        assert!(matches!(
+            audit.subtree(0, 1),
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert_eq!(
+            audit.latest_checkpoint().unwrap(),
+            Some((2, "note 2\n".into()))
+        );
+        assert_eq!(audit.checkpoints(0, 10).unwrap().len(), 1);
+        assert_eq!(audit.verifier().unwrap().as_deref(), Some("k+00000000+AA"));
+    }
+}
