@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::files::write_new;
 use super::{
-    ADMIN_TOKEN, CA_CERT, CA_KEY, DEV_MARKER, HMAC_KEY, KEK_KEY, KeyError, TLS_CERT, TLS_KEY,
+    ADMIN_TOKEN, AUDIT_KEY, CA_CERT, CA_KEY, DEV_MARKER, HMAC_KEY, KEK_KEY, KeyError, TLS_CERT, TLS_KEY,
     TOKEN_KEY,
 };
 
@@ -28,7 +28,7 @@ pub struct InitOptions {
 pub fn init(dir: &Path, opts: &InitOptions) -> Result<(), KeyError> {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+        KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PKCS_ED25519,
     };
     let mut files = vec![
         CA_CERT,
@@ -39,6 +39,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<(), KeyError> {
         ADMIN_TOKEN,
         HMAC_KEY,
         KEK_KEY,
+        AUDIT_KEY,
     ];
     if opts.development {
         files.push(DEV_MARKER);
@@ -93,6 +94,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<(), KeyError> {
     let admin_token = random_line()?;
     let hmac_key = random_line()?;
     let kek_key = random_line()?;
+    let audit_key = KeyPair::generate_for(&PKCS_ED25519).map_err(gen_err)?;
 
     write_new(&dir.join(CA_CERT), ca_pem.as_bytes(), 0o644)?;
     write_new(
@@ -118,6 +120,11 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<(), KeyError> {
     write_new(&dir.join(ADMIN_TOKEN), admin_token.as_bytes(), 0o600)?;
     write_new(&dir.join(HMAC_KEY), hmac_key.as_bytes(), 0o600)?;
     write_new(&dir.join(KEK_KEY), kek_key.as_bytes(), 0o600)?;
+    write_new(
+        &dir.join(AUDIT_KEY),
+        zeroize::Zeroizing::new(audit_key.serialize_pem()).as_bytes(),
+        0o600,
+    )?;
     if opts.development {
         write_new(
             &dir.join(DEV_MARKER),

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use super::files::{invalid, read, read_certs, read_private_key, secret_file};
 use super::{
-    CA_CERT, CA_KEY, CaKeys, DEV_MARKER, HMAC_KEY, KEK_KEY, KeyError, KeySet, KeyedHashes,
+    AUDIT_KEY, CA_CERT, CA_KEY, CaKeys, DEV_MARKER, HMAC_KEY, KEK_KEY, KeyError, KeySet, KeyedHashes,
     TLS_CERT, TLS_KEY, TOKEN_KEY, TlsKeys, TokenKeyring,
 };
 use crate::crypto::Secret;
@@ -56,6 +56,14 @@ impl KeySet {
             } else {
                 None
             };
+        // Optional too: a key set made before the audit log existed still starts (entries
+        // are written; checkpoints wait for the key).
+        let audit_path = dir.join(AUDIT_KEY);
+        let audit = if audit_path.exists() {
+            Some(read_private_key(&audit_path)?)
+        } else {
+            None
+        };
         Ok(Self {
             dir: dir.to_owned(),
             development: dir.join(DEV_MARKER).exists(),
@@ -76,6 +84,7 @@ impl KeySet {
             admin_token,
             hashes: KeyedHashes::new(hmac_key),
             kek,
+            audit,
         })
     }
 
@@ -100,6 +109,7 @@ impl KeySet {
             self.dir.join(TOKEN_KEY),
             self.dir.join(HMAC_KEY),
             self.dir.join(KEK_KEY),
+            self.dir.join(AUDIT_KEY),
             admin_token_file.to_owned(),
         ]
         .into_iter()

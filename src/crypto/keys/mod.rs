@@ -37,6 +37,10 @@ pub const HMAC_KEY: &str = "hmac.key";
 /// keys at rest (AES-256-GCM). Optional: without it the service runs but cannot create
 /// signing keys or sign with them.
 pub const KEK_KEY: &str = "kek.key";
+/// Audit-log checkpoint key (PKCS#8 PEM, Ed25519): signs the transparency log's
+/// checkpoints. Optional: without it entries are still written, but no checkpoint is
+/// published.
+pub const AUDIT_KEY: &str = "audit.key";
 /// Marker file present only in the public development key set.
 pub const DEV_MARKER: &str = "DEVELOPMENT-KEYS-ONLY";
 
@@ -230,6 +234,8 @@ pub struct KeySet {
     pub hashes: KeyedHashes,
     /// The key-encryption key, when `kek.key` exists.
     pub kek: Option<super::kek::Kek>,
+    /// The checkpoint key (PKCS#8 DER), when `audit.key` exists.
+    pub audit: Option<Secret>,
 }
 
 impl KeySet {
