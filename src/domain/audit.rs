@@ -12,7 +12,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::{Result, Rng, random_bytes};
-use crate::store::{StoreError, Tx};
+use crate::store::{MAX_AUDIT_PAGE as MAX_PAGE, Store, StoreError, Tx};
 
 /// Who did it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,10 +205,87 @@ impl Entry {
     }
 }
 
+/// A page of the log: `(index, exact bytes)` in index order, and where the next page
+/// starts (`None` after the last entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The entries.
+    pub entries: Vec<(u64, Vec<u8>)>,
+    /// The `from` of the next page.
+    pub next: Option<u64>,
+}
+
+/// Default and largest page size of the listing endpoints (CONTRACT.md §7).
+pub const DEFAULT_PAGE: usize = 100;
+
+/// Every entry from `from` on, at most `limit` (clamped to 1–1000).
+///
+/// # Errors
+/// Storage errors.
+pub fn page(store: &Store, from: u64, limit: usize) -> Result<Page> {
+    let limit = limit.clamp(1, MAX_PAGE);
+    let entries = store.audit().entries(from, limit)?;
+    let appended = store.audit().appended()?;
+    let next = entries
+        .last()
+        .map(|(i, _)| i + 1)
+        .filter(|n| *n < appended);
+    Ok(Page { entries, next })
+}
+
+/// `subject`'s own entries from index `from` on, at most `limit` (clamped to 1–1000).
+///
+/// # Errors
+/// Storage errors; [`StoreError::Corrupt`] when the index names an entry that is gone.
+pub fn subject_page(store: &Store, subject: &str, from: u64, limit: usize) -> Result<Page> {
+    let limit = limit.clamp(1, MAX_PAGE);
+    let mut indices = store.audit().subject_indices(subject, from, limit + 1)?;
+    let next = (indices.len() > limit).then(|| indices[limit]);
+    indices.truncate(limit);
+    let mut entries = Vec::with_capacity(indices.len());
+    for index in indices {
+        let bytes = store
+            .audit()
+            .entry(index)?
+            .ok_or_else(|| StoreError::Corrupt {
+                tree: crate::store::AUDIT_ENTRIES,
+                key: index.to_string(),
+                reason: "indexed under its subject but missing".into(),
+            })?;
+        entries.push((index, bytes));
+    }
+    Ok(Page { entries, next })
+}
+
+/// The newest `count` entries of `subject`, newest first (the activity page).
+///
+/// # Errors
+/// As [`subject_page`].
+pub fn latest_of(store: &Store, subject: &str, count: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+    // A citizen's entries are few (logins, consents, tokens): reading their indices is cheap.
+    let mut all = Vec::new();
+    let mut from = 0;
+    loop {
+        let batch = store.audit().subject_indices(subject, from, MAX_PAGE)?;
+        let Some(last) = batch.last().copied() else {
+            break;
+        };
+        all.extend(batch);
+        from = last + 1;
+    }
+    let newest: Vec<u64> = all.into_iter().rev().take(count).collect();
+    let mut out = Vec::with_capacity(newest.len());
+    for index in newest {
+        if let Some(bytes) = store.audit().entry(index)? {
+            out.push((index, bytes));
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
     use time::macros::datetime;
 
     struct Fixed;
@@ -252,5 +329,34 @@ mod tests {
         let v: Value = serde_json::from_slice(none.bytes()).unwrap();
         assert!(v["subject"].is_null() && v.get("subject").is_some());
         assert_eq!(v["actor"], "admin");
+    }
+
+    #[test]
+    fn pages_say_where_the_next_one_starts() {
+        let store = Store::in_memory();
+        for i in 0..5 {
+            let subject = if i % 2 == 0 { Some("even") } else { None };
+            let e = Entry::new(
+                event::LOGIN_SUCCEEDED,
+                Actor::System,
+                subject,
+                Value::Null,
+                datetime!(2026-12-03 10:00:00 UTC),
+                &Fixed,
+            )
+            .unwrap();
+            store.transact(|tx| e.append(tx)).unwrap();
+        }
+        let first = page(&store, 0, 2).unwrap();
+        assert_eq!(first.entries.len(), 2);
+        assert_eq!(first.next, Some(2));
+        assert_eq!(page(&store, 4, 2).unwrap().next, None);
+        assert_eq!(page(&store, 9, 2).unwrap().entries, []);
+        let mine = subject_page(&store, "even", 0, 2).unwrap();
+        let indices: Vec<u64> = mine.entries.iter().map(|(i, _)| *i).collect();
+        assert_eq!((indices, mine.next), (vec![0, 2], Some(4)));
+        assert_eq!(subject_page(&store, "even", 4, 2).unwrap().next, None);
+        let newest: Vec<u64> = latest_of(&store, "even", 2).unwrap().iter().map(|(i, _)| *i).collect();
+        assert_eq!(newest, [4, 2]);
     }
 }

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod admin_clients;
 pub mod admin_signing;
 mod approval;
+pub mod audit;
 mod authorize;
 pub mod client_addr;
 pub mod client_auth;
@@ -59,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .merge(passkey::router())
         .merge(signing::router())
         .merge(approval::router())
+        .merge(audit::router())
         .merge(oidc::router())
         .merge(seal::router(state.config.max_body_bytes))
         .merge(verify::router())

@@ -20,6 +20,7 @@ use utoipa::{Modify, OpenApi};
         super::seal::seal, super::verify::verify,
         super::signing::create_request, super::signing::get_request,
         super::signing::get_evidence,
+        super::audit::admin_audit, super::audit::activity_entries,
     ),
     modifiers(&AdminAuth),
 )]

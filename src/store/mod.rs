@@ -67,6 +67,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use audit::{
     AUDIT_CHECKPOINTS, AUDIT_ENTRIES, AUDIT_HASHES, AUDIT_STATE, AUDIT_SUBJECTS, Audit,
+    MAX_PAGE as MAX_AUDIT_PAGE,
 };
 pub use backend::{Backend, BackendError, Decision, Entry, TxRead, Write};
 pub use citizens::{CITIZENS, Citizens, ENROLMENTS, NATIONAL_IDS};
