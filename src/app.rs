@@ -8,7 +8,9 @@ use axum_server::accept::NoDelayAcceptor;
 use axum_server::tls_rustls::RustlsAcceptor;
 
 use crate::config::Config;
+use crate::crypto::note::{NoteSigner, NoteVerifier};
 use crate::crypto::{KeyError, KeySet};
+use crate::domain::transparency;
 use crate::domain::{Clock, OffsetClock, SystemClock, SystemRng};
 use crate::http::observe::Metrics;
 use crate::http::state::{AppState, Services};
@@ -57,6 +59,9 @@ pub enum StartError {
     /// The server failed while running.
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    /// The audit log's checkpoint key cannot be used.
+    #[error("audit log: {0}")]
+    Audit(String),
     /// The operating system refused a thread.
     #[error("cannot start worker threads: {0}")]
     Threads(std::io::Error),
@@ -125,6 +130,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let (webauthn, public_origin) = relying_party(&issuer)?;
     let ca = crate::crypto::pki::Ca::new(&keys.ca, &issuer)?;
     let (clock, test_clock) = clocks();
+    let audit_signer = audit_signer(&store, &keys, &issuer).await?;
     let state = AppState::new(Services {
         config: Arc::new(config.clone()),
         issuer: issuer.into(),
@@ -149,6 +155,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             )
             .map_err(StartError::Threads)?,
         ),
+        audit_signer: audit_signer.clone(),
     });
     let state_keys = state.keys.clone();
     let sweeper_clock = state.clock.clone();
@@ -164,6 +171,9 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
 
     tokio::spawn(reload_token_keys(state_keys.clone()));
     tokio::spawn(sweep_expired(store.clone(), sweeper_clock));
+    if let Some(signer) = audit_signer {
+        tokio::spawn(integrate_audit_log(store.clone(), signer));
+    }
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
 
@@ -288,6 +298,70 @@ async fn sweep_expired(store: Store, clock: Arc<dyn Clock>) {
             Ok(0) => {}
             Ok(n) => tracing::info!(records = n, "expired records swept"),
             Err(e) => tracing::error!(error = %e, "expiry sweep failed"),
+        }
+    }
+}
+
+/// The checkpoint signer: `audit.key` under the name the log already has (its first
+/// checkpoint fixed it), or for a new log `{issuer host}/audit`. A key other than the one
+/// that signed the log refuses start.
+async fn audit_signer(
+    store: &Store,
+    keys: &KeySet,
+    issuer: &str,
+) -> Result<Option<Arc<NoteSigner>>, StartError> {
+    let Some(key) = &keys.audit else {
+        tracing::warn!(
+            file = %keys.dir.join(crate::crypto::keys::AUDIT_KEY).display(),
+            "no audit.key: audit entries are written but no checkpoint is published"
+        );
+        return Ok(None);
+    };
+    let s = store.clone();
+    let recorded = crate::store::offload::run(move || s.audit().verifier()).await?;
+    let name = match recorded.as_deref().map(NoteVerifier::parse) {
+        Some(Ok(v)) => v.name().to_owned(),
+        _ => format!(
+            "{}/audit",
+            issuer.split_once("://").map_or(issuer, |(_, rest)| rest)
+        ),
+    };
+    let signer = Arc::new(
+        NoteSigner::new(&name, key.expose()).map_err(|e| StartError::Audit(e.to_string()))?,
+    );
+    let (s, check) = (store.clone(), signer.clone());
+    crate::store::offload::run(move || transparency::check_key(&s, &check))
+        .await
+        .map_err(|e| StartError::Audit(e.to_string()))?;
+    Ok(Some(signer))
+}
+
+/// How often the integrator looks for new entries: a checkpoint follows new entries within
+/// this (the contract asks for at least one a second while entries arrive).
+const INTEGRATE_EVERY: Duration = Duration::from_millis(250);
+
+async fn integrate_audit_log(store: Store, signer: Arc<NoteSigner>) {
+    let mut tick = tokio::time::interval(INTEGRATE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let (s, signer) = (store.clone(), signer.clone());
+        let done = crate::store::offload::run(move || {
+            let mut last = None;
+            // Work off a backlog before sleeping again, one checkpoint per round.
+            while let Some(size) = transparency::integrate(&s, &signer)? {
+                last = Some(size);
+                if size % transparency::ROUND != 0 {
+                    break;
+                }
+            }
+            Ok::<_, transparency::IntegrateError>(last)
+        })
+        .await;
+        match done {
+            Ok(Some(size)) => tracing::debug!(size, "audit checkpoint published"),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "audit log integration failed"),
         }
     }
 }

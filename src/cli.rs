@@ -31,6 +31,31 @@ enum Command {
     /// Signing evidence.
     #[command(subcommand)]
     Evidence(EvidenceCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the audit log offline: recompute every leaf and the Merkle tree, check every
+    /// stored checkpoint's signature and root. Exit 0 printing the size and root verified,
+    /// 1 naming the first entry that was changed, removed or reordered, 2 when the store
+    /// cannot be read.
+    Verify {
+        /// sled data directory (the service must not be running on it).
+        #[arg(
+            long,
+            env = "CIVIS_DATA_DIR",
+            value_name = "DIR",
+            default_value = "data"
+        )]
+        data_dir: PathBuf,
+        /// Check the checkpoints against this keys dir's audit.key instead of trusting the
+        /// verifier key recorded in the store.
+        #[arg(long, value_name = "DIR")]
+        keys_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,9 +220,57 @@ pub fn main() -> ExitCode {
                 }
             }
         }
+        Command::Audit(AuditCommand::Verify { data_dir, keys_dir }) => {
+            audit_verify(&data_dir, keys_dir.as_deref())
+        }
         Command::Openapi => {
             print!("{}", crate::http::openapi::json());
             ExitCode::SUCCESS
+        }
+    }
+}
+
+fn audit_verify(data_dir: &std::path::Path, keys_dir: Option<&std::path::Path>) -> ExitCode {
+    let pinned = match keys_dir
+        .map(crate::crypto::keys::audit_verifier_key)
+        .transpose()
+    {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !data_dir.is_dir() {
+        eprintln!("error: no data dir at {}", data_dir.display());
+        return ExitCode::from(2);
+    }
+    let store = match crate::store::Store::open_sled(data_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match crate::domain::transparency::verify(&store, pinned.as_deref()) {
+        Ok(Ok(v)) => {
+            use base64::Engine as _;
+            println!(
+                "audit log intact: {} entries, {} checkpoints verified; size {} root {}",
+                v.entries,
+                v.checkpoints,
+                v.size,
+                base64::engine::general_purpose::STANDARD.encode(v.root)
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Err(damage)) => {
+            eprintln!("FAILED: {damage}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
     }
 }

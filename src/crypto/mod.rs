@@ -1,6 +1,7 @@
 //! Keys and signatures: the key set on disk, secrets, the signer seam, digests, JWTs, the
-//! service PKI (officials' and seals' certificates, the CRL), keys wrapped at rest, and the
-//! document signature formats (CAdES, JAdES).
+//! service PKI (officials' and seals' certificates, the CRL), keys wrapped at rest, the
+//! document signature formats (CAdES, JAdES), and the audit log's Merkle tree and signed
+//! checkpoints (RFC 9162, C2SP signed notes).
 //!
 //! One crypto stack only: ring (through rustls, rcgen and our own JWT provider).
 
@@ -12,9 +13,13 @@ pub mod jades;
 pub mod jwt;
 pub mod kek;
 pub mod keys;
+pub mod merkle;
+pub mod note;
 pub mod pki;
 mod secret;
 pub mod signer;
+#[doc(hidden)]
+pub mod tlogcheck;
 pub mod token_keys;
 
 #[cfg(test)]

@@ -226,10 +226,7 @@ pub fn page(store: &Store, from: u64, limit: usize) -> Result<Page> {
     let limit = limit.clamp(1, MAX_PAGE);
     let entries = store.audit().entries(from, limit)?;
     let appended = store.audit().appended()?;
-    let next = entries
-        .last()
-        .map(|(i, _)| i + 1)
-        .filter(|n| *n < appended);
+    let next = entries.last().map(|(i, _)| i + 1).filter(|n| *n < appended);
     Ok(Page { entries, next })
 }
 
@@ -332,6 +329,17 @@ mod tests {
     }
 
     #[test]
+    fn security_md_lists_every_event_type() {
+        let doc = include_str!("../../SECURITY.md");
+        for e in event::ALL {
+            assert!(
+                doc.contains(&format!("`{e}`")),
+                "SECURITY.md does not list {e}"
+            );
+        }
+    }
+
+    #[test]
     fn pages_say_where_the_next_one_starts() {
         let store = Store::in_memory();
         for i in 0..5 {
@@ -356,7 +364,11 @@ mod tests {
         let indices: Vec<u64> = mine.entries.iter().map(|(i, _)| *i).collect();
         assert_eq!((indices, mine.next), (vec![0, 2], Some(4)));
         assert_eq!(subject_page(&store, "even", 4, 2).unwrap().next, None);
-        let newest: Vec<u64> = latest_of(&store, "even", 2).unwrap().iter().map(|(i, _)| *i).collect();
+        let newest: Vec<u64> = latest_of(&store, "even", 2)
+            .unwrap()
+            .iter()
+            .map(|(i, _)| *i)
+            .collect();
         assert_eq!(newest, [4, 2]);
     }
 }

@@ -12,6 +12,7 @@ mod error;
 pub mod oidc;
 pub mod passkeys;
 pub mod signing;
+pub mod transparency;
 pub mod validate;
 
 pub use error::{DomainError, FieldError, Refusal};

@@ -33,7 +33,10 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The signed-in citizen, if any (on the blocking pool).
-pub(super) fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<String>, DomainError> {
+pub(super) fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<String>, DomainError> {
     match session_token(headers) {
         Some(token) => Ok(state
             .passkeys()

@@ -84,8 +84,8 @@ pub(super) fn decimal(query: &HashMap<String, String>, name: &str) -> Result<Opt
 
 fn paging(query: &HashMap<String, String>) -> Result<(u64, usize)> {
     let from = decimal(query, "from")?.unwrap_or(0);
-    let limit = decimal(query, "limit")?
-        .map_or(DEFAULT_PAGE, |l| usize::try_from(l).unwrap_or(usize::MAX));
+    let limit =
+        decimal(query, "limit")?.map_or(DEFAULT_PAGE, |l| usize::try_from(l).unwrap_or(usize::MAX));
     Ok((from, limit))
 }
 
@@ -233,21 +233,30 @@ impl Row {
     fn describe(e: &Value, mut client: impl FnMut(&str) -> String) -> Self {
         let d = &e["details"];
         let client_of = |client: &mut dyn FnMut(&str) -> String| {
-            d["client_id"].as_str().map(&mut *client).unwrap_or_default()
+            d["client_id"]
+                .as_str()
+                .map(&mut *client)
+                .unwrap_or_default()
         };
         let (what, details) = match e["event"].as_str().unwrap_or("") {
-            audit::event::CITIZEN_REGISTERED => {
-                ("You were registered by a registration office".to_owned(), vec![])
-            }
+            audit::event::CITIZEN_REGISTERED => (
+                "You were registered by a registration office".to_owned(),
+                vec![],
+            ),
             audit::event::ENROLMENT_CODE_ISSUED => {
                 ("A new enrolment link was issued for you".to_owned(), vec![])
             }
             audit::event::PASSKEY_ADDED => ("You added a passkey".to_owned(), vec![]),
-            audit::event::PASSKEY_REVOKED => ("One of your passkeys was revoked".to_owned(), vec![]),
+            audit::event::PASSKEY_REVOKED => {
+                ("One of your passkeys was revoked".to_owned(), vec![])
+            }
             audit::event::LOGIN_SUCCEEDED => ("You signed in with a passkey".to_owned(), vec![]),
             audit::event::LOGIN_FAILED => ("A sign-in with your passkey failed".to_owned(), vec![]),
             audit::event::CONSENT_GIVEN => (
-                format!("You allowed {} to receive your data", client_of(&mut client)),
+                format!(
+                    "You allowed {} to receive your data",
+                    client_of(&mut client)
+                ),
                 vec![format!("Scopes: {}", strings(&d["scopes"]).join(", "))],
             ),
             audit::event::CONSENT_WITHDRAWN => (
@@ -266,13 +275,19 @@ impl Row {
                 )
             }
             audit::event::GRANT_REVOKED => (
-                format!("Access of {} to your data was ended", client_of(&mut client)),
+                format!(
+                    "Access of {} to your data was ended",
+                    client_of(&mut client)
+                ),
                 vec![],
             ),
-            audit::event::OFFICIAL_CREATED => {
-                ("A signing key was created for you as an official".to_owned(), vec![])
+            audit::event::OFFICIAL_CREATED => (
+                "A signing key was created for you as an official".to_owned(),
+                vec![],
+            ),
+            audit::event::OFFICIAL_REVOKED => {
+                ("Your official signing key was revoked".to_owned(), vec![])
             }
-            audit::event::OFFICIAL_REVOKED => ("Your official signing key was revoked".to_owned(), vec![]),
             audit::event::SIGN_REQUESTED => (
                 "Documents were sent to you for signature".to_owned(),
                 documents(&d["documents"]),
@@ -284,7 +299,11 @@ impl Row {
             other => (other.to_owned(), vec![]),
         };
         Self {
-            time: e["time"].as_str().unwrap_or("").replace('T', " ").replace('Z', " UTC"),
+            time: e["time"]
+                .as_str()
+                .unwrap_or("")
+                .replace('T', " ")
+                .replace('Z', " UTC"),
             what,
             details,
         }

@@ -21,6 +21,7 @@ pub mod seal;
 pub mod signing;
 pub mod state;
 pub mod throttle;
+pub mod transparency;
 pub mod verify;
 
 use axum::Router;
@@ -61,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .merge(signing::router())
         .merge(approval::router())
         .merge(audit::router())
+        .merge(transparency::router())
         .merge(oidc::router())
         .merge(seal::router(state.config.max_body_bytes))
         .merge(verify::router())

@@ -21,6 +21,8 @@ use utoipa::{Modify, OpenApi};
         super::signing::create_request, super::signing::get_request,
         super::signing::get_evidence,
         super::audit::admin_audit, super::audit::activity_entries,
+        super::transparency::checkpoint, super::transparency::key,
+        super::transparency::inclusion, super::transparency::consistency,
     ),
     modifiers(&AdminAuth),
 )]

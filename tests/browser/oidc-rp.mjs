@@ -133,6 +133,18 @@ export async function relyingParty(page, cfg, diag) {
     forcedLogout = { asked, session_after: sessionAfter };
   }
 
+  // The citizen's own record of who used their identity (CONTRACT.md §3, Your activity).
+  diag.step = 'activity';
+  await page.goto(new URL('/activity', issuer).href, { waitUntil: 'load' });
+  const heading = (await page.getByRole('heading', { level: 1 }).textContent()).trim();
+  const rows = await page.getByRole('row').allTextContents();
+  const activity = {
+    heading,
+    login_row: rows.some((r) => r.includes('You signed in with a passkey')),
+    consent_row: rows.some((r) => r.includes('You allowed')),
+    received_row: rows.some((r) => r.includes('received your data')),
+  };
+
   diag.step = 'oidc-logout';
   const logoutState = oidc.randomState();
   const back = await captureRedirect(page, post_logout_redirect_uri, () =>
@@ -160,5 +172,6 @@ export async function relyingParty(page, cfg, diag) {
     forced_logout: forcedLogout,
     logout_returned_state: back.searchParams.get('state') === logoutState,
     session_after_logout: sessionAfter.status(),
+    activity,
   };
 }

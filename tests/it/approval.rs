@@ -238,6 +238,37 @@ async fn an_official_approves_a_batch_with_a_passkey_and_the_signatures_and_evid
     // Once signed, the page shows it and offers no button.
     page_shows_only(&server, &o, &id, "Signed").await;
 
+    // The official's activity shows the request and the signature, with every document.
+    let mine = server
+        .get("/activity/v1/entries?limit=1000")
+        .cookie(&o.cookie)
+        .send()
+        .await;
+    let produced: Vec<&Value> = mine.json()["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["event"])
+        .filter(|e| e["event"] == "signature.produced")
+        .collect();
+    assert_eq!(produced.len(), 1, "{}", mine.text);
+    assert_eq!(produced[0]["details"]["request_id"], id.as_str());
+    assert_eq!(
+        produced[0]["details"]["documents"][0]["name"],
+        "permit-17.pdf"
+    );
+    let page = server.get("/activity").cookie(&o.cookie).send().await;
+    assert!(
+        page.text.contains("Documents were signed in your name"),
+        "{}",
+        page.text
+    );
+    assert!(
+        page.text.contains("permit-17.pdf (SHA-256 "),
+        "{}",
+        page.text
+    );
+
     // The evidence, to the official and to the admin, verifies offline.
     let evidence = server
         .get(&format!("/sign/v1/requests/{id}/evidence"))

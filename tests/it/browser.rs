@@ -187,6 +187,12 @@ async fn passkey_enrolment_and_login_in_headless_chromium() {
         rp["session_after_logout"], 401,
         "logout ended the civis session: {rp}"
     );
+    // Your activity, as the citizen sees it in the browser: heading, a login and a consent row.
+    let activity = &rp["activity"];
+    assert_eq!(activity["heading"], "Your activity", "{activity}");
+    assert_eq!(activity["login_row"], true, "{activity}");
+    assert_eq!(activity["consent_row"], true, "{activity}");
+    assert_eq!(activity["received_row"], true, "{activity}");
 
     let citizen = server.citizen(&citizen_id).await;
     let passkeys = citizen["passkeys"].as_array().expect("passkeys array");

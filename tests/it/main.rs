@@ -3,6 +3,7 @@
 
 mod approval;
 mod assurance;
+mod audit;
 mod authenticator;
 mod browser;
 mod client_assertions;

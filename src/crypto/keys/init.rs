@@ -5,8 +5,8 @@ use std::path::Path;
 
 use super::files::write_new;
 use super::{
-    ADMIN_TOKEN, AUDIT_KEY, CA_CERT, CA_KEY, DEV_MARKER, HMAC_KEY, KEK_KEY, KeyError, TLS_CERT, TLS_KEY,
-    TOKEN_KEY,
+    ADMIN_TOKEN, AUDIT_KEY, CA_CERT, CA_KEY, DEV_MARKER, HMAC_KEY, KEK_KEY, KeyError, TLS_CERT,
+    TLS_KEY, TOKEN_KEY,
 };
 
 /// Options for generating a key set.

@@ -7,8 +7,8 @@ use std::sync::{Arc, RwLock};
 
 use super::files::{invalid, read, read_certs, read_private_key, secret_file};
 use super::{
-    AUDIT_KEY, CA_CERT, CA_KEY, CaKeys, DEV_MARKER, HMAC_KEY, KEK_KEY, KeyError, KeySet, KeyedHashes,
-    TLS_CERT, TLS_KEY, TOKEN_KEY, TlsKeys, TokenKeyring,
+    AUDIT_KEY, CA_CERT, CA_KEY, CaKeys, DEV_MARKER, HMAC_KEY, KEK_KEY, KeyError, KeySet,
+    KeyedHashes, TLS_CERT, TLS_KEY, TOKEN_KEY, TlsKeys, TokenKeyring,
 };
 use crate::crypto::Secret;
 use crate::crypto::kek::Kek;

@@ -75,6 +75,20 @@ pub enum KeyError {
     Generate(String),
 }
 
+/// The public part of `dir`'s checkpoint key as a verifier key carries it (standard base64
+/// of `0x01 ‖ Ed25519 public key`), for `civis audit verify --keys-dir`.
+///
+/// # Errors
+/// [`KeyError`] when `audit.key` is missing or not an Ed25519 PKCS#8 key.
+pub fn audit_verifier_key(dir: &std::path::Path) -> Result<String, KeyError> {
+    let path = dir.join(AUDIT_KEY);
+    let key = read_private_key(&path)?;
+    let signer = super::note::NoteSigner::new("key", key.expose())
+        .map_err(|e| files::invalid(&path, e.to_string()))?;
+    let verifier = signer.verifier_key();
+    Ok(verifier.rsplit('+').next().unwrap_or_default().to_owned())
+}
+
 /// The service CA: it certifies officials' and seals' keys; verifiers trust it.
 #[derive(Debug)]
 pub struct CaKeys {

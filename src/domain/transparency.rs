@@ -1,0 +1,355 @@
+//! The audit log as a transparency log (CONTRACT.md §7): the integrator that extends the
+//! RFC 9162 Merkle tree over new entries and signs a C2SP checkpoint, the inclusion and
+//! consistency proofs served from the stored subtree hashes, and the offline check behind
+//! `civis audit verify`.
+//!
+//! The tree's storage is the hash of every complete subtree (about 2n hashes); an entry
+//! costs O(log n) hashes to integrate, and a proof O(log² n) reads at most.
+
+use std::collections::HashMap;
+
+use crate::crypto::merkle::{self, Frontier, Hash, Subtrees};
+use crate::crypto::note::{Checkpoint, NoteSigner, NoteVerifier};
+use crate::store::{MAX_AUDIT_PAGE, Store, StoreError};
+
+/// Most entries one integration round takes (a backlog is worked off in several rounds,
+/// each publishing a checkpoint).
+pub const ROUND: u64 = 100_000;
+
+/// Stored subtree hashes, seen through the ones computed in this round first.
+struct Staged<'a> {
+    store: &'a Store,
+    fresh: HashMap<(u8, u64), Hash>,
+}
+
+impl Subtrees for Staged<'_> {
+    type Error = StoreError;
+    fn subtree(&self, level: u8, index: u64) -> Result<Hash, StoreError> {
+        match self.fresh.get(&(level, index)) {
+            Some(h) => Ok(*h),
+            None => self.store.audit().subtree(level, index),
+        }
+    }
+}
+
+/// The committed tree.
+struct Committed<'a>(&'a Store);
+
+impl Subtrees for Committed<'_> {
+    type Error = StoreError;
+    fn subtree(&self, level: u8, index: u64) -> Result<Hash, StoreError> {
+        self.0.audit().subtree(level, index)
+    }
+}
+
+/// Why integration could not go on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IntegrateError {
+    /// Storage failed or the log is damaged.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The checkpoint could not be signed.
+    #[error("signing the checkpoint: {0}")]
+    Sign(String),
+    /// The stored checkpoint key is not ours: the log was started with another `audit.key`.
+    #[error(
+        "audit.key does not match the key that signed this log's checkpoints ({stored}); \
+         restore that key, or start a new data dir"
+    )]
+    WrongKey {
+        /// The verifier key on record.
+        stored: String,
+    },
+}
+
+/// Checks that `signer` is the key this log's checkpoints are signed with (or that none
+/// was fixed yet). Run once at start.
+///
+/// # Errors
+/// [`IntegrateError::WrongKey`]; storage errors.
+pub fn check_key(store: &Store, signer: &NoteSigner) -> Result<(), IntegrateError> {
+    match store.audit().verifier()? {
+        Some(stored) if stored != signer.verifier_key() => Err(IntegrateError::WrongKey { stored }),
+        _ => Ok(()),
+    }
+}
+
+/// One integration round: puts up to [`ROUND`] new entries into the tree and publishes a
+/// checkpoint of the new size (also the first, empty checkpoint of a new log). Returns the
+/// new size, or `None` when there was nothing to do.
+///
+/// # Errors
+/// Storage failures and damage (a missing entry), signing failures.
+pub fn integrate(store: &Store, signer: &NoteSigner) -> Result<Option<u64>, IntegrateError> {
+    let audit = store.audit();
+    let size = audit.integrated()?;
+    let appended = audit.appended()?;
+    if appended == size && audit.latest_checkpoint()?.is_some() {
+        return Ok(None);
+    }
+    let end = appended.min(size.saturating_add(ROUND));
+    let mut staged = Staged {
+        store,
+        fresh: HashMap::new(),
+    };
+    let mut next = size;
+    while next < end {
+        let want = usize::try_from(end - next).unwrap_or(MAX_AUDIT_PAGE);
+        let page = audit.entries(next, want.min(MAX_AUDIT_PAGE))?;
+        if page.is_empty() {
+            return Err(missing(next).into());
+        }
+        for (index, bytes) in page {
+            if index != next {
+                return Err(missing(next).into());
+            }
+            for (level, at, hash) in
+                merkle::completed_by(&staged, index, merkle::leaf_hash(&bytes))?
+            {
+                staged.fresh.insert((level, at), hash);
+            }
+            next += 1;
+            if next == end {
+                break;
+            }
+        }
+    }
+    let root = if end == 0 {
+        merkle::empty_root()
+    } else {
+        merkle::root(&staged, end)?
+    };
+    let checkpoint = Checkpoint {
+        origin: signer.name().to_owned(),
+        size: end,
+        root,
+    };
+    let note = signer
+        .sign(&checkpoint.text())
+        .map_err(|e| IntegrateError::Sign(e.to_string()))?;
+    let fresh: Vec<(u8, u64, Hash)> = staged
+        .fresh
+        .into_iter()
+        .map(|((level, index), hash)| (level, index, hash))
+        .collect();
+    let verifier = signer.verifier_key();
+    let done = store.transact(|tx| {
+        // One integrator at a time: another that got here first wins, this round is void.
+        if tx.audit().integrated()? != size {
+            return Ok::<_, StoreError>(false);
+        }
+        tx.audit().put_subtrees(&fresh);
+        tx.audit().put_checkpoint(end, &note);
+        if tx.audit().verifier()?.is_none() {
+            tx.audit().put_verifier(&verifier);
+        }
+        Ok(true)
+    })?;
+    Ok(done.then_some(end))
+}
+
+fn missing(index: u64) -> StoreError {
+    StoreError::Corrupt {
+        tree: crate::store::AUDIT_ENTRIES,
+        key: index.to_string(),
+        reason: "entry missing below the appended count".into(),
+    }
+}
+
+/// The RFC 9162 inclusion proof of entry `index` in the tree of `size` entries. The caller
+/// checks `index < size <= integrated`.
+///
+/// # Errors
+/// Storage errors.
+pub fn inclusion(store: &Store, index: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
+    merkle::inclusion_proof(&Committed(store), index, size)
+}
+
+/// The RFC 9162 consistency proof between the trees of `from` and `size` entries. The
+/// caller checks `1 <= from <= size <= integrated`.
+///
+/// # Errors
+/// Storage errors.
+pub fn consistency(store: &Store, from: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
+    merkle::consistency_proof(&Committed(store), from, size)
+}
+
+/// What `civis audit verify` found wrong: the first damage, naming the entry where one can
+/// be named.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Damage {
+    /// The first entry that was changed, removed or reordered, when known.
+    pub entry: Option<u64>,
+    /// What is wrong, in plain words.
+    pub message: String,
+}
+
+fn damage(entry: Option<u64>, message: impl Into<String>) -> Damage {
+    Damage {
+        entry,
+        message: message.into(),
+    }
+}
+
+/// What an intact log verified to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Entries checked.
+    pub entries: u64,
+    /// Size and root of the latest checkpoint.
+    pub size: u64,
+    /// Its root.
+    pub root: Hash,
+    /// Checkpoints whose signature and root were checked.
+    pub checkpoints: u64,
+}
+
+/// Recomputes every leaf and the tree from the entries, compares each leaf with the stored
+/// tree, and checks every stored checkpoint's signature and root with the verifier key on
+/// record, which must carry the public key `pinned` (base64 of `0x01 ‖ key`) when given.
+///
+/// # Errors
+/// `Ok(Err(Damage))` for a damaged log; `Err` only for storage failures that stop the check.
+pub fn verify(store: &Store, pinned: Option<&str>) -> Result<Result<Verified, Damage>, StoreError> {
+    let audit = store.audit();
+    let appended = audit.appended()?;
+    let integrated = audit.integrated()?;
+    let recorded = audit.verifier()?;
+    // A pinned key is the public-key part of the verifier key (after its last `+`).
+    if let (Some(p), Some(r)) = (pinned, recorded.as_deref())
+        && r.rsplit('+').next() != Some(p)
+    {
+        return Ok(Err(damage(
+            None,
+            format!("the checkpoint key on record ({r}) is not the key in audit.key"),
+        )));
+    }
+    let verifier_text = recorded;
+    let verifier = match verifier_text
+        .as_deref()
+        .map(NoteVerifier::parse)
+        .transpose()
+    {
+        Ok(v) => v,
+        Err(e) => {
+            return Ok(Err(damage(
+                None,
+                format!("the checkpoint key is malformed: {e}"),
+            )));
+        }
+    };
+    let mut checkpoints = audit.checkpoints(0, MAX_AUDIT_PAGE)?;
+    checkpoints.reverse(); // popped from the end: smallest size first
+    let mut checked = 0;
+    let mut latest = (0, merkle::empty_root());
+    let mut frontier = Frontier::default();
+    let mut check_due = |frontier: &Frontier,
+                         checkpoints: &mut Vec<(u64, String)>|
+     -> Result<Result<(), Damage>, StoreError> {
+        while let Some((size, _)) = checkpoints.last() {
+            if *size != frontier.size() {
+                break;
+            }
+            let Some((size, note)) = checkpoints.pop() else {
+                break;
+            };
+            let Some(verifier) = &verifier else {
+                return Ok(Err(damage(
+                    None,
+                    "checkpoints exist but no checkpoint key is on record",
+                )));
+            };
+            let text = match verifier.open(&note) {
+                Ok(t) => t,
+                Err(e) => {
+                    return Ok(Err(damage(
+                        None,
+                        format!("checkpoint at size {size}: signature refused ({e})"),
+                    )));
+                }
+            };
+            let parsed = match Checkpoint::parse(text) {
+                Ok(c) => c,
+                Err(e) => return Ok(Err(damage(None, format!("checkpoint at size {size}: {e}")))),
+            };
+            let root = frontier.root();
+            if parsed.size != size || parsed.origin != verifier.name() || parsed.root != root {
+                return Ok(Err(damage(
+                    size.checked_sub(1),
+                    format!(
+                        "checkpoint at size {size} does not match the entries below it: an entry \
+                         before index {size} was changed, removed or reordered"
+                    ),
+                )));
+            }
+            checked += 1;
+            latest = (size, root);
+            if checkpoints.is_empty() {
+                let more = store.audit().checkpoints(size + 1, MAX_AUDIT_PAGE)?;
+                checkpoints.extend(more.into_iter().rev());
+            }
+        }
+        Ok(Ok(()))
+    };
+    if let Err(d) = check_due(&frontier, &mut checkpoints)? {
+        return Ok(Err(d));
+    }
+    let mut next = 0u64;
+    loop {
+        let page = audit.entries(next, MAX_AUDIT_PAGE)?;
+        if page.is_empty() {
+            break;
+        }
+        for (index, bytes) in page {
+            if index != next {
+                return Ok(Err(damage(Some(next), format!("entry {next} is missing"))));
+            }
+            if !serde_json::from_slice::<serde_json::Value>(&bytes).is_ok_and(|v| v.is_object()) {
+                return Ok(Err(damage(
+                    Some(index),
+                    format!("entry {index} is not a JSON object"),
+                )));
+            }
+            let leaf = merkle::leaf_hash(&bytes);
+            if index < integrated && audit.subtree(0, index).ok() != Some(leaf) {
+                return Ok(Err(damage(
+                    Some(index),
+                    format!("entry {index} was changed or reordered: its hash is not the tree's"),
+                )));
+            }
+            frontier.push(leaf);
+            if let Err(d) = check_due(&frontier, &mut checkpoints)? {
+                return Ok(Err(d));
+            }
+            next += 1;
+        }
+    }
+    if next < appended {
+        return Ok(Err(damage(
+            Some(next),
+            format!("entry {next} is missing (the log counts {appended})"),
+        )));
+    }
+    if let Some((size, _)) = checkpoints.last() {
+        return Ok(Err(damage(
+            Some(next),
+            format!(
+                "a checkpoint at size {size} covers entries that are missing from index {next}"
+            ),
+        )));
+    }
+    if integrated > 0 && latest.0 != integrated {
+        return Ok(Err(damage(
+            None,
+            format!("the checkpoint of size {integrated} is missing"),
+        )));
+    }
+    Ok(Ok(Verified {
+        entries: next,
+        size: latest.0,
+        root: latest.1,
+        checkpoints: checked,
+    }))
+}
