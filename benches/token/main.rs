@@ -40,8 +40,8 @@
 //!   uses 3 s after 0.5 s of warm-up);
 //! - `TOKEN_BENCH_K=16,32`: connection counts;
 //! - `TOKEN_BENCH_ONLY=raw-warn,redeem-info`: series `reqwest`, `raw`, `pipelined`, `h2`,
-//!   `redeem`, `register`, `seal-cades`, `seal-jades`, `verify`, each `-info` or `-warn`
-//!   (default: all eighteen); the signing series are in `seal.rs` (digests sealed per
+//!   `redeem`, `register`, `seal-cades`, `seal-jades`, `verify`, `proof`, each `-info` or
+//!   `-warn` (default: all twenty); the signing series are in `seal.rs` (digests sealed per
 //!   second in batches of 100, verifications per second, the server's peak memory);
 //! - `TOKEN_BENCH_BEFORE=/path/to/civis`: an earlier build, measured too; each series
 //!   alternates the two binaries in rounds (before, after, then after, before: a drift that
@@ -56,6 +56,7 @@
 //!   pointers for `perf`).
 
 // The integration tests' software authenticator; the bench uses only part of it.
+mod audit;
 #[allow(dead_code)]
 #[path = "../../tests/it/authenticator.rs"]
 mod authenticator;

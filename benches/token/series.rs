@@ -24,6 +24,9 @@ pub enum Kind {
     Seal(&'static str),
     /// `POST /verify/v1` of a sealed CAdES signature.
     Verify,
+    /// `GET /transparency/v1/proof/inclusion` in a seeded log (and, once, the in-process
+    /// integration rate).
+    Proof,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -45,6 +48,7 @@ impl Series {
             Kind::Seal("cades"),
             Kind::Seal("jades"),
             Kind::Verify,
+            Kind::Proof,
         ];
         ["info", "warn"]
             .into_iter()
@@ -61,6 +65,7 @@ impl Series {
             Kind::Seal("cades") => "seal-cades",
             Kind::Seal(_) => "seal-jades",
             Kind::Verify => "verify",
+            Kind::Proof => "proof",
         };
         format!("{kind}-{}", self.log_level)
     }
@@ -75,6 +80,10 @@ impl Series {
                 crate::seal::BATCH
             ),
             Kind::Verify => "POST /verify/v1 (CAdES), reqwest".into(),
+            Kind::Proof => format!(
+                "GET /transparency/v1/proof/inclusion, {}-entry log, reqwest",
+                crate::audit::SEED_ENTRIES
+            ),
         }
     }
 
@@ -86,6 +95,7 @@ impl Series {
             Kind::Register => "citizen registration".into(),
             Kind::Seal(f) => format!("sealed digests, {f}"),
             Kind::Verify => "verification".into(),
+            Kind::Proof => "inclusion proof".into(),
         }
     }
 }
@@ -110,6 +120,13 @@ pub struct Run {
 
 /// One run of `series` against a fresh server of `bins[bin]`: every K in turn.
 pub fn run(series: Series, bins: &[Bin], bin: usize, round: usize, measure: Duration) -> Run {
+    if series.kind == Kind::Proof && round == 0 && bin == 0 {
+        let n = 200_000;
+        println!(
+            "  audit integration, in process (sled, {n} entries, checkpoint per round): {:.0} entries/s",
+            crate::audit::integration_rate(n)
+        );
+    }
     let server = Server::start(&bins[bin].path, series.log_level, &bins[bin].env);
     let rt = load_runtime();
     let points = rt.block_on(async {
@@ -120,6 +137,10 @@ pub fn run(series: Series, bins: &[Bin], bin: usize, round: usize, measure: Dura
         };
         let sealer = match series.kind {
             Kind::Seal(_) | Kind::Verify => Some(Sealer::set_up(&server).await),
+            _ => None,
+        };
+        let proof_size = match series.kind {
+            Kind::Proof => Some(crate::audit::seed(&server).await),
             _ => None,
         };
         let rp = match series.kind {
@@ -145,6 +166,10 @@ pub fn run(series: Series, bins: &[Bin], bin: usize, round: usize, measure: Dura
                 Kind::Verify => {
                     let sealer = sealer.as_ref().expect("sealer");
                     verification_point(&server, sealer, k, measure).await
+                }
+                Kind::Proof => {
+                    let size = proof_size.expect("seeded log");
+                    crate::audit::proof_point(&server, size, k, measure).await
                 }
             };
             println!(
