@@ -330,9 +330,19 @@ async fn audit_signer(
         NoteSigner::new(&name, key.expose()).map_err(|e| StartError::Audit(e.to_string()))?,
     );
     let (s, check) = (store.clone(), signer.clone());
-    crate::store::offload::run(move || transparency::check_key(&s, &check))
-        .await
-        .map_err(|e| StartError::Audit(e.to_string()))?;
+    // The key is checked, and the tree brought up to date, before the first request: a
+    // new log has its first (empty) checkpoint as soon as the server listens.
+    crate::store::offload::run(move || {
+        transparency::check_key(&s, &check)?;
+        while let Some(size) = transparency::integrate(&s, &check)? {
+            if size % transparency::ROUND != 0 {
+                break;
+            }
+        }
+        Ok::<_, transparency::IntegrateError>(())
+    })
+    .await
+    .map_err(|e| StartError::Audit(e.to_string()))?;
     Ok(Some(signer))
 }
 

@@ -197,6 +197,17 @@ async fn every_surface_writes_its_events_and_no_secret() {
 async fn a_failed_action_writes_no_entry() {
     let data = tempdir();
     let server = plain(&data);
+    // A new log has its first checkpoint, of the empty tree, as soon as the server listens.
+    let first = server.get("/transparency/v1/checkpoint").send().await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let empty = STANDARD.encode(ring::digest::digest(&ring::digest::SHA256, b""));
+    assert_eq!(first.text.lines().nth(1), Some("0"), "{}", first.text);
+    assert_eq!(
+        first.text.lines().nth(2),
+        Some(empty.as_str()),
+        "{}",
+        first.text
+    );
     server.register_citizen("AUDIT 2").await;
     let before = all_entries(&server).await.len();
     // The same national id again: 409, and nothing recorded.
