@@ -16,6 +16,7 @@ use super::audit::decimal;
 use super::error::{ApiError, Problem, Result};
 use super::state::AppState;
 use crate::domain::transparency;
+use crate::store::{Store, StoreError};
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
@@ -101,6 +102,34 @@ fn encode(hashes: &[[u8; 32]]) -> Vec<String> {
     hashes.iter().map(|h| STANDARD.encode(h)).collect()
 }
 
+/// A proof computed from the stored tree: [`transparency::inclusion`] or
+/// [`transparency::consistency`].
+type Prove = fn(&Store, u64, u64) -> Result<Vec<[u8; 32]>, StoreError>;
+
+/// The hashes of a proof for a tree of `size` entries, which must be no larger than the
+/// latest checkpoint's; `other` is the proof's other parameter (index or older size).
+async fn proof_hashes(
+    state: &AppState,
+    other: u64,
+    size: u64,
+    prove: Prove,
+) -> Result<Vec<String>> {
+    let hashes = state
+        .run(move |s| {
+            let latest = s.store.audit().integrated()?;
+            if size > latest {
+                return Ok(Err(format!(
+                    "size must be at most the latest checkpoint's size, {latest}"
+                )));
+            }
+            prove(&s.store, other, size).map(Ok)
+        })
+        .await
+        .map_err(crate::domain::DomainError::from)?
+        .map_err(ApiError::BadRequest)?;
+    Ok(encode(&hashes))
+}
+
 /// The inclusion proof of entry `index` in the tree of `size` entries.
 #[utoipa::path(get, path = "/transparency/v1/proof/inclusion", tag = "transparency",
     params(("index" = u64, Query, description = "0 ≤ index < size"),
@@ -113,26 +142,14 @@ pub async fn inclusion(
 ) -> Result<axum::Json<InclusionProof>> {
     let index = required(&query, "index")?;
     let size = required(&query, "size")?;
-    let hashes = state
-        .run(move |s| {
-            let latest = s.store.audit().integrated()?;
-            if size > latest {
-                return Ok(Err(format!(
-                    "size must be at most the latest checkpoint's size, {latest}"
-                )));
-            }
-            if index >= size {
-                return Ok(Err("index must be less than size".to_owned()));
-            }
-            transparency::inclusion(&s.store, index, size).map(Ok)
-        })
-        .await
-        .map_err(crate::domain::DomainError::from)?
-        .map_err(ApiError::BadRequest)?;
+    if index >= size {
+        return Err(ApiError::BadRequest("index must be less than size".into()));
+    }
+    let hashes = proof_hashes(&state, index, size, transparency::inclusion).await?;
     Ok(axum::Json(InclusionProof {
         index,
         size,
-        hashes: encode(&hashes),
+        hashes,
     }))
 }
 
@@ -148,25 +165,11 @@ pub async fn consistency(
 ) -> Result<axum::Json<ConsistencyProof>> {
     let from = required(&query, "from")?;
     let size = required(&query, "size")?;
-    let hashes = state
-        .run(move |s| {
-            let latest = s.store.audit().integrated()?;
-            if size > latest {
-                return Ok(Err(format!(
-                    "size must be at most the latest checkpoint's size, {latest}"
-                )));
-            }
-            if from == 0 || from > size {
-                return Ok(Err("from must be between 1 and size".to_owned()));
-            }
-            transparency::consistency(&s.store, from, size).map(Ok)
-        })
-        .await
-        .map_err(crate::domain::DomainError::from)?
-        .map_err(ApiError::BadRequest)?;
-    Ok(axum::Json(ConsistencyProof {
-        from,
-        size,
-        hashes: encode(&hashes),
-    }))
+    if from == 0 || from > size {
+        return Err(ApiError::BadRequest(
+            "from must be between 1 and size".into(),
+        ));
+    }
+    let hashes = proof_hashes(&state, from, size, transparency::consistency).await?;
+    Ok(axum::Json(ConsistencyProof { from, size, hashes }))
 }
