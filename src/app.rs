@@ -155,6 +155,9 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             )
             .map_err(StartError::Threads)?,
         ),
+        audit_appender: Arc::new(
+            crate::domain::audit::Appender::start(store.clone()).map_err(StartError::Threads)?,
+        ),
         audit_signer: audit_signer.clone(),
     });
     let state_keys = state.keys.clone();

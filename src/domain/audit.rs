@@ -205,6 +205,81 @@ impl Entry {
     }
 }
 
+/// Appends entries of actions that write nothing else (a `client_credentials` token) for
+/// many requests at once: one thread takes whatever is queued, appends it in one
+/// transaction (made durable by the store's group commit) and answers each caller. The
+/// callers wait without holding a thread, and one transaction and one flush serve every
+/// entry that queued meanwhile.
+#[derive(Debug)]
+pub struct Appender {
+    queue: tokio::sync::mpsc::UnboundedSender<Queued>,
+}
+
+type Queued = (
+    Entry,
+    tokio::sync::oneshot::Sender<std::result::Result<u64, StoreError>>,
+);
+
+/// Most entries one transaction of the [`Appender`] takes.
+const APPEND_BATCH: usize = 1000;
+
+impl Appender {
+    /// Starts the appending thread; it ends when the last sender is dropped.
+    ///
+    /// # Errors
+    /// When the operating system refuses a thread.
+    pub fn start(store: Store) -> std::io::Result<Self> {
+        let (queue, mut queued) = tokio::sync::mpsc::unbounded_channel::<Queued>();
+        std::thread::Builder::new()
+            .name("civis-audit".into())
+            .spawn(move || {
+                while let Some(first) = queued.blocking_recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < APPEND_BATCH {
+                        match queued.try_recv() {
+                            Ok(next) => batch.push(next),
+                            Err(_) => break,
+                        }
+                    }
+                    let appended = store.transact(|tx| {
+                        batch
+                            .iter()
+                            .map(|(entry, _)| entry.append(tx))
+                            .collect::<std::result::Result<Vec<u64>, StoreError>>()
+                    });
+                    match appended {
+                        Ok(indices) => {
+                            for ((_, answer), index) in batch.into_iter().zip(indices) {
+                                let _ = answer.send(Ok(index));
+                            }
+                        }
+                        Err(e) => {
+                            let text = e.to_string();
+                            for (_, answer) in batch {
+                                let _ = answer.send(Err(StoreError::Backend(
+                                    crate::store::BackendError(text.clone()),
+                                )));
+                            }
+                        }
+                    }
+                }
+            })?;
+        Ok(Self { queue })
+    }
+
+    /// Appends `entry` durably; returns its index once it is on disk.
+    ///
+    /// # Errors
+    /// The store's error for the whole batch (nothing of it was written).
+    pub async fn append(&self, entry: Entry) -> std::result::Result<u64, StoreError> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let gone =
+            || StoreError::Backend(crate::store::BackendError("audit appender stopped".into()));
+        self.queue.send((entry, answer)).map_err(|_| gone())?;
+        answered.await.map_err(|_| gone())?
+    }
+}
+
 /// A page of the log: `(index, exact bytes)` in index order, and where the next page
 /// starts (`None` after the last entry).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -65,6 +65,8 @@ pub struct Services {
     /// once would only add threads, allocator arenas and memory held by batches in flight;
     /// the callers beyond wait in line, which costs them nothing but time.
     pub sealing: Arc<crate::store::offload::Workers>,
+    /// Appends the entries of actions that write nothing else, many per transaction.
+    pub audit_appender: Arc<crate::domain::audit::Appender>,
     /// Signs the audit log's checkpoints (`None` without `audit.key`).
     pub audit_signer: Option<Arc<crate::crypto::note::NoteSigner>>,
 }

@@ -283,7 +283,8 @@ impl Provider<'_> {
     }
 
     /// `grant_type=client_credentials`: a token for the client itself (no citizen), limited
-    /// to the client's registered scopes. Only its audit entry is written.
+    /// to the client's registered scopes. Only its audit entry is written, before the token
+    /// is signed.
     ///
     /// # Errors
     /// [`TokenError`].
@@ -293,12 +294,28 @@ impl Provider<'_> {
         scope: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<TokenResponse, TokenError> {
+        let (scopes, entry) = self.client_credentials_entry(client, scope, now)?;
+        self.store.transact(|tx| entry.append(tx))?;
+        self.client_credentials_token(client, &scopes, now)
+    }
+
+    /// The checks of `client_credentials` and the audit entry of the token it will issue
+    /// (no storage: the caller appends the entry, durably, before asking for the token).
+    ///
+    /// # Errors
+    /// [`TokenError`].
+    pub fn client_credentials_entry(
+        &self,
+        client: &Client,
+        scope: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<(Vec<String>, Entry), TokenError> {
         if client.is_public() || !client.allows_grant(GrantType::ClientCredentials) {
             return Err(TokenError::UnauthorizedClient(
                 "client may not use client_credentials",
             ));
         }
-        let scopes = match scope {
+        let scopes: Vec<String> = match scope {
             Some(s) => parse_scopes(s),
             None => client
                 .scopes
@@ -315,8 +332,6 @@ impl Provider<'_> {
                 "scope {bad} is not allowed for this client"
             )));
         }
-        // Durable before the token exists (DESIGN: commit, then sign, then answer); on an
-        // async worker this store access is what moves the call to the blocking pool.
         let entry = Entry::new(
             event::TOKENS_ISSUED,
             Actor::Client(&client.id),
@@ -330,8 +345,20 @@ impl Provider<'_> {
             now,
             self.rng,
         )?;
-        self.store.transact(|tx| entry.append(tx))?;
-        let access = self.access_token(client, client.id.clone(), &scopes, None, now)?;
+        Ok((scopes, entry))
+    }
+
+    /// The `client_credentials` token itself, once its entry is durable.
+    ///
+    /// # Errors
+    /// [`TokenError::Internal`] when signing fails.
+    pub fn client_credentials_token(
+        &self,
+        client: &Client,
+        scopes: &[String],
+        now: OffsetDateTime,
+    ) -> Result<TokenResponse, TokenError> {
+        let access = self.access_token(client, client.id.clone(), scopes, None, now)?;
         Ok(TokenResponse {
             access_token: access,
             token_type: "Bearer".into(),
