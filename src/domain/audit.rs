@@ -403,6 +403,42 @@ mod tests {
         assert_eq!(v["actor"], "admin");
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_appender_writes_concurrent_entries_once_each_and_answers_each() {
+        let store = Store::in_memory();
+        let appender = std::sync::Arc::new(Appender::start(store.clone()).unwrap());
+        let waiting: Vec<_> = (0..20)
+            .map(|i| {
+                let appender = appender.clone();
+                tokio::spawn(async move {
+                    let e = Entry::new(
+                        event::TOKENS_ISSUED,
+                        Actor::Client("app"),
+                        None,
+                        serde_json::json!({"n": i}),
+                        datetime!(2026-12-03 10:00:00 UTC),
+                        &Fixed,
+                    )
+                    .unwrap();
+                    appender.append(e).await.unwrap()
+                })
+            })
+            .collect();
+        let mut indices = Vec::new();
+        for w in waiting {
+            indices.push(w.await.unwrap());
+        }
+        indices.sort_unstable();
+        assert_eq!(
+            indices,
+            (0..20).collect::<Vec<u64>>(),
+            "each appended once, in one sequence"
+        );
+        let s = store.clone();
+        let stored = crate::store::offload::run(move || s.audit().appended()).await;
+        assert_eq!(stored.unwrap(), 20);
+    }
+
     #[test]
     fn security_md_lists_every_event_type() {
         let doc = include_str!("../../SECURITY.md");
