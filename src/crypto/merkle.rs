@@ -310,9 +310,25 @@ impl Subtrees for Leaves {
     }
 }
 
+/// A store as a log keeps it, in memory (tests): only the complete subtrees, written as
+/// leaves arrive.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct MapStore(pub(crate) std::collections::HashMap<(u8, u64), Hash>);
+
+#[cfg(test)]
+impl Subtrees for MapStore {
+    type Error = String;
+    fn subtree(&self, level: u8, index: u64) -> Result<Hash, String> {
+        self.0
+            .get(&(level, index))
+            .copied()
+            .ok_or_else(|| format!("missing ({level}, {index})"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
 
     use base64::Engine as _;
     use base64::engine::general_purpose::STANDARD;
@@ -655,19 +671,7 @@ mod tests {
         assert!(consistency_proof(&big, 4, 3).unwrap().is_empty());
     }
 
-    /// A store as a log keeps it: only the complete subtrees, written as leaves arrive.
-    #[derive(Default)]
-    struct Store(HashMap<(u8, u64), Hash>);
-
-    impl Subtrees for Store {
-        type Error = String;
-        fn subtree(&self, level: u8, index: u64) -> Result<Hash, String> {
-            self.0
-                .get(&(level, index))
-                .copied()
-                .ok_or_else(|| format!("missing ({level}, {index})"))
-        }
-    }
+    use super::MapStore as Store;
 
     #[test]
     fn completed_by_store_matches_leaves_and_frontier() {

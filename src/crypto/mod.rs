@@ -18,8 +18,8 @@ pub mod note;
 pub mod pki;
 mod secret;
 pub mod signer;
-#[doc(hidden)]
-pub mod tlogcheck;
+#[cfg(test)]
+mod tlogcheck;
 pub mod token_keys;
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
-//! Test support, not an API: writes the input directory of the independent Go verifier in
+//! Test support (compiled only for tests): writes the input directory of the Go verifier in
 //! tests/go/tlogcheck (golang.org/x/mod's note and tlog packages) and runs it, so that unit
-//! and integration tests can have code civis did not write check its proofs and checkpoints.
+//! tests can have code civis did not write check its proofs and checkpoints.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -111,25 +111,12 @@ pub fn run_tlogcheck(dir: &Path) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
 
     use super::*;
-    use crate::crypto::merkle::{self, Leaves, Subtrees};
+    use crate::crypto::merkle::{self, Leaves};
     use crate::crypto::note::{Checkpoint, NoteSigner, generate_key};
 
-    /// The complete subtrees, as a log stores them.
-    #[derive(Default)]
-    struct Store(HashMap<(u8, u64), Hash>);
-
-    impl Subtrees for Store {
-        type Error = String;
-        fn subtree(&self, level: u8, index: u64) -> Result<Hash, String> {
-            self.0
-                .get(&(level, index))
-                .copied()
-                .ok_or_else(|| format!("missing ({level}, {index})"))
-        }
-    }
+    use crate::crypto::merkle::MapStore as Store;
 
     #[test]
     fn go_verifies_our_proofs_and_checkpoint() {
