@@ -139,7 +139,7 @@ pub fn integrate(store: &Store, signer: &NoteSigner) -> Result<Option<u64>, Inte
         if tx.audit().integrated()? != size {
             return Ok::<_, StoreError>(false);
         }
-        tx.audit().put_subtrees(&fresh);
+        tx.audit().put_subtrees(&fresh)?;
         tx.audit().put_checkpoint(end, &note);
         if tx.audit().verifier()?.is_none() {
             tx.audit().put_verifier(&verifier);

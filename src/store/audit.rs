@@ -7,9 +7,11 @@
 //! Keys are big-endian so that key order is index order. Layout:
 //! - `audit_entries`: index (u64 BE) → entry bytes;
 //! - `audit_subjects`: `{subject}/` + index (u64 BE) → nothing;
-//! - `audit_hashes`: level (u8) + index at that level (u64 BE) → 32-byte hash of the
-//!   complete subtree covering leaves `[index·2^level, (index+1)·2^level)`: about 2n
-//!   hashes for n entries;
+//! - `audit_hashes`: level (u8) + tile number (u64 BE) → the hashes of up to [`TILE`]
+//!   consecutive complete subtrees of that level, 32 bytes each, where the subtree
+//!   `(level, index)` covers leaves `[index·2^level, (index+1)·2^level)` and sits in tile
+//!   `index / TILE` at position `index % TILE`: about 2n hashes for n entries, in about
+//!   2n / TILE records (one record per hash made integration write a sled key per hash);
 //! - `audit_checkpoints`: tree size (u64 BE) → the signed note published at that size;
 //! - `audit_state`: `next` (entries appended), `integrated` (entries in the tree),
 //!   `verifier` (the checkpoint key, signed-note form, fixed at the first checkpoint).
@@ -69,11 +71,18 @@ fn counter(bytes: Option<Vec<u8>>, key: &[u8]) -> Result<u64> {
     }
 }
 
-fn hash_key(level: u8, index: u64) -> [u8; 9] {
+/// Hashes per record of `audit_hashes`: few enough that a proof's reads stay small (512
+/// bytes each), many enough that integration writes a record per 16 hashes.
+pub const TILE: u64 = 16;
+
+/// The record holding subtree `(level, index)`, and the hash's byte offset in it.
+fn tile_of(level: u8, index: u64) -> ([u8; 9], usize) {
     let mut key = [0; 9];
     key[0] = level;
-    key[1..].copy_from_slice(&index.to_be_bytes());
-    key
+    key[1..].copy_from_slice(&(index / TILE).to_be_bytes());
+    // < TILE · 32: fits any usize.
+    let offset = usize::try_from(index % TILE).unwrap_or(0) * 32;
+    (key, offset)
 }
 
 fn subject_prefix(subject: &str) -> Vec<u8> {
@@ -105,13 +114,17 @@ impl<S: Read> Audit<S> {
     /// [`StoreError::Corrupt`] when it is missing or not 32 bytes (the tree's state and its
     /// hashes are written together, so a gap is damage).
     pub fn subtree(&self, level: u8, index: u64) -> Result<[u8; 32]> {
-        let key = hash_key(level, index);
-        let bytes = self
-            .0
-            .raw(AUDIT_HASHES, &key)?
-            .ok_or_else(|| corrupt(AUDIT_HASHES, &key, "missing subtree hash"))?;
-        <[u8; 32]>::try_from(bytes.as_slice())
-            .map_err(|_| corrupt(AUDIT_HASHES, &key, "not a 32-byte hash"))
+        let (key, offset) = tile_of(level, index);
+        let tile = self.0.raw(AUDIT_HASHES, &key)?.unwrap_or_default();
+        tile.get(offset..offset + 32)
+            .and_then(|h| <[u8; 32]>::try_from(h).ok())
+            .ok_or_else(|| {
+                corrupt(
+                    AUDIT_HASHES,
+                    &key,
+                    &format!("missing subtree hash ({level}, {index})"),
+                )
+            })
     }
 
     /// The checkpoint key in signed-note form, once the first checkpoint fixed it.
@@ -149,12 +162,32 @@ impl Audit<&mut Tx<'_>> {
         Ok(index)
     }
 
-    /// Stores hashes of subtrees that became complete.
-    pub fn put_subtrees(&mut self, hashes: &[(u8, u64, [u8; 32])]) {
+    /// Stores hashes of subtrees that became complete, each tile written once.
+    ///
+    /// # Errors
+    /// Backend errors; [`StoreError::Corrupt`] when a tile is not a whole number of hashes.
+    pub fn put_subtrees(&mut self, hashes: &[(u8, u64, [u8; 32])]) -> Result<()> {
+        let mut tiles: std::collections::BTreeMap<[u8; 9], Vec<(usize, &[u8; 32])>> =
+            std::collections::BTreeMap::new();
         for (level, index, hash) in hashes {
-            self.0
-                .put_raw(AUDIT_HASHES, &hash_key(*level, *index), hash.to_vec());
+            let (key, offset) = tile_of(*level, *index);
+            tiles.entry(key).or_default().push((offset, hash));
         }
+        for (key, updates) in tiles {
+            let mut tile = self.0.raw(AUDIT_HASHES, &key)?.unwrap_or_default();
+            if tile.len() % 32 != 0 {
+                return Err(corrupt(AUDIT_HASHES, &key, "not a list of 32-byte hashes"));
+            }
+            for (offset, hash) in updates {
+                if tile.len() < offset + 32 {
+                    // Hashes complete left to right; a gap would only be zeros until filled.
+                    tile.resize(offset + 32, 0);
+                }
+                tile[offset..offset + 32].copy_from_slice(hash);
+            }
+            self.0.put_raw(AUDIT_HASHES, &key, tile);
+        }
+        Ok(())
     }
 
     /// Records that the tree now holds the first `size` entries, with its checkpoint.
@@ -328,7 +361,8 @@ mod tests {
         assert_eq!(store.audit().latest_checkpoint().unwrap(), None);
         store
             .transact(|tx| {
-                tx.audit().put_subtrees(&[(0, 0, [7; 32]), (1, 0, [9; 32])]);
+                tx.audit()
+                    .put_subtrees(&[(0, 0, [7; 32]), (1, 0, [9; 32])])?;
                 tx.audit().put_checkpoint(2, "note 2\n");
                 tx.audit().put_verifier("k+00000000+AA");
                 Ok::<_, StoreError>(())
