@@ -28,9 +28,12 @@
 //! which runs the call on tokio's blocking pool. The store enforces this: touched from an
 //! async worker thread, it refuses with [`StoreError::WouldBlock`] before doing anything
 //! (a handler that skipped the helper fails its tests instead of stalling a worker). The
-//! one hot call that usually needs no storage, a `client_credentials` token for a cached
-//! client, goes through [`offload::run_inline_first`]: it runs in place and moves to the
-//! pool only if the store refused, so the fast path costs no thread hop.
+//! one hot call that usually needs no storage, authenticating a cached client and checking
+//! a `client_credentials` request, goes through [`offload::run_inline_first`]: it runs in
+//! place and moves to the pool only if the store refused, so the fast path costs no thread
+//! hop; the token's audit entry then waits in `domain::audit::Appender`'s queue, which
+//! appends many entries per transaction on its own thread. Sealing batches run on a fixed
+//! set of threads of their own ([`offload::Workers`]).
 //!
 //! Why not an async store end to end: every transaction body would become an async closure
 //! holding a transaction across awaits, for no gain with sled, whose calls block anyway. A

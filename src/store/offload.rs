@@ -62,9 +62,9 @@ where
     }
 }
 
-/// For a call that usually needs no storage (a `client_credentials` token for a cached
-/// client is a signature, nothing else): runs it here, and only if the store refused I/O
-/// runs it again on the blocking pool, saving the thread hop on the fast path. `call` must
+/// For a call that usually needs no storage (authenticating a cached client and checking a
+/// `client_credentials` request): runs it here, and only if the store refused I/O runs it
+/// again on the blocking pool, saving the thread hop on the fast path. `call` must
 /// have no effect outside the store before its first storage access, since that part may
 /// run twice; keep logging and metrics with the caller.
 pub async fn run_inline_first<T, F>(call: F) -> T
