@@ -24,7 +24,7 @@ use super::{Kind, Pki, ProducedSignature, Revocation, SignatureFormat};
 use crate::crypto::certificate::{self, SignerCertificate};
 use crate::crypto::digest::sha256;
 use crate::crypto::{CertificateReference, cades, jades};
-use crate::domain::{DomainError, FieldError, Result};
+use crate::domain::{DomainError, FieldError, Result, rfc3339};
 
 /// What a verifier sends.
 #[derive(Debug, Clone)]
@@ -245,10 +245,6 @@ fn check(name: &'static str, passed: bool, detail: impl Into<String>) -> Check {
     }
 }
 
-fn ts(t: OffsetDateTime) -> String {
-    crate::domain::rfc3339(t)
-}
-
 fn format_check(read: &Parsed) -> Check {
     let profile = match read.format {
         SignatureFormat::Cades => "CAdES-B-B",
@@ -368,14 +364,18 @@ fn validity_check(cert: &SignerCertificate, signing_time: Option<OffsetDateTime>
     let Some(at) = signing_time else {
         return check("validity", false, "the signature states no signing time");
     };
-    let span = format!("{} to {}", ts(cert.not_before), ts(cert.not_after));
+    let span = format!(
+        "{} to {}",
+        rfc3339(cert.not_before),
+        rfc3339(cert.not_after)
+    );
     if at < cert.not_before {
         check(
             "validity",
             false,
             format!(
                 "signed at {}, before the certificate was valid ({span})",
-                ts(at)
+                rfc3339(at)
             ),
         )
     } else if at > cert.not_after {
@@ -384,7 +384,7 @@ fn validity_check(cert: &SignerCertificate, signing_time: Option<OffsetDateTime>
             false,
             format!(
                 "signed at {}, after the certificate expired ({span})",
-                ts(at)
+                rfc3339(at)
             ),
         )
     } else {
@@ -393,7 +393,7 @@ fn validity_check(cert: &SignerCertificate, signing_time: Option<OffsetDateTime>
             true,
             format!(
                 "signed at {}, while the certificate was valid ({span})",
-                ts(at)
+                rfc3339(at)
             ),
         )
     }
@@ -441,8 +441,8 @@ pub fn revocation_check(
             true,
             format!(
                 "{why} at {}, after the signing time {}: signatures made before stay valid",
-                ts(r.revoked_at),
-                ts(at)
+                rfc3339(r.revoked_at),
+                rfc3339(at)
             ),
         ),
         Some(at) => check(
@@ -450,8 +450,8 @@ pub fn revocation_check(
             false,
             format!(
                 "{why} at {}, at or before the signing time {}",
-                ts(r.revoked_at),
-                ts(at)
+                rfc3339(r.revoked_at),
+                rfc3339(at)
             ),
         ),
         None => check(
@@ -459,7 +459,7 @@ pub fn revocation_check(
             false,
             format!(
                 "{why} at {}, and the signature states no signing time",
-                ts(r.revoked_at)
+                rfc3339(r.revoked_at)
             ),
         ),
     }
@@ -478,7 +478,7 @@ fn produced_check(record: Option<&ProducedSignature>, ours: bool) -> Check {
                 true,
                 format!(
                     "civis produced this signature ({by}) at {}",
-                    ts(p.signed_at)
+                    rfc3339(p.signed_at)
                 ),
             )
         }
