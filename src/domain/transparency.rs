@@ -353,3 +353,95 @@ pub fn verify(store: &Store, pinned: Option<&str>) -> Result<Result<Verified, Da
         checkpoints: checked,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::note::generate_key;
+
+    fn signer(name: &str) -> NoteSigner {
+        NoteSigner::new(name, generate_key().unwrap().expose()).unwrap()
+    }
+
+    fn append(store: &Store, n: u64) {
+        store
+            .transact(|tx| {
+                for i in 0..n {
+                    tx.audit()
+                        .append(format!("{{\"n\":{i}}}").as_bytes(), None)?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn integration_proofs_and_the_offline_check_agree() {
+        let store = Store::in_memory();
+        let log = signer("example.org/audit");
+        assert_eq!(
+            integrate(&store, &log).unwrap(),
+            Some(0),
+            "the empty tree's checkpoint"
+        );
+        assert_eq!(integrate(&store, &log).unwrap(), None, "nothing new");
+        append(&store, 37);
+        assert_eq!(integrate(&store, &log).unwrap(), Some(37));
+        append(&store, 5);
+        assert_eq!(integrate(&store, &log).unwrap(), Some(42));
+        let (_, note) = store.audit().latest_checkpoint().unwrap().unwrap();
+        let verifier = NoteVerifier::parse(&log.verifier_key()).unwrap();
+        let cp = Checkpoint::parse(verifier.open(&note).unwrap()).unwrap();
+        assert_eq!(cp.size, 42);
+        for index in 0..42 {
+            let leaf = merkle::leaf_hash(&store.audit().entry(index).unwrap().unwrap());
+            let proof = inclusion(&store, index, 42).unwrap();
+            assert!(
+                merkle::verify_inclusion(&leaf, index, 42, &proof, &cp.root),
+                "{index}"
+            );
+        }
+        // The checkpoint of size 37 is consistent with the latest one.
+        let (_, old) = store.audit().checkpoints(37, 1).unwrap().remove(0);
+        let old = Checkpoint::parse(verifier.open(&old).unwrap()).unwrap();
+        let proof = consistency(&store, 37, 42).unwrap();
+        assert!(merkle::verify_consistency(
+            37, 42, &old.root, &cp.root, &proof
+        ));
+        let v = verify(&store, None).unwrap().unwrap();
+        assert_eq!(
+            (v.entries, v.size, v.root, v.checkpoints),
+            (42, 42, cp.root, 3)
+        );
+    }
+
+    #[test]
+    fn another_key_cannot_continue_a_log() {
+        let store = Store::in_memory();
+        let log = signer("example.org/audit");
+        integrate(&store, &log).unwrap();
+        assert!(check_key(&store, &log).is_ok());
+        let other = signer("example.org/audit");
+        assert!(matches!(
+            check_key(&store, &other),
+            Err(IntegrateError::WrongKey { .. })
+        ));
+    }
+
+    #[test]
+    fn a_changed_entry_is_named_by_the_offline_check() {
+        let store = Store::in_memory();
+        let log = signer("example.org/audit");
+        append(&store, 9);
+        integrate(&store, &log).unwrap();
+        store
+            .plant_raw(
+                crate::store::AUDIT_ENTRIES,
+                &4u64.to_be_bytes(),
+                b"{\"n\":40}",
+            )
+            .unwrap();
+        let damage = verify(&store, None).unwrap().unwrap_err();
+        assert_eq!(damage.entry, Some(4), "{damage}");
+    }
+}
