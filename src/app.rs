@@ -81,16 +81,31 @@ pub fn default_issuer(plain_http: bool, bound: SocketAddr) -> String {
     format!("{scheme}://{host}:{}", bound.port())
 }
 
+/// Opens the configured store: PostgreSQL when `--database-url` is given (nothing is then
+/// written to the data dir), else sled in the data dir, created if absent.
+async fn open_store(config: &Config) -> Result<Store, StartError> {
+    if let Some(options) = config.database.clone() {
+        // The synchronous client runs its own small runtime: never on an async thread.
+        return crate::store::offload::run(move || Store::open_postgres(&options))
+            .await
+            .map_err(StartError::from);
+    }
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        dir: config.data_dir.display().to_string(),
+        source,
+    })?;
+    Ok(Store::open_sled_with_cache(
+        &config.data_dir,
+        config.store_cache_bytes,
+    )?)
+}
+
 /// Runs the service until SIGTERM or SIGINT, then drains requests and flushes storage.
 ///
 /// # Errors
 /// [`StartError`] for anything that prevents start-up.
 pub async fn serve(config: Config) -> Result<(), StartError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
-        dir: config.data_dir.display().to_string(),
-        source,
-    })?;
-    let store = Store::open_sled_with_cache(&config.data_dir, config.store_cache_bytes)?;
+    let store = open_store(&config).await?;
     let keys = KeySet::load(&config.keys_dir, &config.admin_token_file)?
         .with_token_key_lead(config.token_key_lead)?;
     if keys.development {
@@ -361,6 +376,10 @@ async fn integrate_audit_log(store: Store, signer: Arc<NoteSigner>) {
         let (s, signer) = (store.clone(), signer.clone());
         let done = crate::store::offload::run(move || {
             let mut last = None;
+            // With a shared database, one process at a time integrates.
+            if !s.lead()? {
+                return Ok(None);
+            }
             // Work off a backlog before sleeping again, one checkpoint per round.
             while let Some(size) = transparency::integrate(&s, &signer)? {
                 last = Some(size);

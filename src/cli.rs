@@ -1,4 +1,4 @@
-//! The `civis` command line: `serve`, `keys init`, `openapi`.
+//! The `civis` command line: `serve`, `keys`, `openapi`, `evidence`, `audit`, `store`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +34,45 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Storage.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+/// Where a command finds the database instead of a data dir.
+#[derive(Debug, clap::Args)]
+struct DatabaseArgs {
+    /// PostgreSQL URL (as `serve --database-url`).
+    #[arg(long, env = "CIVIS_DATABASE_URL", value_name = "URL")]
+    database_url: Option<String>,
+    /// PEM roots for the database server's certificate. [default: the system's roots]
+    #[arg(long, env = "CIVIS_DATABASE_CA", value_name = "FILE")]
+    database_ca: Option<PathBuf>,
+}
+
+impl DatabaseArgs {
+    /// Opens the database when a URL was given.
+    fn open(&self) -> Option<Result<crate::store::Store, String>> {
+        let url = self.database_url.clone()?;
+        let mut options = crate::store::postgres::PgOptions::new(url);
+        options.ca_file.clone_from(&self.database_ca);
+        options.pool_size = 4;
+        Some(crate::store::Store::open_postgres(&options).map_err(|e| e.to_string()))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Copy a whole sled store into an empty PostgreSQL database (moving a deployment to
+    /// several processes): every record byte for byte, the audit log included. Refuses a
+    /// database that holds any civis record. Stop the service on the data dir first.
+    Copy {
+        /// sled data directory to copy from.
+        #[arg(long, env = "CIVIS_DATA_DIR", value_name = "DIR")]
+        data_dir: PathBuf,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -43,6 +82,10 @@ enum AuditCommand {
     /// 1 naming the first entry that was changed, removed or reordered, 2 when the store
     /// cannot be read.
     Verify {
+        /// The PostgreSQL database to check instead of a data dir; the service may be
+        /// running on it (the check covers the log as of its latest checkpoint).
+        #[command(flatten)]
+        database: DatabaseArgs,
         /// sled data directory (the service must not be running on it).
         #[arg(
             long,
@@ -220,8 +263,13 @@ pub fn main() -> ExitCode {
                 }
             }
         }
-        Command::Audit(AuditCommand::Verify { data_dir, keys_dir }) => {
-            audit_verify(&data_dir, keys_dir.as_deref())
+        Command::Audit(AuditCommand::Verify {
+            database,
+            data_dir,
+            keys_dir,
+        }) => audit_verify(&database, &data_dir, keys_dir.as_deref()),
+        Command::Store(StoreCommand::Copy { data_dir, database }) => {
+            store_copy(&data_dir, &database)
         }
         Command::Openapi => {
             print!("{}", crate::http::openapi::json());
@@ -230,7 +278,40 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn audit_verify(data_dir: &std::path::Path, keys_dir: Option<&std::path::Path>) -> ExitCode {
+fn store_copy(data_dir: &std::path::Path, database: &DatabaseArgs) -> ExitCode {
+    if !data_dir.is_dir() {
+        eprintln!("error: no data dir at {}", data_dir.display());
+        return ExitCode::from(2);
+    }
+    let Some(opened) = database.open() else {
+        eprintln!("error: --database-url is required");
+        return ExitCode::from(2);
+    };
+    let copied = opened.and_then(|to| {
+        let from = crate::store::Store::open_sled(data_dir).map_err(|e| e.to_string())?;
+        crate::store::copy::copy(&from, &to).map_err(|e| e.to_string())
+    });
+    match copied {
+        Ok(counts) => {
+            let total: u64 = counts.iter().map(|(_, n)| n).sum();
+            for (tree, n) in counts.iter().filter(|(_, n)| *n > 0) {
+                println!("{tree}: {n}");
+            }
+            println!("copied {total} records from {}", data_dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn audit_verify(
+    database: &DatabaseArgs,
+    data_dir: &std::path::Path,
+    keys_dir: Option<&std::path::Path>,
+) -> ExitCode {
     let pinned = match keys_dir
         .map(crate::crypto::keys::audit_verifier_key)
         .transpose()
@@ -241,11 +322,14 @@ fn audit_verify(data_dir: &std::path::Path, keys_dir: Option<&std::path::Path>) 
             return ExitCode::from(2);
         }
     };
-    if !data_dir.is_dir() {
-        eprintln!("error: no data dir at {}", data_dir.display());
-        return ExitCode::from(2);
-    }
-    let store = match crate::store::Store::open_sled(data_dir) {
+    let opened = database.open().unwrap_or_else(|| {
+        if data_dir.is_dir() {
+            crate::store::Store::open_sled(data_dir).map_err(|e| e.to_string())
+        } else {
+            Err(format!("no data dir at {}", data_dir.display()))
+        }
+    });
+    let store = match opened {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::domain::attestation::AttestationRoots;
+use crate::store::postgres::PgOptions;
 
 /// Options of `civis serve`. Every option is a flag and an environment variable (clap reads
 /// both, flag first); `--config` adds a TOML file below them.
@@ -91,6 +92,25 @@ pub struct ServeArgs {
     /// system's page cache). [default: 16]
     #[arg(long, env = "CIVIS_STORE_CACHE_MB", value_name = "MIB")]
     pub store_cache_mb: Option<u32>,
+    /// Store everything in this PostgreSQL database instead of sled, so that several
+    /// processes serve one deployment: `postgres://user:password@host:port/db[?sslmode=…]`
+    /// (`verify-full`/`require` verify the server, `disable`; without it TLS is required
+    /// unless the host is loopback). [default: none, sled in --data-dir]
+    #[arg(long, env = "CIVIS_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// PEM roots for the database server's certificate. [default: the system's roots]
+    #[arg(long, env = "CIVIS_DATABASE_CA", value_name = "FILE")]
+    pub database_ca: Option<PathBuf>,
+    /// Most database connections of this process. [default: 16]
+    #[arg(long, env = "CIVIS_DATABASE_POOL_SIZE", value_name = "N")]
+    pub database_pool_size: Option<u32>,
+    /// Time allowed to connect to the database, or to wait for a free connection, before a
+    /// request fails with 503. [default: 3000]
+    #[arg(long, env = "CIVIS_DATABASE_CONNECT_TIMEOUT_MS", value_name = "MS")]
+    pub database_connect_timeout_ms: Option<u64>,
+    /// Time one database statement may run before the server cancels it. [default: 5000]
+    #[arg(long, env = "CIVIS_DATABASE_STATEMENT_TIMEOUT_MS", value_name = "MS")]
+    pub database_statement_timeout_ms: Option<u64>,
 }
 
 /// The TOML file: the same options, unknown keys rejected by name.
@@ -115,6 +135,11 @@ struct FileConfig {
     attestation_roots: Option<PathBuf>,
     signing_cert_days: Option<u32>,
     store_cache_mb: Option<u32>,
+    database_url: Option<String>,
+    database_ca: Option<PathBuf>,
+    database_pool_size: Option<u32>,
+    database_connect_timeout_ms: Option<u64>,
+    database_statement_timeout_ms: Option<u64>,
 }
 
 /// Validated configuration of a running service.
@@ -157,6 +182,8 @@ pub struct Config {
     pub signing_cert_validity: time::Duration,
     /// sled's page cache, in bytes.
     pub store_cache_bytes: u64,
+    /// The shared PostgreSQL database, when one replaces sled.
+    pub database: Option<PgOptions>,
 }
 
 /// Why the configuration was refused; each names the offending option.
@@ -410,6 +437,43 @@ impl Config {
         if !(1..=65_536).contains(&store_cache_mb) {
             return Err(invalid("store_cache_mb", "must be between 1 and 65536"));
         }
+        let database = args
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .map(|url| -> Result<PgOptions, ConfigError> {
+                let mut o = PgOptions::new(url);
+                o.ca_file = args.database_ca.clone().or(file.database_ca);
+                o.pool_size = args
+                    .database_pool_size
+                    .or(file.database_pool_size)
+                    .unwrap_or(o.pool_size);
+                if !(1..=1000).contains(&o.pool_size) {
+                    return Err(invalid("database_pool_size", "must be between 1 and 1000"));
+                }
+                let ms = |v: Option<u64>, name: &'static str, default: Duration| {
+                    let v = v.map_or(default, Duration::from_millis);
+                    if (Duration::from_millis(100)..=Duration::from_secs(600)).contains(&v) {
+                        Ok(v)
+                    } else {
+                        Err(invalid(name, "must be between 100 and 600000 milliseconds"))
+                    }
+                };
+                o.connect_timeout = ms(
+                    args.database_connect_timeout_ms
+                        .or(file.database_connect_timeout_ms),
+                    "database_connect_timeout_ms",
+                    o.connect_timeout,
+                )?;
+                o.statement_timeout = ms(
+                    args.database_statement_timeout_ms
+                        .or(file.database_statement_timeout_ms),
+                    "database_statement_timeout_ms",
+                    o.statement_timeout,
+                )?;
+                Ok(o)
+            })
+            .transpose()?;
         let attestation_roots = args
             .attestation_roots
             .clone()
@@ -467,6 +531,7 @@ impl Config {
             attestation_roots,
             signing_cert_validity: time::Duration::days(i64::from(signing_cert_days)),
             store_cache_bytes: u64::from(store_cache_mb) << 20,
+            database,
         })
     }
 }

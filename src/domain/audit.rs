@@ -254,11 +254,16 @@ impl Appender {
                             }
                         }
                         Err(e) => {
+                            // Each waiting request gets the batch's error, with its kind
+                            // (an unreachable database stays a 503).
                             let text = e.to_string();
+                            let kind = if e.is_unavailable() {
+                                crate::store::BackendError::Unavailable
+                            } else {
+                                crate::store::BackendError::Failed
+                            };
                             for (_, answer) in batch {
-                                let _ = answer.send(Err(StoreError::Backend(
-                                    crate::store::BackendError(text.clone()),
-                                )));
+                                let _ = answer.send(Err(StoreError::Backend(kind(text.clone()))));
                             }
                         }
                     }
@@ -273,8 +278,11 @@ impl Appender {
     /// The store's error for the whole batch (nothing of it was written).
     pub async fn append(&self, entry: Entry) -> std::result::Result<u64, StoreError> {
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let gone =
-            || StoreError::Backend(crate::store::BackendError("audit appender stopped".into()));
+        let gone = || {
+            StoreError::Backend(crate::store::BackendError::Failed(
+                "audit appender stopped".into(),
+            ))
+        };
         self.queue.send((entry, answer)).map_err(|_| gone())?;
         answered.await.map_err(|_| gone())?
     }

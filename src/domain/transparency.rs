@@ -214,8 +214,11 @@ pub struct Verified {
 /// `Ok(Err(Damage))` for a damaged log; `Err` only for storage failures that stop the check.
 pub fn verify(store: &Store, pinned: Option<&str>) -> Result<Result<Verified, Damage>, StoreError> {
     let audit = store.audit();
-    let appended = audit.appended()?;
+    // The log as of now: the service may go on appending and integrating while this runs
+    // (a shared database), so the check stops at these sizes. Read in this order, the
+    // integrated size never exceeds the appended one.
     let integrated = audit.integrated()?;
+    let appended = audit.appended()?;
     let recorded = audit.verifier()?;
     // A pinned key is the public-key part of the verifier key (after its last `+`).
     if let (Some(p), Some(r)) = (pinned, recorded.as_deref())
@@ -240,8 +243,12 @@ pub fn verify(store: &Store, pinned: Option<&str>) -> Result<Result<Verified, Da
             )));
         }
     };
-    let mut checkpoints = audit.checkpoints(0, MAX_AUDIT_PAGE)?;
-    checkpoints.reverse(); // popped from the end: smallest size first
+    let known = |mut page: Vec<(u64, String)>| {
+        page.retain(|(size, _)| *size <= integrated);
+        page.reverse(); // popped from the end: smallest size first
+        page
+    };
+    let mut checkpoints = known(audit.checkpoints(0, MAX_AUDIT_PAGE)?);
     let mut checked = 0;
     let mut latest = (0, merkle::empty_root());
     let mut frontier = Frontier::default();
@@ -287,8 +294,7 @@ pub fn verify(store: &Store, pinned: Option<&str>) -> Result<Result<Verified, Da
             checked += 1;
             latest = (size, root);
             if checkpoints.is_empty() {
-                let more = store.audit().checkpoints(size + 1, MAX_AUDIT_PAGE)?;
-                checkpoints.extend(more.into_iter().rev());
+                *checkpoints = known(store.audit().checkpoints(size + 1, MAX_AUDIT_PAGE)?);
             }
         }
         Ok(Ok(()))
@@ -297,8 +303,10 @@ pub fn verify(store: &Store, pinned: Option<&str>) -> Result<Result<Verified, Da
         return Ok(Err(d));
     }
     let mut next = 0u64;
-    loop {
-        let page = audit.entries(next, MAX_AUDIT_PAGE)?;
+    while next < appended {
+        let want =
+            usize::try_from(appended - next).map_or(MAX_AUDIT_PAGE, |n| n.min(MAX_AUDIT_PAGE));
+        let page = audit.entries(next, want)?;
         if page.is_empty() {
             break;
         }

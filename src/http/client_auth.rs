@@ -140,6 +140,9 @@ pub fn map_auth_failure(e: AuthFailure) -> OAuthError {
             code: OAuthErrorCode::ServerError,
             description: None,
         },
+        AuthFailure::Domain(error @ crate::domain::DomainError::Store(_)) => {
+            OAuthError::from(error)
+        }
         AuthFailure::Domain(error) => {
             tracing::error!(%error, "client authentication could not be completed");
             OAuthError {

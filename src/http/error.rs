@@ -148,6 +148,15 @@ impl ApiError {
                     Some(why.into()),
                 )
             }
+            Self::Domain(DomainError::Store(e)) if e.is_unavailable() => {
+                tracing::error!(error = %e, "database unavailable");
+                parts(
+                    S::SERVICE_UNAVAILABLE,
+                    "urn:civis:problem:database-unavailable",
+                    "Database unavailable",
+                    Some("The service cannot reach its database; try again shortly.".into()),
+                )
+            }
             Self::Domain(e @ (DomainError::Store(_) | DomainError::Internal(_))) => {
                 tracing::error!(error = %e, "internal error");
                 parts(
@@ -267,6 +276,8 @@ pub enum OAuthErrorCode {
     InvalidScope,
     /// Our fault (500); detail only in the log.
     ServerError,
+    /// 503: the database cannot be reached now; the same request may succeed later.
+    TemporarilyUnavailable,
 }
 
 /// An error on an OAuth endpoint, rendered as `{"error", "error_description"}`.
@@ -289,6 +300,9 @@ impl IntoResponse for OAuthError {
             C::UnsupportedGrantType => (StatusCode::BAD_REQUEST, "unsupported_grant_type"),
             C::InvalidScope => (StatusCode::BAD_REQUEST, "invalid_scope"),
             C::ServerError => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+            C::TemporarilyUnavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+            }
         };
         let mut body = serde_json::json!({ "error": code });
         if let Some(d) = self.description {
@@ -335,6 +349,13 @@ impl From<crate::domain::oidc::grants::TokenError> for OAuthError {
 
 impl From<DomainError> for OAuthError {
     fn from(e: DomainError) -> Self {
+        if matches!(&e, DomainError::Store(s) if s.is_unavailable()) {
+            tracing::error!(error = %e, "database unavailable on an OAuth endpoint");
+            return Self::new(
+                OAuthErrorCode::TemporarilyUnavailable,
+                "the service cannot reach its database; try again shortly",
+            );
+        }
         tracing::error!(error = %e, "internal error on an OAuth endpoint");
         Self {
             code: OAuthErrorCode::ServerError,

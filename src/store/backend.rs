@@ -3,9 +3,16 @@
 //! applied all together or not at all.
 
 /// A backend failure, with the backend's own words (logged, never shown to clients).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BackendError(pub String);
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BackendError {
+    /// The operation failed (I/O, a corrupt page, a bug).
+    #[error("{0}")]
+    Failed(String),
+    /// The database cannot be reached or did not answer in time; nothing was written, and
+    /// the same call may succeed once it is back (answered 503, not 500).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+}
 
 /// A key and its value, as a scan returns them.
 pub type Entry = (Vec<u8>, Vec<u8>);
@@ -77,4 +84,20 @@ pub trait Backend: Send + Sync + 'static {
     /// # Errors
     /// Backend I/O failure.
     fn flush(&self) -> Result<(), BackendError>;
+
+    /// Whether this process may now run the store's single background writer (the audit
+    /// integrator). An embedded store has one process, which always may; a shared database
+    /// lets one process at a time hold it, and another take over when that one is gone.
+    ///
+    /// # Errors
+    /// Backend failure (the caller tries again later).
+    fn lead(&self) -> Result<bool, BackendError> {
+        Ok(true)
+    }
+
+    /// Whether the store holds no record at all (`civis store copy` refuses anything else).
+    ///
+    /// # Errors
+    /// Backend failure.
+    fn is_empty(&self) -> Result<bool, BackendError>;
 }

@@ -102,6 +102,25 @@ fn take_is_single_use_under_concurrency(store: &Store) {
     assert_eq!(n(&store, b"once"), None);
 }
 
+fn concurrent_inserts_of_one_new_key_admit_one(store: &Store) {
+    let admitted: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                s.spawn(move || {
+                    match store.transact(|tx| tx.insert_new(b"fresh", &Probe::V1 { n: i })) {
+                        Ok(()) => 1,
+                        Err(StoreError::Conflict { .. }) => 0,
+                        Err(e) => panic!("{e}"),
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(admitted, 1, "exactly one of the racing inserts wins");
+    assert!(n(store, b"fresh").is_some());
+}
+
 fn read_modify_write_loses_no_update(store: &Store) {
     put(store, b"counter", 0);
     std::thread::scope(|s| {
@@ -248,6 +267,14 @@ macro_rules! suite {
                 super::$test(&super::Store::open_sled(dir.path()).unwrap());
             })*
         }
+        mod postgres {
+            $(#[test] fn $test() {
+                use crate::store::postgres::{PgOptions, testdb::TestDb};
+                let Some(db) = TestDb::create() else { return };
+                let store = super::Store::open_postgres(&PgOptions::new(db.url.as_str())).unwrap();
+                super::$test(&store);
+            })*
+        }
     };
 }
 
@@ -255,6 +282,7 @@ suite!(
     unique_inserts_abort_the_whole_transaction,
     a_transaction_reads_its_own_writes_and_an_error_discards_them,
     take_is_single_use_under_concurrency,
+    concurrent_inserts_of_one_new_key_admit_one,
     read_modify_write_loses_no_update,
     scans_follow_prefix_start_and_limit,
     expired_records_are_swept_and_reused_keys_kept,

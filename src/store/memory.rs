@@ -18,7 +18,7 @@ impl MemoryBackend {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Trees>, BackendError> {
         self.trees
             .lock()
-            .map_err(|_| BackendError("memory store lock poisoned".into()))
+            .map_err(|_| BackendError::Failed("memory store lock poisoned".into()))
     }
 }
 
@@ -74,5 +74,9 @@ impl Backend for MemoryBackend {
 
     fn flush(&self) -> Result<(), BackendError> {
         Ok(())
+    }
+
+    fn is_empty(&self) -> Result<bool, BackendError> {
+        Ok(self.lock()?.values().all(BTreeMap::is_empty))
     }
 }

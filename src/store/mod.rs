@@ -52,11 +52,13 @@ mod citizens;
 mod clients;
 #[cfg(test)]
 mod conformance;
+pub mod copy;
 mod expiry;
 mod memory;
 pub mod offload;
 pub mod oidc;
 mod passkeys;
+pub mod postgres;
 pub mod record;
 mod revocations;
 mod sign_requests;
@@ -311,6 +313,15 @@ pub struct Store {
     clients: Arc<clients::Cache>,
 }
 
+impl StoreError {
+    /// Whether the database could not be reached or answered too late: the request may
+    /// succeed later (503, not 500).
+    #[must_use]
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Backend(BackendError::Unavailable(_)))
+    }
+}
+
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").finish_non_exhaustive()
@@ -333,6 +344,15 @@ impl Store {
     /// As [`Self::open_sled`].
     pub fn open_sled_with_cache(dir: &std::path::Path, cache_bytes: u64) -> Result<Self> {
         Ok(Self::new(SledBackend::open(dir, cache_bytes)?))
+    }
+
+    /// Opens the PostgreSQL database of `options` (creating or upgrading its schema), for a
+    /// deployment of several processes.
+    ///
+    /// # Errors
+    /// An unusable URL, an unreachable database, a schema newer than this build.
+    pub fn open_postgres(options: &postgres::PgOptions) -> Result<Self> {
+        Ok(Self::new(postgres::PgBackend::open(options)?))
     }
 
     /// A store that lives in memory only (unit tests).
@@ -362,6 +382,15 @@ impl Store {
     /// The backend's I/O error.
     pub fn flush(&self) -> Result<()> {
         Ok(self.io()?.flush()?)
+    }
+
+    /// Whether this process may now run the single background writer (see
+    /// [`Backend::lead`]).
+    ///
+    /// # Errors
+    /// The backend's error.
+    pub fn lead(&self) -> Result<bool> {
+        Ok(self.io()?.lead()?)
     }
 
     /// Cheap liveness probe for `/healthz`: a read of the metadata tree.
@@ -425,7 +454,7 @@ impl Store {
             })
             .map_err(StoreError::from)?;
         let result = outcome.ok_or_else(|| {
-            StoreError::Backend(BackendError("transaction body did not run".into()))
+            StoreError::Backend(BackendError::Failed("transaction body did not run".into()))
         })?;
         if result.is_ok() && durable {
             self.make_durable()?;
@@ -440,7 +469,7 @@ impl Store {
         let mut flushed = self
             .flushed
             .lock()
-            .map_err(|_| StoreError::Backend(BackendError("flush lock poisoned".into())))?;
+            .map_err(|_| StoreError::Backend(BackendError::Failed("flush lock poisoned".into())))?;
         if *flushed >= mine {
             return Ok(());
         }

@@ -36,11 +36,11 @@ pub struct SledBackend {
 pub const DEFAULT_CACHE_BYTES: u64 = 16 << 20;
 
 fn backend_err(e: sled::Error) -> BackendError {
-    BackendError(e.to_string())
+    BackendError::Failed(e.to_string())
 }
 
 fn unknown_tree(tree: &str) -> BackendError {
-    BackendError(format!("tree {tree} is not one of the store's trees"))
+    BackendError::Failed(format!("tree {tree} is not one of the store's trees"))
 }
 
 impl SledBackend {
@@ -61,7 +61,7 @@ impl SledBackend {
                 });
             }
             Err(e) => {
-                return Err(StoreError::Backend(BackendError(format!(
+                return Err(StoreError::Backend(BackendError::Failed(format!(
                     "cannot open data dir {}: {e}",
                     dir.display()
                 ))));
@@ -144,9 +144,9 @@ impl SledBackend {
                 });
                 match outcome {
                     Ok(()) => Ok(()),
-                    Err(TransactionError::Abort(())) => {
-                        Err(BackendError("a write names a tree of no view".into()))
-                    }
+                    Err(TransactionError::Abort(())) => Err(BackendError::Failed(
+                        "a write names a tree of no view".into(),
+                    )),
                     Err(TransactionError::Storage(e)) => Err(backend_err(e)),
                 }
             }
@@ -186,7 +186,7 @@ impl Backend for SledBackend {
         let _serial = self
             .writer
             .lock()
-            .map_err(|_| BackendError("sled writer lock poisoned".into()))?;
+            .map_err(|_| BackendError::Failed("sled writer lock poisoned".into()))?;
         match body(&Committed(self))? {
             Decision::Commit(writes) => self.apply(writes),
             Decision::Abort => Ok(()),
@@ -195,5 +195,9 @@ impl Backend for SledBackend {
 
     fn flush(&self) -> Result<(), BackendError> {
         self.db.flush().map(|_| ()).map_err(backend_err)
+    }
+
+    fn is_empty(&self) -> Result<bool, BackendError> {
+        Ok(self.trees.iter().all(|(_, t)| t.is_empty()))
     }
 }

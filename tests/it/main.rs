@@ -21,6 +21,7 @@ mod passkeys;
 mod registry;
 mod review;
 mod rotation;
+mod scaleout;
 mod seal;
 mod support;
 mod throttling;

@@ -1,0 +1,389 @@
+//! Issue 12 through the real binary: several `civis serve` processes on one PostgreSQL
+//! database behave as one deployment, `civis store copy` moves a sled deployment into an
+//! empty database, and a database that goes away gives quick 503s and no lost write.
+//!
+//! Each test gets a fresh database on the cluster of `CIVIS_TEST_DATABASE_URL`
+//! (`tests/pg/cluster.sh`); without one the tests are skipped, except under CI.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::authenticator::Device;
+use crate::driver::{VERIFIER, plain, tempdir};
+use crate::support::{Server, civis, free_addr, outside_runtime};
+
+/// A fresh database, dropped at the end of the test.
+struct TestDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl TestDb {
+    fn create() -> Option<Self> {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let Some(admin) = std::env::var("CIVIS_TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must run the PostgreSQL tests: set CIVIS_TEST_DATABASE_URL"
+            );
+            eprintln!("skipped: CIVIS_TEST_DATABASE_URL is not set");
+            return None;
+        };
+        let name = format!(
+            "civis_it_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        // The synchronous client runs a runtime of its own: not on the test's.
+        outside_runtime(|| {
+            let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+            c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        });
+        let mut url = url::Url::parse(&admin).unwrap();
+        url.set_path(&format!("/{name}"));
+        Some(Self {
+            admin,
+            name,
+            url: url.to_string(),
+        })
+    }
+
+    /// The URL through another host and port (a proxy in front of the database).
+    fn via(&self, addr: &str) -> String {
+        let mut url = url::Url::parse(&self.url).unwrap();
+        let (host, port) = addr.rsplit_once(':').unwrap();
+        url.set_host(Some(host)).unwrap();
+        url.set_port(Some(port.parse().unwrap())).unwrap();
+        url.to_string()
+    }
+
+    fn addr(&self) -> String {
+        let url = url::Url::parse(&self.url).unwrap();
+        format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432))
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        outside_runtime(|| {
+            if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+                let _ = c.batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ));
+            }
+        });
+    }
+}
+
+/// `civis serve` on `database` at `listen`, with `issuer` (shared by every process of a
+/// deployment) and a data dir that must stay empty.
+fn serve(database: &str, listen: &str, issuer: &str, unused: &std::path::Path) -> Server {
+    let mut cmd = civis();
+    cmd.args([
+        "serve",
+        "--plain-http",
+        "--listen",
+        listen,
+        "--issuer",
+        issuer,
+    ])
+    .arg("--data-dir")
+    .arg(unused)
+    .args(["--database-url", database]);
+    Server::spawn(cmd).unwrap_or_else(|(status, err)| panic!("not started ({status:?}):\n{err}"))
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = civis().args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The first line of the checkpoint's body after the origin: its size.
+async fn checkpoint_size(server: &Server) -> u64 {
+    let resp = server.get("/transparency/v1/checkpoint").send().await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    resp.text.lines().nth(1).unwrap().parse().unwrap()
+}
+
+async fn audit_size(server: &Server) -> u64 {
+    let mut from = 0u64;
+    loop {
+        let page = server
+            .admin_get(&format!("/admin/v1/audit?from={from}&limit=1000"))
+            .await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        let page = page.json();
+        match page["next"].as_u64() {
+            Some(n) => from = n,
+            None => {
+                return from + page["entries"].as_array().unwrap().len() as u64;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_processes_on_one_database_are_one_deployment() {
+    let Some(db) = TestDb::create() else { return };
+    let unused = tempdir();
+    let (addr_a, addr_b) = (free_addr(), free_addr());
+    let issuer = format!("http://localhost:{}", addr_a.rsplit_once(':').unwrap().1);
+    let a = serve(&db.url, &addr_a, &issuer, unused.path());
+    let b = serve(&db.url, &addr_b, &issuer, unused.path());
+
+    // Registered on A; an enrolment ceremony started on A finishes on B.
+    let citizen = a.register_citizen("PG-0001").await;
+    let started = a.start_enrolment(&citizen.enrolment_code).await;
+    assert_eq!(started.status, 200, "{}", started.text);
+    let mut device = Device::new(&a.url);
+    let credential = device.create(&started.json()["options"]).await.unwrap();
+    let enrolled = b
+        .finish_enrolment(&started.json()["ceremony"], &credential)
+        .await;
+    assert_eq!(enrolled.status, 201, "{}", enrolled.text);
+    // The code was used up for both processes.
+    let again = a.start_enrolment(&citizen.enrolment_code).await;
+    assert_ne!(again.status, 200, "{}", again.text);
+
+    // A login started on B finishes on A, and its session works on B.
+    let (ceremony, assertion) = b.assertion(&mut device).await;
+    let login = a.finish_login(&ceremony, &assertion).await;
+    assert_eq!(login.status, 200, "{}", login.text);
+    let cookie = login.cookie().expect("a session cookie");
+    assert_eq!(b.session(&cookie).await.status, 200);
+
+    // A code issued by A is redeemed on B; its refresh token rotates once across both.
+    let client = a.web_client().await;
+    let secret = client.secret.clone().unwrap();
+    let auth = (client.id.as_str(), secret.as_str());
+    let (code, _) = a.code_for(&client.id, &mut device, Some(cookie)).await;
+    let tokens = b.redeem(auth, &code, VERIFIER).await.tokens();
+    let rotated = a.refresh(auth, tokens.refresh_token()).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    let access = rotated.tokens().access;
+    assert_eq!(b.userinfo(&access).await.status, 200);
+    let reused = b.refresh(auth, tokens.refresh_token()).await;
+    assert_eq!(reused.status, 400, "{}", reused.text);
+    // The code is spent everywhere, and its replay revokes what it gave (on both).
+    let replay = a.redeem(auth, &code, VERIFIER).await;
+    assert_eq!(replay.status, 400, "{}", replay.text);
+    assert_eq!(replay.error(), Some("invalid_grant"));
+    assert_eq!(b.userinfo(&access).await.status, 401, "grant revoked");
+
+    // A machine client registered on B gets tokens from A at once (not cached yet).
+    let machine = b.machine_client("Statistics office", "seal").await;
+    let cc = a
+        .client_credentials((&machine.id, machine.secret.as_deref().unwrap()))
+        .await;
+    assert_eq!(cc.status, 200, "{}", cc.text);
+
+    // Both wrote to one audit log with one sequence; the service may run while it is
+    // verified.
+    let entries = audit_size(&a).await;
+    assert_eq!(entries, audit_size(&b).await);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while checkpoint_size(&a).await < entries || checkpoint_size(&b).await < entries {
+        assert!(Instant::now() < deadline, "checkpoints did not catch up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, out, err) = run(&["audit", "verify", "--database-url", &db.url]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("{entries} entries")), "{out}");
+
+    // Nothing went to the data dir.
+    assert_eq!(
+        std::fs::read_dir(unused.path()).map_or(0, Iterator::count),
+        0
+    );
+}
+
+#[tokio::test]
+async fn store_copy_moves_a_sled_deployment_into_an_empty_database() {
+    let Some(db) = TestDb::create() else { return };
+    let data = tempdir();
+    let server = plain(&data);
+    let (citizen_id, mut device) = server.citizen_with_passkey("COPY-0001").await;
+    let machine = server.machine_client("Registry", "seal").await;
+    let secret = machine.secret.clone().unwrap();
+    let cc = server.client_credentials((&machine.id, &secret)).await;
+    assert_eq!(cc.status, 200, "{}", cc.text);
+    let entries = audit_size(&server).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while checkpoint_size(&server).await < entries {
+        assert!(Instant::now() < deadline, "checkpoint did not catch up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let old_url = server.url.clone();
+    let (status, _) = server.stop();
+    assert!(status.success());
+    let dir = data.path().to_str().unwrap();
+
+    let (code, out, err) = run(&[
+        "store",
+        "copy",
+        "--data-dir",
+        dir,
+        "--database-url",
+        &db.url,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("copied"), "{out}");
+    assert!(out.contains("audit_entries: "), "{out}");
+    // A second copy finds the database in use and writes nothing.
+    let (code, out, err) = run(&[
+        "store",
+        "copy",
+        "--data-dir",
+        dir,
+        "--database-url",
+        &db.url,
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("not empty"), "{err}");
+
+    // The same log, byte for byte: both checks print the same size and root.
+    let (code, sled_out, err) = run(&["audit", "verify", "--data-dir", dir]);
+    assert_eq!(code, 0, "{sled_out}{err}");
+    let (code, pg_out, err) = run(&["audit", "verify", "--database-url", &db.url]);
+    assert_eq!(code, 0, "{pg_out}{err}");
+    assert_eq!(sled_out, pg_out);
+
+    // The copy serves, at the same address and issuer: the citizen, their passkey and the
+    // client are all there.
+    let unused = tempdir();
+    let port = old_url.rsplit_once(':').unwrap().1.to_owned();
+    let moved = serve(
+        &db.url,
+        &format!("127.0.0.1:{port}"),
+        &old_url,
+        unused.path(),
+    );
+    let record: Value = moved.citizen(&citizen_id).await;
+    assert_eq!(record["national_id"], "COPY-0001");
+    let login = moved.login(&mut device).await;
+    assert_eq!(login.status, 200, "{}", login.text);
+    let cc = moved.client_credentials((&machine.id, &secret)).await;
+    assert_eq!(cc.status, 200, "{}", cc.text);
+}
+
+/// A TCP relay in front of the database that the test can cut and restore: cut, it closes
+/// every relayed connection and refuses new ones.
+struct Relay {
+    addr: String,
+    up: Arc<AtomicBool>,
+}
+
+impl Relay {
+    async fn start(to: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let up = Arc::new(AtomicBool::new(true));
+        let flag = up.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                if !flag.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection closed at once
+                }
+                let (to, flag) = (to.clone(), flag.clone());
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&to).await else {
+                        return;
+                    };
+                    let relay = tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
+                    tokio::pin!(relay);
+                    loop {
+                        tokio::select! {
+                            _ = &mut relay => return,
+                            () = tokio::time::sleep(Duration::from_millis(50)) => {
+                                if !flag.load(Ordering::SeqCst) {
+                                    return; // both ends dropped
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Self { addr, up }
+    }
+
+    fn set(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+    }
+}
+
+// The relay runs on the test's runtime while the test blocks waiting for the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_database_gives_quick_503s_and_the_service_recovers() {
+    let Some(db) = TestDb::create() else { return };
+    let relay = Relay::start(db.addr()).await;
+    let unused = tempdir();
+    let listen = free_addr();
+    let issuer = format!("http://localhost:{}", listen.rsplit_once(':').unwrap().1);
+    let server = serve(&db.via(&relay.addr), &listen, &issuer, unused.path());
+    let before = server.register_citizen("LOST-0001").await;
+    let machine = server.machine_client("Archive", "seal").await;
+    let secret = machine.secret.clone().unwrap();
+
+    relay.set(false);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let lookup = server
+        .admin_get(&format!("/admin/v1/citizens/{}", before.id))
+        .await;
+    assert_eq!(lookup.status, 503, "{}", lookup.text);
+    assert_eq!(lookup.header("content-type"), "application/problem+json");
+    let created = server
+        .admin_post(
+            "/admin/v1/citizens",
+            &serde_json::json!({"given_name": "Ana", "family_name": "Lost",
+                "birthdate": "1990-01-01", "national_id": "LOST-0002"}),
+        )
+        .await;
+    assert_eq!(created.status, 503, "{}", created.text);
+    let health = server.get("/healthz").send().await;
+    assert_eq!(health.status, 503, "{}", health.text);
+    let cc = server.client_credentials((&machine.id, &secret)).await;
+    assert_eq!(cc.status, 503, "{}", cc.text);
+    assert_eq!(cc.error(), Some("temporarily_unavailable"));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "four requests took {:?}",
+        started.elapsed()
+    );
+
+    relay.set(true);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let health = server.get("/healthz").send().await;
+        if health.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not recovered: {}", health.text);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // What was acknowledged before is there; what was refused was not half-written.
+    let lookup = server
+        .admin_get(&format!("/admin/v1/citizens/{}", before.id))
+        .await;
+    assert_eq!(lookup.status, 200, "{}", lookup.text);
+    let retried = server.register_citizen("LOST-0002").await;
+    assert!(!retried.id.is_empty());
+    let cc = server.client_credentials((&machine.id, &secret)).await;
+    assert_eq!(cc.status, 200, "{}", cc.text);
+}
