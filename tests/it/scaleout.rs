@@ -110,6 +110,34 @@ fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Awaits every future, polling them together (the requests overlap on the wire).
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pending: Vec<Option<std::pin::Pin<Box<F>>>> =
+        futures.into_iter().map(|f| Some(Box::pin(f))).collect();
+    let mut results: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (slot, result) in pending.iter_mut().zip(results.iter_mut()) {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        *result = Some(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    results.into_iter().flatten().collect()
+}
+
 /// The first line of the checkpoint's body after the origin: its size.
 async fn checkpoint_size(server: &Server) -> u64 {
     let resp = server.get("/transparency/v1/checkpoint").send().await;
@@ -181,6 +209,24 @@ async fn two_processes_on_one_database_are_one_deployment() {
     assert_eq!(replay.status, 400, "{}", replay.text);
     assert_eq!(replay.error(), Some("invalid_grant"));
     assert_eq!(b.userinfo(&access).await.status, 401, "grant revoked");
+
+    // 50 concurrent redemptions of one fresh code, spread over both: exactly one wins.
+    let login = b.login(&mut device).await;
+    let (code, _) = b.code_for(&client.id, &mut device, login.cookie()).await;
+    let racing = (0..50).map(|i| {
+        let server = if i % 2 == 0 { &a } else { &b };
+        server.redeem(auth, &code, VERIFIER)
+    });
+    let answers = join_all(racing.collect()).await;
+    let won = answers.iter().filter(|r| r.status == 200).count();
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
+    assert_eq!(won, 1, "{statuses:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|r| r.status == 200 || r.error() == Some("invalid_grant")),
+        "{statuses:?}"
+    );
 
     // A machine client registered on B gets tokens from A at once (not cached yet).
     let machine = b.machine_client("Statistics office", "seal").await;
@@ -340,6 +386,34 @@ async fn a_lost_database_gives_quick_503s_and_the_service_recovers() {
     let machine = server.machine_client("Archive", "seal").await;
     let secret = machine.secret.clone().unwrap();
 
+    // Registrations keep arriving while the database goes away and comes back.
+    let server = Arc::new(server);
+    let stop = Arc::new(AtomicBool::new(false));
+    let loader = {
+        let (server, stop) = (server.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                n += 1;
+                let created = server
+                    .admin_post(
+                        "/admin/v1/citizens",
+                        &serde_json::json!({"given_name": "Load", "family_name": "Test",
+                            "birthdate": "1990-01-01", "national_id": format!("LOAD-{n:05}")}),
+                    )
+                    .await;
+                match created.status {
+                    201 => acknowledged.push(created.json()["id"].as_str().unwrap().to_owned()),
+                    503 => tokio::time::sleep(Duration::from_millis(20)).await,
+                    other => panic!("{other}: {}", created.text),
+                }
+            }
+            acknowledged
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
     relay.set(false);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
@@ -377,11 +451,16 @@ async fn a_lost_database_gives_quick_503s_and_the_service_recovers() {
         assert!(Instant::now() < deadline, "not recovered: {}", health.text);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // What was acknowledged before is there; what was refused was not half-written.
-    let lookup = server
-        .admin_get(&format!("/admin/v1/citizens/{}", before.id))
-        .await;
-    assert_eq!(lookup.status, 200, "{}", lookup.text);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+    let acknowledged = loader.await.unwrap();
+    assert!(acknowledged.len() > 2, "the load went on before and after");
+    // Every registration that was acknowledged is there; what was refused was not
+    // half-written (its national id is free again, below).
+    for id in acknowledged.iter().chain([&before.id]) {
+        let lookup = server.admin_get(&format!("/admin/v1/citizens/{id}")).await;
+        assert_eq!(lookup.status, 200, "{id}: {}", lookup.text);
+    }
     let retried = server.register_citizen("LOST-0002").await;
     assert!(!retried.id.is_empty());
     let cc = server.client_credentials((&machine.id, &secret)).await;
