@@ -46,6 +46,8 @@
 //! - `TOKEN_BENCH_BEFORE=/path/to/civis`: an earlier build, measured too; each series
 //!   alternates the two binaries in rounds (before, after, then after, before: a drift that
 //!   is linear in time favours neither) and the report prints after ÷ before;
+//! - `TOKEN_BENCH_DATABASE_URL=postgres://…/postgres`: instead, this build on sled and on
+//!   PostgreSQL (a fresh database on that cluster for every run), postgres ÷ sled per series;
 //! - `TOKEN_BENCH_LOG_WRITERS=1`: instead, this build twice, writing its log through
 //!   tracing-appender (`CIVIS_LOG_WRITER=appender`, "before") and through our batching sink
 //!   ("after"), so the report's after ÷ before is sink ÷ appender;
@@ -127,6 +129,22 @@ fn binaries() -> Vec<Bin> {
                 label: "sink",
                 path: this,
                 env: Vec::new(),
+            },
+        ];
+    }
+    if std::env::var_os("TOKEN_BENCH_DATABASE_URL").is_some_and(|v| !v.is_empty()) {
+        // The same build on sled ("before") and on PostgreSQL ("after"), each run on a
+        // fresh database (server.rs).
+        return vec![
+            Bin {
+                label: "sled",
+                path: this.clone(),
+                env: Vec::new(),
+            },
+            Bin {
+                label: "postgres",
+                path: this,
+                env: vec![(server::FRESH_DATABASE, "1")],
             },
         ];
     }

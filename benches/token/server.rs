@@ -36,6 +36,35 @@ pub fn this_build() -> PathBuf {
         .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_civis")), PathBuf::from)
 }
 
+/// A server environment marker: start it on a fresh PostgreSQL database of the cluster at
+/// `TOKEN_BENCH_DATABASE_URL` instead of a sled data dir.
+pub const FRESH_DATABASE: &str = "TOKEN_BENCH_FRESH_DATABASE";
+
+/// Creates an empty database on the bench's cluster; returns its URL. On a thread of its
+/// own: the synchronous client may not run inside the load generator's runtime.
+fn fresh_database() -> String {
+    std::thread::spawn(create_database)
+        .join()
+        .expect("creating the bench database")
+}
+
+fn create_database() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let admin = std::env::var("TOKEN_BENCH_DATABASE_URL").expect("TOKEN_BENCH_DATABASE_URL");
+    let name = format!(
+        "civis_bench_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    let mut c = postgres::Client::connect(&admin, postgres::NoTls).expect("bench cluster");
+    c.batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("create bench database");
+    let mut url = url::Url::parse(&admin).expect("a URL");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
 impl Server {
     /// Starts `bin` with a fresh data directory, so every measured run begins from an empty
     /// store.
@@ -52,6 +81,11 @@ impl Server {
             .env_remove("CIVIS_CONFIG")
             .env("CIVIS_LOG", log_level)
             .envs(env.iter().copied())
+            .envs(
+                env.iter()
+                    .any(|(k, _)| *k == FRESH_DATABASE)
+                    .then(|| ("CIVIS_DATABASE_URL", fresh_database())),
+            )
             // All load comes from one loopback address: lift the per-network throttles
             // (authorization requests are limited per address since issue 8).
             .args([
