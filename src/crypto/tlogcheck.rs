@@ -165,16 +165,12 @@ mod tests {
             .collect();
 
         let dir = tempfile::tempdir().unwrap();
-        write_tlogcheck_dir(
-            dir.path(),
-            &signer.verifier_key(),
-            &note,
-            &entries,
-            &inclusion,
-            &consistency,
-        )
-        .unwrap();
-        let summary = run_tlogcheck(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let check = |inclusion: &[InclusionProof]| {
+            let (key, dir) = (signer.verifier_key(), dir.path());
+            write_tlogcheck_dir(dir, &key, &note, &entries, inclusion, &consistency).unwrap();
+            run_tlogcheck(dir)
+        };
+        let summary = check(&inclusion).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             summary,
             "ok: size 300, 300 inclusion proofs, 11 consistency proofs, 2 forgeries refused"
@@ -182,16 +178,7 @@ mod tests {
 
         // And the Go side does refuse a bad proof, naming it.
         inclusion[123].hashes[2][7] ^= 0x10;
-        write_tlogcheck_dir(
-            dir.path(),
-            &signer.verifier_key(),
-            &note,
-            &entries,
-            &inclusion,
-            &consistency,
-        )
-        .unwrap();
-        let err = run_tlogcheck(dir.path()).unwrap_err();
+        let err = check(&inclusion).unwrap_err();
         assert!(
             err.contains("FAIL: inclusion proof for index 123 (size 300)"),
             "{err}"

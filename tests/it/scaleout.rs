@@ -276,26 +276,22 @@ async fn store_copy_moves_a_sled_deployment_into_an_empty_database() {
     assert!(status.success());
     let dir = data.path().to_str().unwrap();
 
-    let (code, out, err) = run(&[
-        "store",
-        "copy",
-        "--data-dir",
-        dir,
-        "--database-url",
-        &db.url,
-    ]);
+    let copy = || {
+        run(&[
+            "store",
+            "copy",
+            "--data-dir",
+            dir,
+            "--database-url",
+            &db.url,
+        ])
+    };
+    let (code, out, err) = copy();
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("copied"), "{out}");
     assert!(out.contains("audit_entries: "), "{out}");
     // A second copy finds the database in use and writes nothing.
-    let (code, out, err) = run(&[
-        "store",
-        "copy",
-        "--data-dir",
-        dir,
-        "--database-url",
-        &db.url,
-    ]);
+    let (code, out, err) = copy();
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains("not empty"), "{err}");
 
