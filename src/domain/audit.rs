@@ -111,6 +111,9 @@ pub mod event {
 pub struct Entry {
     bytes: Vec<u8>,
     subject: Option<String>,
+    /// Its time in unix nanoseconds: orders the queue, so that an action acknowledged
+    /// before another began is numbered before it.
+    at: u64,
 }
 
 #[derive(Serialize)]
@@ -174,6 +177,7 @@ impl Entry {
         now: OffsetDateTime,
         salt: &Salt,
     ) -> Self {
+        let at = u64::try_from(now.unix_timestamp_nanos()).unwrap_or(0);
         let json = Json {
             time: now.to_offset(time::UtcOffset::UTC),
             event,
@@ -188,15 +192,17 @@ impl Entry {
         Self {
             bytes,
             subject: subject.map(str::to_owned),
+            at,
         }
     }
 
-    /// Appends it to the log in `tx`; returns its index.
+    /// Appends it to the log in `tx` (queued there; [`settle`] numbers it).
     ///
     /// # Errors
     /// Storage errors (the caller's transaction then aborts).
-    pub fn append(&self, tx: &mut Tx<'_>) -> std::result::Result<u64, StoreError> {
-        tx.audit().append(&self.bytes, self.subject.as_deref())
+    pub fn append(&self, tx: &mut Tx<'_>) -> std::result::Result<(), StoreError> {
+        tx.audit()
+            .append(&self.bytes, self.subject.as_deref(), self.at)
     }
 
     /// The exact bytes.
@@ -217,7 +223,7 @@ pub struct Appender {
 
 type Queued = (
     Entry,
-    tokio::sync::oneshot::Sender<std::result::Result<u64, StoreError>>,
+    tokio::sync::oneshot::Sender<std::result::Result<(), StoreError>>,
 );
 
 /// Most entries one transaction of the [`Appender`] takes.
@@ -241,16 +247,12 @@ impl Appender {
                             Err(_) => break,
                         }
                     }
-                    let appended = store.transact(|tx| {
-                        batch
-                            .iter()
-                            .map(|(entry, _)| entry.append(tx))
-                            .collect::<std::result::Result<Vec<u64>, StoreError>>()
-                    });
+                    let appended = store
+                        .transact(|tx| batch.iter().try_for_each(|(entry, _)| entry.append(tx)));
                     match appended {
-                        Ok(indices) => {
-                            for ((_, answer), index) in batch.into_iter().zip(indices) {
-                                let _ = answer.send(Ok(index));
+                        Ok(()) => {
+                            for (_, answer) in batch {
+                                let _ = answer.send(Ok(()));
                             }
                         }
                         Err(e) => {
@@ -272,11 +274,11 @@ impl Appender {
         Ok(Self { queue })
     }
 
-    /// Appends `entry` durably; returns its index once it is on disk.
+    /// Appends `entry` durably; returns once it is on disk.
     ///
     /// # Errors
     /// The store's error for the whole batch (nothing of it was written).
-    pub async fn append(&self, entry: Entry) -> std::result::Result<u64, StoreError> {
+    pub async fn append(&self, entry: Entry) -> std::result::Result<(), StoreError> {
         let (answer, answered) = tokio::sync::oneshot::channel();
         let gone = || {
             StoreError::Backend(crate::store::BackendError::Failed(
@@ -301,11 +303,36 @@ pub struct Page {
 /// Default and largest page size of the listing endpoints (CONTRACT.md §7).
 pub const DEFAULT_PAGE: usize = 100;
 
+/// Most queued entries one call of [`settle`] numbers (then the integrator goes on).
+const SETTLE_MAX: usize = 100 * MAX_PAGE;
+
+/// Numbers queued entries into the log (see `store::audit`): the integrator does it before
+/// extending the tree, and the listings before reading, so that an action's entry is
+/// listed as soon as the action is acknowledged. Returns how many it numbered.
+///
+/// # Errors
+/// Storage errors.
+pub fn settle(store: &Store) -> std::result::Result<u64, StoreError> {
+    let mut numbered = 0;
+    for _ in 0..SETTLE_MAX / MAX_PAGE {
+        let keys = store.audit().queued(MAX_PAGE)?;
+        if keys.is_empty() {
+            break;
+        }
+        numbered += store.transact(|tx| tx.audit().number(&keys))?;
+        if keys.len() < MAX_PAGE {
+            break;
+        }
+    }
+    Ok(numbered)
+}
+
 /// Every entry from `from` on, at most `limit` (clamped to 1–1000).
 ///
 /// # Errors
 /// Storage errors.
 pub fn page(store: &Store, from: u64, limit: usize) -> Result<Page> {
+    settle(store)?;
     let limit = limit.clamp(1, MAX_PAGE);
     let entries = store.audit().entries(from, limit)?;
     let appended = store.audit().appended()?;
@@ -318,6 +345,7 @@ pub fn page(store: &Store, from: u64, limit: usize) -> Result<Page> {
 /// # Errors
 /// Storage errors; [`StoreError::Corrupt`] when the index names an entry that is gone.
 pub fn subject_page(store: &Store, subject: &str, from: u64, limit: usize) -> Result<Page> {
+    settle(store)?;
     let limit = limit.clamp(1, MAX_PAGE);
     let mut indices = store.audit().subject_indices(subject, from, limit + 1)?;
     let next = (indices.len() > limit).then(|| indices[limit]);
@@ -396,6 +424,7 @@ mod tests {
         assert_eq!(v["salt"], "BwcHBwcHBwcHBwcHBwcHBw");
         let store = Store::in_memory();
         store.transact(|tx| entry.append(tx)).unwrap();
+        assert_eq!(settle(&store).unwrap(), 1);
         assert_eq!(store.audit().subject_indices("c-1", 0, 10).unwrap(), [0]);
         let none = Entry::new(
             event::CLIENT_REGISTERED,
@@ -432,16 +461,28 @@ mod tests {
                 })
             })
             .collect();
-        let mut indices = Vec::new();
         for w in waiting {
-            indices.push(w.await.unwrap());
+            w.await.unwrap();
         }
-        indices.sort_unstable();
-        assert_eq!(
-            indices,
-            (0..20).collect::<Vec<u64>>(),
-            "each appended once, in one sequence"
-        );
+        let s = store.clone();
+        let stored = crate::store::offload::run(move || {
+            settle(&s).unwrap();
+            s.audit().entries(0, 100)
+        })
+        .await
+        .unwrap();
+        let mut ns: Vec<u64> = stored
+            .iter()
+            .map(|(_, b)| {
+                serde_json::from_slice::<Value>(b).unwrap()["details"]["n"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        ns.sort_unstable();
+        assert_eq!(ns, (0..20).collect::<Vec<u64>>(), "each appended once");
+        let indices: Vec<u64> = stored.iter().map(|(i, _)| *i).collect();
+        assert_eq!(indices, (0..20).collect::<Vec<u64>>(), "in one sequence");
         let s = store.clone();
         let stored = crate::store::offload::run(move || s.audit().appended()).await;
         assert_eq!(stored.unwrap(), 20);

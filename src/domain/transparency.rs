@@ -82,6 +82,7 @@ pub fn check_key(store: &Store, signer: &NoteSigner) -> Result<(), IntegrateErro
 /// # Errors
 /// Storage failures and damage (a missing entry), signing failures.
 pub fn integrate(store: &Store, signer: &NoteSigner) -> Result<Option<u64>, IntegrateError> {
+    super::audit::settle(store)?;
     let audit = store.audit();
     let size = audit.integrated()?;
     let appended = audit.appended()?;
@@ -376,11 +377,12 @@ mod tests {
             .transact(|tx| {
                 for i in 0..n {
                     tx.audit()
-                        .append(format!("{{\"n\":{i}}}").as_bytes(), None)?;
+                        .append(format!("{{\"n\":{i}}}").as_bytes(), None, 0)?;
                 }
                 Ok::<_, StoreError>(())
             })
             .unwrap();
+        crate::domain::audit::settle(store).unwrap();
     }
 
     #[test]

@@ -1,10 +1,20 @@
-//! The audit log's storage: entries appended inside the transaction of the action they
-//! record, an index of each citizen's entries, the hashes of the Merkle tree's complete
-//! subtrees, and every signed checkpoint.
+//! The audit log's storage: entries queued inside the transaction of the action they
+//! record, numbered into the log, an index of each citizen's entries, the hashes of the
+//! Merkle tree's complete subtrees, and every signed checkpoint.
+//!
+//! An action's transaction only *queues* its entry under a key of its own: it touches no
+//! key that another action's transaction touches, so concurrent actions never conflict
+//! over the log (with PostgreSQL's serializable transactions, a shared counter written by
+//! every action made most of them run again), and the action writes one key instead of
+//! three. Numbering ([`Audit::number`], run by the integrator and before a listing) moves
+//! queued entries into the log in queue-key order, one transaction for many entries.
 //!
 //! Entries are kept as the exact bytes that are hashed (no version envelope: the log's
 //! promise is that those bytes never change); the entry JSON itself names its `event`.
 //! Keys are big-endian so that key order is index order. Layout:
+//! - `audit_queue`: entry time (unix nanoseconds, u64 BE) ‖ position in its transaction (u32
+//!   BE) ‖ the first 16 bytes of SHA-256(entry) → `0` ‖ entry bytes, or `1` ‖ subject
+//!   length (u16 BE) ‖ subject ‖ entry bytes;
 //! - `audit_entries`: index (u64 BE) → entry bytes;
 //! - `audit_subjects`: `{subject}/` + index (u64 BE) → nothing;
 //! - `audit_hashes`: level (u8) + tile number (u64 BE) → the hashes of up to [`TILE`]
@@ -13,12 +23,14 @@
 //!   `index / TILE` at position `index % TILE`: about 2n hashes for n entries, in about
 //!   2n / TILE records (one record per hash made integration write a sled key per hash);
 //! - `audit_checkpoints`: tree size (u64 BE) → the signed note published at that size;
-//! - `audit_state`: `next` (entries appended), `integrated` (entries in the tree),
+//! - `audit_state`: `next` (entries numbered), `integrated` (entries in the tree),
 //!   `verifier` (the checkpoint key, signed-note form, fixed at the first checkpoint).
 
 use super::tx::Read;
 use super::{Result, Store, StoreError, Tx};
 
+/// Entries waiting to be numbered.
+pub const AUDIT_QUEUE: &str = "audit_queue";
 /// Entries by index.
 pub const AUDIT_ENTRIES: &str = "audit_entries";
 /// Each subject's entries.
@@ -139,27 +151,97 @@ impl<S: Read> Audit<S> {
     }
 }
 
+/// A queued entry's subject and exact bytes.
+fn decode_queued(key: &[u8], value: &[u8]) -> Result<(Option<String>, Vec<u8>)> {
+    let bad = |why| corrupt(AUDIT_QUEUE, key, why);
+    match value.split_first() {
+        Some((0, entry)) => Ok((None, entry.to_vec())),
+        Some((1, rest)) if rest.len() >= 2 => {
+            let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+            let subject = rest
+                .get(2..2 + len)
+                .ok_or_else(|| bad("subject longer than the record"))?;
+            let subject =
+                String::from_utf8(subject.to_vec()).map_err(|_| bad("subject not UTF-8"))?;
+            Ok((Some(subject), rest[2 + len..].to_vec()))
+        }
+        _ => Err(bad("not a queued entry")),
+    }
+}
+
 impl Audit<&mut Tx<'_>> {
-    /// Appends one entry (its exact bytes) and files it under its subject; returns its
-    /// index. Entries of one transaction get consecutive indices in call order.
+    /// Queues one entry (its exact bytes) of time `at` (unix nanoseconds), filed under its
+    /// subject once numbered. Entries are numbered in time order, those of one
+    /// transaction with the same time in call order.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for a subject longer than 65 535 bytes.
+    pub fn append(&mut self, entry: &[u8], subject: Option<&str>, at: u64) -> Result<()> {
+        let mut position = u32::try_from(self.0.staged_len(AUDIT_QUEUE)).unwrap_or(u32::MAX);
+        let digest = ring::digest::digest(&ring::digest::SHA256, entry);
+        let queue_key = |position: u32| {
+            let mut key = Vec::with_capacity(28);
+            key.extend_from_slice(&at.to_be_bytes());
+            key.extend_from_slice(&position.to_be_bytes());
+            key.extend_from_slice(&digest.as_ref()[..16]);
+            key
+        };
+        let mut key = queue_key(position);
+        // Equal bytes at the same time (only with a broken salt) must not overwrite one
+        // another: the second one takes the next free position.
+        while self.0.raw(AUDIT_QUEUE, &key)?.is_some() {
+            position = position
+                .checked_add(1)
+                .ok_or_else(|| corrupt(AUDIT_QUEUE, &key, "no free position"))?;
+            key = queue_key(position);
+        }
+        let mut value = Vec::with_capacity(entry.len() + 3);
+        match subject {
+            None => value.push(0),
+            Some(s) => {
+                let len = u16::try_from(s.len())
+                    .map_err(|_| corrupt(AUDIT_QUEUE, &key, "subject too long"))?;
+                value.push(1);
+                value.extend_from_slice(&len.to_be_bytes());
+                value.extend_from_slice(s.as_bytes());
+            }
+        }
+        value.extend_from_slice(entry);
+        self.0.put_raw(AUDIT_QUEUE, &key, value);
+        Ok(())
+    }
+
+    /// Numbers the queued entries under `keys` (from [`Audit::queued`]), in that order:
+    /// each moves into the log with the next index and is filed under its subject. Keys no
+    /// longer queued (numbered meanwhile by another process) are skipped. Returns how many
+    /// were numbered.
     ///
     /// # Errors
     /// Backend and decoding errors.
-    pub fn append(&mut self, entry: &[u8], subject: Option<&str>) -> Result<u64> {
-        let index = self.appended()?;
-        let next = index
-            .checked_add(1)
-            .ok_or_else(|| corrupt(AUDIT_STATE, NEXT, "counter overflow"))?;
-        self.0
-            .put_raw(AUDIT_ENTRIES, &index.to_be_bytes(), entry.to_vec());
-        if let Some(subject) = subject {
-            let mut key = subject_prefix(subject);
-            key.extend_from_slice(&index.to_be_bytes());
-            self.0.put_raw(AUDIT_SUBJECTS, &key, Vec::new());
+    pub fn number(&mut self, keys: &[Vec<u8>]) -> Result<u64> {
+        let first = self.appended()?;
+        let mut next = first;
+        for key in keys {
+            let Some(value) = self.0.raw(AUDIT_QUEUE, key)? else {
+                continue;
+            };
+            let (subject, entry) = decode_queued(key, &value)?;
+            self.0.put_raw(AUDIT_ENTRIES, &next.to_be_bytes(), entry);
+            if let Some(subject) = subject {
+                let mut index_key = subject_prefix(&subject);
+                index_key.extend_from_slice(&next.to_be_bytes());
+                self.0.put_raw(AUDIT_SUBJECTS, &index_key, Vec::new());
+            }
+            self.0.delete(AUDIT_QUEUE, key);
+            next = next
+                .checked_add(1)
+                .ok_or_else(|| corrupt(AUDIT_STATE, NEXT, "counter overflow"))?;
         }
-        self.0
-            .put_raw(AUDIT_STATE, NEXT, next.to_be_bytes().to_vec());
-        Ok(index)
+        if next != first {
+            self.0
+                .put_raw(AUDIT_STATE, NEXT, next.to_be_bytes().to_vec());
+        }
+        Ok(next - first)
     }
 
     /// Stores hashes of subtrees that became complete, each tile written once.
@@ -209,6 +291,18 @@ impl Audit<&mut Tx<'_>> {
 }
 
 impl Audit<&Store> {
+    /// The keys of up to `limit` (at most [`MAX_PAGE`]) queued entries, in numbering order.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn queued(&self, limit: usize) -> Result<Vec<Vec<u8>>> {
+        let page = self
+            .0
+            .backend()?
+            .scan(AUDIT_QUEUE, b"", b"", limit.min(MAX_PAGE))?;
+        Ok(page.into_iter().map(|(key, _)| key).collect())
+    }
+
     /// Up to `limit` (at most [`MAX_PAGE`]) entries from index `from` on, in index order.
     ///
     /// # Errors
@@ -301,29 +395,41 @@ fn index_of(tree: &'static str, key: &[u8]) -> Result<u64> {
 mod tests {
     use super::*;
 
-    fn append(store: &Store, entry: &str, subject: Option<&str>) -> u64 {
+    fn append(store: &Store, entry: &str, subject: Option<&str>) {
         store
-            .transact(|tx| tx.audit().append(entry.as_bytes(), subject))
-            .unwrap()
+            .transact(|tx| tx.audit().append(entry.as_bytes(), subject, 1_700_000_000))
+            .unwrap();
+    }
+
+    fn number(store: &Store) -> u64 {
+        let keys = store.audit().queued(MAX_PAGE).unwrap();
+        store.transact(|tx| tx.audit().number(&keys)).unwrap()
     }
 
     #[test]
     fn entries_are_numbered_from_zero_and_listed_in_order() {
         let store = Store::in_memory();
         assert_eq!(store.audit().appended().unwrap(), 0);
-        assert_eq!(append(&store, "a", Some("c1")), 0);
-        assert_eq!(append(&store, "b", None), 1);
-        let both = store
+        append(&store, "a", Some("c1"));
+        assert_eq!(store.audit().appended().unwrap(), 0, "queued, not numbered");
+        assert_eq!(number(&store), 1);
+        store
             .transact(|tx| {
-                let x = tx.audit().append(b"c", Some("c2"))?;
-                let y = tx.audit().append(b"d", Some("c1"))?;
-                Ok::<_, StoreError>((x, y))
+                tx.audit().append(b"b", None, 1_700_000_001)?;
+                tx.audit().append(b"c", Some("c2"), 1_700_000_001)?;
+                tx.audit().append(b"d", Some("c1"), 1_700_000_001)
             })
             .unwrap();
-        assert_eq!(both, (2, 3));
+        assert_eq!(number(&store), 3);
+        assert_eq!(number(&store), 0, "nothing left to number");
+        assert_eq!(store.audit().appended().unwrap(), 4);
         let all = store.audit().entries(0, 10).unwrap();
         let bytes: Vec<&[u8]> = all.iter().map(|(_, b)| b.as_slice()).collect();
-        assert_eq!(bytes, [b"a", b"b", b"c", b"d"]);
+        assert_eq!(
+            bytes,
+            [b"a", b"b", b"c", b"d"],
+            "one transaction's in call order"
+        );
         assert_eq!(store.audit().entries(2, 1).unwrap()[0].0, 2);
         assert_eq!(store.audit().subject_indices("c1", 0, 10).unwrap(), [0, 3]);
         assert_eq!(store.audit().subject_indices("c1", 1, 10).unwrap(), [3]);
@@ -334,16 +440,38 @@ mod tests {
     }
 
     #[test]
+    fn equal_entries_at_the_same_time_are_both_kept() {
+        let store = Store::in_memory();
+        append(&store, "same", None);
+        append(&store, "same", None);
+        assert_eq!(number(&store), 2);
+    }
+
+    #[test]
+    fn numbering_twice_from_the_same_queue_numbers_each_entry_once() {
+        let store = Store::in_memory();
+        append(&store, "a", None);
+        append(&store, "b", Some("c1"));
+        let keys = store.audit().queued(MAX_PAGE).unwrap();
+        assert_eq!(store.transact(|tx| tx.audit().number(&keys)).unwrap(), 2);
+        // Another process that read the same keys before the first numbered them.
+        assert_eq!(store.transact(|tx| tx.audit().number(&keys)).unwrap(), 0);
+        assert_eq!(store.audit().appended().unwrap(), 2);
+        assert!(store.audit().queued(MAX_PAGE).unwrap().is_empty());
+    }
+
+    #[test]
     fn an_aborted_transaction_appends_nothing() {
         let store = Store::in_memory();
         let failed: std::result::Result<(), StoreError> = store.transact(|tx| {
-            tx.audit().append(b"x", Some("c1"))?;
+            tx.audit().append(b"x", Some("c1"), 1_700_000_000)?;
             Err(StoreError::Conflict {
                 tree: AUDIT_ENTRIES,
                 key: "test".into(),
             })
         });
         assert!(failed.is_err());
+        assert!(store.audit().queued(MAX_PAGE).unwrap().is_empty());
         assert_eq!(store.audit().appended().unwrap(), 0);
         assert!(store.audit().entries(0, 10).unwrap().is_empty());
         assert!(

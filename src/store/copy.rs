@@ -83,7 +83,7 @@ mod tests {
             for i in 0u32..2500 {
                 tx.put_raw("citizens", &i.to_be_bytes(), vec![1, 2, 3]);
             }
-            tx.audit().append(br#"{"event":"x"}"#, Some("c1"))?;
+            tx.audit().append(br#"{"event":"x"}"#, Some("c1"), 0)?;
             Ok::<_, StoreError>(())
         })
         .unwrap();
@@ -91,7 +91,7 @@ mod tests {
         let counts = copy(&from, &to).unwrap();
         let count = |t: &str| counts.iter().find(|(n, _)| *n == t).unwrap().1;
         assert_eq!(count("citizens"), 2500);
-        assert_eq!(count(crate::store::AUDIT_ENTRIES), 1);
+        assert_eq!(count(crate::store::AUDIT_QUEUE), 1);
         for spec in TREES {
             let all = |s: &Store| {
                 s.backend()

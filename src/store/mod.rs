@@ -71,8 +71,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use audit::{
-    AUDIT_CHECKPOINTS, AUDIT_ENTRIES, AUDIT_HASHES, AUDIT_STATE, AUDIT_SUBJECTS, Audit,
-    MAX_PAGE as MAX_AUDIT_PAGE,
+    AUDIT_CHECKPOINTS, AUDIT_ENTRIES, AUDIT_HASHES, AUDIT_QUEUE, AUDIT_STATE, AUDIT_SUBJECTS,
+    Audit, MAX_PAGE as MAX_AUDIT_PAGE,
 };
 pub use backend::{Backend, BackendError, Decision, Entry, TxRead, Write};
 pub use citizens::{CITIZENS, Citizens, ENROLMENTS, NATIONAL_IDS};
@@ -222,6 +222,10 @@ pub const TREES: &[TreeSpec] = &[
         durable: false,
     },
     // The audit log: an acknowledged action's entry is on disk with it.
+    TreeSpec {
+        name: AUDIT_QUEUE,
+        durable: true,
+    },
     TreeSpec {
         name: AUDIT_ENTRIES,
         durable: true,

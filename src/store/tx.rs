@@ -83,6 +83,11 @@ impl<'a> Tx<'a> {
             .collect()
     }
 
+    /// How many keys of `tree` this transaction has staged so far.
+    pub(super) fn staged_len(&self, tree: &'static str) -> usize {
+        self.staged.get(tree).map_or(0, BTreeMap::len)
+    }
+
     /// Stages raw bytes (tools and tests that plant records; domain code uses the typed
     /// writes).
     pub fn put_raw(&mut self, tree: &'static str, key: &[u8], value: Vec<u8>) {

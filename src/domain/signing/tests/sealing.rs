@@ -467,6 +467,7 @@ fn a_revocation_that_lands_while_a_batch_is_signed_wins() {
         matches!(refused, Err(DomainError::Conflict(NO_LIVE_SEAL))),
         "{refused:?}"
     );
+    crate::domain::audit::settle(&w.store).unwrap();
     assert_eq!(
         w.store.audit().appended().unwrap(),
         3,
