@@ -12,9 +12,10 @@
 //! Entries are kept as the exact bytes that are hashed (no version envelope: the log's
 //! promise is that those bytes never change); the entry JSON itself names its `event`.
 //! Keys are big-endian so that key order is index order. Layout:
-//! - `audit_queue`: entry time (unix nanoseconds, u64 BE) ‖ position in its transaction (u32
-//!   BE) ‖ the first 16 bytes of SHA-256(entry) → `0` ‖ entry bytes, or `1` ‖ subject
-//!   length (u16 BE) ‖ subject ‖ entry bytes;
+//! - `audit_queue`: entry time (unix nanoseconds, u64 BE) ‖ the transaction's tag (16
+//!   bytes, unique per transaction attempt: `Store::transact`) ‖ position in the
+//!   transaction (u32 BE) → `0` ‖ entry bytes, or `1` ‖ subject length (u16 BE) ‖ subject ‖
+//!   entry bytes;
 //! - `audit_entries`: index (u64 BE) → entry bytes;
 //! - `audit_subjects`: `{subject}/` + index (u64 BE) → nothing;
 //! - `audit_hashes`: level (u8) + tile number (u64 BE) → the hashes of up to [`TILE`]
@@ -172,29 +173,18 @@ fn decode_queued(key: &[u8], value: &[u8]) -> Result<(Option<String>, Vec<u8>)> 
 impl Audit<&mut Tx<'_>> {
     /// Queues one entry (its exact bytes) of time `at` (unix nanoseconds), filed under its
     /// subject once numbered. Entries are numbered in time order, those of one
-    /// transaction with the same time in call order.
+    /// transaction with the same time in call order. Writes one key and reads none.
     ///
     /// # Errors
     /// [`StoreError::Corrupt`] for a subject longer than 65 535 bytes.
     pub fn append(&mut self, entry: &[u8], subject: Option<&str>, at: u64) -> Result<()> {
-        let mut position = u32::try_from(self.0.staged_len(AUDIT_QUEUE)).unwrap_or(u32::MAX);
-        let digest = ring::digest::digest(&ring::digest::SHA256, entry);
-        let queue_key = |position: u32| {
-            let mut key = Vec::with_capacity(28);
-            key.extend_from_slice(&at.to_be_bytes());
-            key.extend_from_slice(&position.to_be_bytes());
-            key.extend_from_slice(&digest.as_ref()[..16]);
-            key
-        };
-        let mut key = queue_key(position);
-        // Equal bytes at the same time (only with a broken salt) must not overwrite one
-        // another: the second one takes the next free position.
-        while self.0.raw(AUDIT_QUEUE, &key)?.is_some() {
-            position = position
-                .checked_add(1)
-                .ok_or_else(|| corrupt(AUDIT_QUEUE, &key, "no free position"))?;
-            key = queue_key(position);
-        }
+        // New by construction, so no read: the transaction's tag is unique, and the
+        // position orders and separates its own entries.
+        let position = u32::try_from(self.0.staged_len(AUDIT_QUEUE)).unwrap_or(u32::MAX);
+        let mut key = Vec::with_capacity(28);
+        key.extend_from_slice(&at.to_be_bytes());
+        key.extend_from_slice(&self.0.tag());
+        key.extend_from_slice(&position.to_be_bytes());
         let mut value = Vec::with_capacity(entry.len() + 3);
         match subject {
             None => value.push(0),

@@ -315,6 +315,12 @@ pub struct Store {
     flushed: Arc<std::sync::Mutex<u64>>,
     /// Decoded client registrations, read on every token request; see [`CLIENT_CACHE_TTL`].
     clients: Arc<clients::Cache>,
+    /// Random at open, and a count of transaction attempts: each attempt's [`Tx`] tag.
+    /// Keys built from it (queued audit entries) are unique without a read, which on
+    /// PostgreSQL would lock the index page the key falls in and make concurrent
+    /// transactions that insert there conflict.
+    nonce: [u8; 8],
+    attempts: Arc<AtomicU64>,
 }
 
 impl StoreError {
@@ -366,11 +372,22 @@ impl Store {
 
     /// Wraps any backend.
     pub fn new(backend: impl Backend) -> Self {
+        use ring::rand::SecureRandom as _;
+        let mut nonce = [0; 8];
+        if ring::rand::SystemRandom::new().fill(&mut nonce).is_err() {
+            // No randomness: the time still tells processes apart in practice.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            nonce = (now as u64 ^ u64::from(std::process::id())).to_be_bytes();
+        }
         Self {
             backend: Arc::new(backend),
             committed: Arc::default(),
             flushed: Arc::default(),
             clients: Arc::default(),
+            nonce,
+            attempts: Arc::default(),
         }
     }
 
@@ -444,7 +461,11 @@ impl Store {
         let mut durable = false;
         backend
             .transact(&mut |reads| {
-                let mut tx = Tx::new(reads);
+                let mut tag = [0; 16];
+                tag[..8].copy_from_slice(&self.nonce);
+                tag[8..]
+                    .copy_from_slice(&self.attempts.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+                let mut tx = Tx::new(reads, tag);
                 let result = body(&mut tx);
                 let decision = if result.is_ok() {
                     let writes = tx.into_writes();

@@ -54,6 +54,9 @@ pub struct Tx<'a> {
     reads: &'a dyn TxRead,
     /// Staged writes by tree, then key (`None`: removal); looked up by borrowed key.
     staged: BTreeMap<&'static str, BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// Unique to this attempt of this transaction among every transaction of every process
+    /// on the store: keys made from it are new without reading (see `Store::transact`).
+    tag: [u8; 16],
 }
 
 impl Read for Tx<'_> {
@@ -66,11 +69,17 @@ impl Read for Tx<'_> {
 }
 
 impl<'a> Tx<'a> {
-    pub(super) fn new(reads: &'a dyn TxRead) -> Self {
+    pub(super) fn new(reads: &'a dyn TxRead, tag: [u8; 16]) -> Self {
         Self {
             reads,
             staged: BTreeMap::new(),
+            tag,
         }
+    }
+
+    /// See the field.
+    pub(super) fn tag(&self) -> [u8; 16] {
+        self.tag
     }
 
     pub(super) fn into_writes(self) -> Vec<Write> {
