@@ -97,9 +97,9 @@ async fn redeem(
         next: AtomicUsize::new(0),
     });
     let workers = (0..k)
-        .map(|_| Redeemer {
+        .map(|i| Redeemer {
             client: client(),
-            url: format!("{}/token", server.url),
+            url: format!("{}/token", server.url_for(i)),
             rp: rp.clone(),
             codes: codes.clone(),
         })
@@ -196,9 +196,9 @@ impl Worker for Registrar {
 pub async fn registration_point(server: &Server, k: usize, measure: Duration) -> Point {
     let token: Arc<str> = admin_token().into();
     let workers = (0..k)
-        .map(|_| Registrar {
+        .map(|i| Registrar {
             client: client(),
-            url: format!("{}/admin/v1/citizens", server.url),
+            url: format!("{}/admin/v1/citizens", server.url_for(i)),
             token: token.clone(),
         })
         .collect();

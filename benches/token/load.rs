@@ -253,17 +253,21 @@ pub async fn drive(
     k: usize,
     measure: Duration,
 ) -> Point {
-    let addr = server
-        .url
-        .strip_prefix("http://")
-        .expect("plain-http URL")
-        .to_owned();
+    let addr = |i: usize| {
+        server
+            .url_for(i)
+            .strip_prefix("http://")
+            .expect("plain-http URL")
+            .to_owned()
+    };
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
     let body = "grant_type=client_credentials";
+    // The host header names the first process: both accept any.
     let raw_request = Arc::new(
         format!(
-            "POST /token HTTP/1.1\r\nhost: {addr}\r\nauthorization: Basic {basic}\r\n\
+            "POST /token HTTP/1.1\r\nhost: {}\r\nauthorization: Basic {basic}\r\n\
              content-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n{body}",
+            addr(0),
             body.len()
         )
         .into_bytes(),
@@ -274,25 +278,25 @@ pub async fn drive(
         .map(|i| match driver {
             Driver::Reqwest => Conn::Reqwest {
                 client: client(),
-                url: format!("{}/token", server.url),
+                url: format!("{}/token", server.url_for(i)),
                 id: id.to_owned(),
                 secret: secret.to_owned(),
             },
             Driver::H2 => Conn::Reqwest {
                 client: h2_clients[(i / H2_STREAMS) % h2_clients.len()].clone(),
-                url: format!("{}/token", server.url),
+                url: format!("{}/token", server.url_for(i)),
                 id: id.to_owned(),
                 secret: secret.to_owned(),
             },
             Driver::Raw => Conn::Raw {
-                addr: addr.clone(),
+                addr: addr(i),
                 request: raw_request.clone(),
                 depth: 1,
                 stream: None,
                 buf: Vec::with_capacity(4096),
             },
             Driver::Pipelined => Conn::Raw {
-                addr: addr.clone(),
+                addr: addr(i),
                 request: Arc::new(raw_request.repeat(PIPELINE_DEPTH)),
                 depth: PIPELINE_DEPTH,
                 stream: None,
@@ -353,12 +357,12 @@ pub async fn run_point<W: Worker>(
         .collect();
     drop(running);
     // CPU time over the measured window only.
-    let pid = server.pid();
+    let pids = server.pids();
     tokio::time::sleep_until(from.into()).await;
-    let cpu_from = Cpu::now(Some(&pid));
+    let cpu_from = Cpu::now(&pids);
     let _ = tokio::time::timeout_at(until.into(), all_stopped.recv()).await;
     let end = Instant::now().clamp(from, until);
-    let cpu_until = Cpu::now(Some(&pid));
+    let cpu_until = Cpu::now(&pids);
     let window = end - from;
     let mut all = Vec::new();
     let mut point = Point {

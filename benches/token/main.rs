@@ -47,7 +47,8 @@
 //!   alternates the two binaries in rounds (before, after, then after, before: a drift that
 //!   is linear in time favours neither) and the report prints after ÷ before;
 //! - `TOKEN_BENCH_DATABASE_URL=postgres://…/postgres`: instead, this build on sled and on
-//!   PostgreSQL (a fresh database on that cluster for every run), postgres ÷ sled per series;
+//!   PostgreSQL (a fresh database on that cluster for every run), and as two processes on
+//!   one fresh database (connections alternate between them); each ÷ each per series;
 //! - `TOKEN_BENCH_LOG_WRITERS=1`: instead, this build twice, writing its log through
 //!   tracing-appender (`CIVIS_LOG_WRITER=appender`, "before") and through our batching sink
 //!   ("after"), so the report's after ÷ before is sink ÷ appender;
@@ -133,8 +134,8 @@ fn binaries() -> Vec<Bin> {
         ];
     }
     if std::env::var_os("TOKEN_BENCH_DATABASE_URL").is_some_and(|v| !v.is_empty()) {
-        // The same build on sled ("before") and on PostgreSQL ("after"), each run on a
-        // fresh database (server.rs).
+        // The same build on sled, on PostgreSQL, and as two processes on PostgreSQL, each
+        // run on a fresh database (server.rs).
         return vec![
             Bin {
                 label: "sled",
@@ -143,8 +144,13 @@ fn binaries() -> Vec<Bin> {
             },
             Bin {
                 label: "postgres",
-                path: this,
+                path: this.clone(),
                 env: vec![(server::FRESH_DATABASE, "1")],
+            },
+            Bin {
+                label: "pg ×2",
+                path: this,
+                env: vec![(server::FRESH_DATABASE, "1"), (server::TWO_PROCESSES, "1")],
             },
         ];
     }
@@ -197,7 +203,7 @@ fn claims() -> Value {
 /// Returns calls per second and the CPU (in cores) other processes used meanwhile.
 fn rate(mut op: impl FnMut()) -> (f64, Option<f64>) {
     let run = |op: &mut dyn FnMut(), d: Duration| {
-        let cpu = Cpu::now(None);
+        let cpu = Cpu::now(&[]);
         let start = Instant::now();
         let mut n = 0u64;
         loop {
@@ -207,7 +213,7 @@ fn rate(mut op: impl FnMut()) -> (f64, Option<f64>) {
             n += 32;
             let el = start.elapsed();
             if el >= d {
-                return (n as f64 / el.as_secs_f64(), cpu.others(&Cpu::now(None), el));
+                return (n as f64 / el.as_secs_f64(), cpu.others(&Cpu::now(&[]), el));
             }
         }
     };

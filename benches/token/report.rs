@@ -199,9 +199,12 @@ pub fn print(runs: &[Run], bins: &[Bin], series: &[Series], b: &Baseline) {
             1e6 / sign
         );
     }
-    // With TOKEN_BENCH_BEFORE the binaries are [before, after].
-    if let [before, after] = bins {
-        compare(runs, series, (before, after));
+    // With TOKEN_BENCH_BEFORE the binaries are [before, after]; with a database URL
+    // [sled, postgres, two processes on postgres]: each pair in order.
+    for (bi, before) in bins.iter().enumerate() {
+        for (ai, after) in bins.iter().enumerate().skip(bi + 1) {
+            compare(runs, series, (bi, before), (ai, after));
+        }
     }
     if runs
         .iter()
@@ -212,14 +215,21 @@ pub fn print(runs: &[Run], bins: &[Bin], series: &[Series], b: &Baseline) {
 }
 
 /// After ÷ before per series: at each binary's best K, and at every K.
-fn compare(runs: &[Run], series: &[Series], (before, after): (&Bin, &Bin)) {
+fn compare(
+    runs: &[Run],
+    series: &[Series],
+    (bi, before): (usize, &Bin),
+    (ai, after): (usize, &Bin),
+) {
     println!(
-        "after ÷ before (after: {}, before: {}; rates are means of the rounds):",
+        "{} ÷ {} ({}, {}; rates are means of the rounds):",
+        after.label,
+        before.label,
         after.path.display(),
         before.path.display()
     );
     for &s in series {
-        let (b, a) = (merge(runs, s, 0), merge(runs, s, 1));
+        let (b, a) = (merge(runs, s, bi), merge(runs, s, ai));
         let (Some(bb), Some(ab)) = (best(&b), best(&a)) else {
             continue;
         };

@@ -27,6 +27,9 @@ pub struct Server {
     pub url: String,
     pub log: PathBuf,
     pub _data: tempfile::TempDir,
+    /// A second process of the same deployment (same database and issuer), with
+    /// [`TWO_PROCESSES`]: the load's connections alternate between the two.
+    pub peer: Option<Box<Server>>,
 }
 
 /// The binary under test: `TOKEN_BENCH_SERVER` (another build, e.g. one with frame pointers
@@ -47,6 +50,10 @@ fn fresh_database() -> String {
         .join()
         .expect("creating the bench database")
 }
+
+/// A server environment marker (with [`FRESH_DATABASE`]): start a second process on the
+/// same database, as a deployment of two behind a load balancer.
+pub const TWO_PROCESSES: &str = "TOKEN_BENCH_TWO_PROCESSES";
 
 fn create_database() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -69,6 +76,24 @@ impl Server {
     /// Starts `bin` with a fresh data directory, so every measured run begins from an empty
     /// store.
     pub fn start(bin: &Path, log_level: &str, env: &[(&str, &str)]) -> Self {
+        let has = |marker: &str| env.iter().any(|(k, _)| *k == marker);
+        let database = has(FRESH_DATABASE).then(fresh_database);
+        let mut server = Self::spawn(bin, log_level, env, database.as_deref(), None);
+        if has(TWO_PROCESSES) {
+            let origin = server.origin();
+            let peer = Self::spawn(bin, log_level, env, database.as_deref(), Some(&origin));
+            server.peer = Some(Box::new(peer));
+        }
+        server
+    }
+
+    fn spawn(
+        bin: &Path,
+        log_level: &str,
+        env: &[(&str, &str)],
+        database: Option<&str>,
+        issuer: Option<&str>,
+    ) -> Self {
         let data = tempfile::tempdir().expect("temporary directory");
         let log = data.path().join("server.stderr");
         let log_file = std::fs::File::create(&log).expect("server log file");
@@ -81,11 +106,8 @@ impl Server {
             .env_remove("CIVIS_CONFIG")
             .env("CIVIS_LOG", log_level)
             .envs(env.iter().copied())
-            .envs(
-                env.iter()
-                    .any(|(k, _)| *k == FRESH_DATABASE)
-                    .then(|| ("CIVIS_DATABASE_URL", fresh_database())),
-            )
+            .envs(database.map(|url| ("CIVIS_DATABASE_URL", url)))
+            .envs(issuer.map(|url| ("CIVIS_ISSUER", url)))
             // All load comes from one loopback address: lift the per-network throttles
             // (authorization requests are limited per address since issue 8).
             .args([
@@ -120,6 +142,7 @@ impl Server {
             url: String::new(),
             log,
             _data: data,
+            peer: None,
         };
         match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(line) => {
@@ -138,6 +161,22 @@ impl Server {
 
     pub fn pid(&self) -> String {
         self.child.id().to_string()
+    }
+
+    /// The process ids of the deployment (with its peer).
+    pub fn pids(&self) -> Vec<String> {
+        std::iter::once(self.pid())
+            .chain(self.peer.as_ref().map(|p| p.pid()))
+            .collect()
+    }
+
+    /// The base URL the `i`th connection of a point uses: with a peer, every other one
+    /// goes to it.
+    pub fn url_for(&self, i: usize) -> &str {
+        match &self.peer {
+            Some(peer) if i % 2 == 1 => &peer.url,
+            _ => &self.url,
+        }
     }
 
     /// The server's public origin, its default issuer (`http://localhost:PORT`): WebAuthn
@@ -162,6 +201,9 @@ impl Server {
     }
 
     pub fn stop(mut self) {
+        if let Some(peer) = self.peer.take() {
+            peer.stop();
+        }
         let _ = Command::new("kill").args(["-TERM", &self.pid()]).status();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -233,7 +275,8 @@ pub async fn register(server: &Server) -> (String, String) {
     (id, secret)
 }
 
-/// Snapshot of CPU seconds: the server, this process, and the whole machine (busy, steal).
+/// Snapshot of CPU seconds: the server (its processes together), this process, and the
+/// whole machine (busy, steal).
 #[derive(Clone, Copy, Default)]
 pub struct Cpu {
     pub server: Option<f64>,
@@ -254,9 +297,17 @@ fn machine_busy_seconds() -> Option<f64> {
 }
 
 impl Cpu {
-    pub fn now(server_pid: Option<&str>) -> Self {
+    pub fn now(server_pids: &[String]) -> Self {
+        let server = (!server_pids.is_empty())
+            .then(|| {
+                server_pids
+                    .iter()
+                    .map(|p| cpu_seconds(p))
+                    .sum::<Option<f64>>()
+            })
+            .flatten();
         Self {
-            server: server_pid.and_then(cpu_seconds),
+            server,
             me: cpu_seconds("self"),
             machine: machine_busy_seconds(),
         }

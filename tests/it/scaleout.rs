@@ -320,6 +320,64 @@ async fn store_copy_moves_a_sled_deployment_into_an_empty_database() {
     assert_eq!(cc.status, 200, "{}", cc.text);
 }
 
+/// Registers citizens one after another until `stop`, through 503s; returns the ids of
+/// those acknowledged.
+fn registrations(
+    server: Arc<Server>,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<String>> {
+    tokio::spawn(async move {
+        let mut acknowledged = Vec::new();
+        let mut n = 0;
+        while !stop.load(Ordering::SeqCst) {
+            n += 1;
+            let created = server
+                .admin_post(
+                    "/admin/v1/citizens",
+                    &serde_json::json!({"given_name": "Load", "family_name": "Test",
+                        "birthdate": "1990-01-01", "national_id": format!("LOAD-{n:05}")}),
+                )
+                .await;
+            match created.status {
+                201 => acknowledged.push(created.json()["id"].as_str().unwrap().to_owned()),
+                503 => tokio::time::sleep(Duration::from_millis(20)).await,
+                other => panic!("{other}: {}", created.text),
+            }
+        }
+        acknowledged
+    })
+}
+
+/// Waits for `/healthz` to report the database again (the service recovers by itself),
+/// lets the load run a little longer, stops it, and checks that every acknowledged
+/// registration (and `before`) is there.
+async fn await_recovery(
+    server: &Server,
+    loader: tokio::task::JoinHandle<Vec<String>>,
+    stop: Arc<AtomicBool>,
+    before: &str,
+) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let health = server.get("/healthz").send().await;
+        if health.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not recovered: {}", health.text);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+    let acknowledged = loader.await.unwrap();
+    assert!(acknowledged.len() > 2, "the load went on before and after");
+    // Every registration that was acknowledged is there; what was refused was not
+    // half-written (its national id is free again, below).
+    for id in acknowledged.iter().map(String::as_str).chain([before]) {
+        let lookup = server.admin_get(&format!("/admin/v1/citizens/{id}")).await;
+        assert_eq!(lookup.status, 200, "{id}: {}", lookup.text);
+    }
+}
+
 /// A TCP relay in front of the database that the test can cut and restore: cut, it closes
 /// every relayed connection and refuses new ones.
 struct Relay {
@@ -385,29 +443,7 @@ async fn a_lost_database_gives_quick_503s_and_the_service_recovers() {
     // Registrations keep arriving while the database goes away and comes back.
     let server = Arc::new(server);
     let stop = Arc::new(AtomicBool::new(false));
-    let loader = {
-        let (server, stop) = (server.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut acknowledged = Vec::new();
-            let mut n = 0;
-            while !stop.load(Ordering::SeqCst) {
-                n += 1;
-                let created = server
-                    .admin_post(
-                        "/admin/v1/citizens",
-                        &serde_json::json!({"given_name": "Load", "family_name": "Test",
-                            "birthdate": "1990-01-01", "national_id": format!("LOAD-{n:05}")}),
-                    )
-                    .await;
-                match created.status {
-                    201 => acknowledged.push(created.json()["id"].as_str().unwrap().to_owned()),
-                    503 => tokio::time::sleep(Duration::from_millis(20)).await,
-                    other => panic!("{other}: {}", created.text),
-                }
-            }
-            acknowledged
-        })
-    };
+    let loader = registrations(server.clone(), stop.clone());
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     relay.set(false);
@@ -438,27 +474,153 @@ async fn a_lost_database_gives_quick_503s_and_the_service_recovers() {
     );
 
     relay.set(true);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let health = server.get("/healthz").send().await;
-        if health.status == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not recovered: {}", health.text);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::SeqCst);
-    let acknowledged = loader.await.unwrap();
-    assert!(acknowledged.len() > 2, "the load went on before and after");
-    // Every registration that was acknowledged is there; what was refused was not
-    // half-written (its national id is free again, below).
-    for id in acknowledged.iter().chain([&before.id]) {
-        let lookup = server.admin_get(&format!("/admin/v1/citizens/{id}")).await;
-        assert_eq!(lookup.status, 200, "{id}: {}", lookup.text);
-    }
+    await_recovery(&server, loader, stop, &before.id).await;
     let retried = server.register_citizen("LOST-0002").await;
     assert!(!retried.id.is_empty());
     let cc = server.client_credentials((&machine.id, &secret)).await;
     assert_eq!(cc.status, 200, "{}", cc.text);
+}
+
+/// A PostgreSQL cluster of the test's own (`tests/pg/cluster.sh`), for tests that crash it
+/// or speak TLS to it; stopped and removed at the end of the test.
+struct Cluster {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Cluster {
+    const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pg/cluster.sh");
+
+    /// Only where the shared cluster exists: that is where PostgreSQL is installed.
+    fn start() -> Option<Self> {
+        TestDb::create()?;
+        let dir = tempdir();
+        let out = std::process::Command::new(Self::SCRIPT)
+            .arg("start")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        Some(Self { dir, url })
+    }
+
+    /// Kills the server (no shutdown: crash recovery follows) and starts it again.
+    fn crash(&self) {
+        let status = std::process::Command::new(Self::SCRIPT)
+            .arg("crash")
+            .arg(self.dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// The URL over TLS, checking the server's certificate and name against [`Self::ca`].
+    fn tls_url(&self) -> String {
+        let mut url = url::Url::parse(&self.url).unwrap();
+        url.set_host(Some("localhost")).unwrap();
+        url.set_query(Some("sslmode=verify-full"));
+        url.to_string()
+    }
+
+    fn ca(&self) -> String {
+        self.dir.path().join("ca.crt").display().to_string()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(Self::SCRIPT)
+            .arg("stop")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_verified_tls_a_database_crashed_under_load_loses_no_acknowledged_write() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let unused = tempdir();
+    let issuer = |listen: &str| format!("http://localhost:{}", listen.rsplit_once(':').unwrap().1);
+
+    // A certificate from another CA is refused before anything is served.
+    let stranger = tempdir();
+    let other_ca = stranger.path().join("ca.pem");
+    let ca = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(&other_ca, ca.cert.pem()).unwrap();
+    let listen = free_addr();
+    let mut cmd = civis();
+    cmd.args([
+        "serve",
+        "--plain-http",
+        "--listen",
+        &listen,
+        "--issuer",
+        &issuer(&listen),
+    ])
+    .arg("--data-dir")
+    .arg(unused.path())
+    .args(["--database-url", &cluster.tls_url(), "--database-ca"])
+    .arg(&other_ca);
+    match Server::spawn(cmd) {
+        Ok(_) => panic!("served on a database whose certificate it cannot verify"),
+        Err((status, err)) => {
+            assert_eq!(status.and_then(|s| s.code()), Some(1), "{err}");
+            assert!(err.contains("UnknownIssuer"), "{err}");
+        }
+    }
+
+    // With the cluster's own CA it serves over TLS.
+    let listen = free_addr();
+    let mut cmd = civis();
+    cmd.args([
+        "serve",
+        "--plain-http",
+        "--listen",
+        &listen,
+        "--issuer",
+        &issuer(&listen),
+    ])
+    .arg("--data-dir")
+    .arg(unused.path())
+    .args([
+        "--database-url",
+        &cluster.tls_url(),
+        "--database-ca",
+        &cluster.ca(),
+    ]);
+    let server = Server::spawn(cmd).unwrap_or_else(|(s, err)| panic!("{s:?}: {err}"));
+    let before = server.register_citizen("CRASH-0001").await;
+
+    // The database server is killed and restarted while registrations arrive.
+    let server = Arc::new(server);
+    let stop = Arc::new(AtomicBool::new(false));
+    let loader = registrations(server.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::task::block_in_place(|| cluster.crash());
+    await_recovery(&server, loader, stop, &before.id).await;
+
+    // The integrator took the lead again: the log is checkpointed to its end, and the
+    // whole log verifies (over TLS too).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let size = audit_size(&server).await;
+    while checkpoint_size(&server).await < size {
+        assert!(Instant::now() < deadline, "no checkpoint of {size} entries");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, out, err) = run(&[
+        "audit",
+        "verify",
+        "--database-url",
+        &cluster.tls_url(),
+        "--database-ca",
+        &cluster.ca(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
 }

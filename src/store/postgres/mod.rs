@@ -173,7 +173,16 @@ fn classify(e: &postgres::Error) -> Attempt {
 fn error(e: &postgres::Error) -> BackendError {
     let text = match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => e.to_string(),
+        None => {
+            // The cause (a refused certificate, a reset connection) is in the source chain.
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                text = format!("{text}: {cause}");
+                source = cause.source();
+            }
+            text
+        }
     };
     match e.code() {
         Some(code) if !unavailable_state(code) => BackendError::Failed(text),
