@@ -12,6 +12,15 @@ pub enum BackendError {
     /// the same call may succeed once it is back (answered 503, not 500).
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// A write staged as new ([`Write::new`]) found its key taken when it was applied;
+    /// nothing of the transaction was written.
+    #[error("key exists in {tree}")]
+    Exists {
+        /// The tree.
+        tree: &'static str,
+        /// The key.
+        key: Vec<u8>,
+    },
 }
 
 /// A key and its value, as a scan returns them.
@@ -26,6 +35,12 @@ pub struct Write {
     pub key: Vec<u8>,
     /// The new value, or `None` to remove the key.
     pub value: Option<Vec<u8>>,
+    /// The key must not exist when the transaction commits: the backend checks this as it
+    /// applies the writes and fails the whole transaction with [`BackendError::Exists`].
+    /// Checked there rather than read in the body, so that a shared database need not lock
+    /// the absent key's neighbourhood against every concurrent insert (see the PostgreSQL
+    /// backend).
+    pub new: bool,
 }
 
 /// Reads inside a transaction: they see the state the transaction started from, and no
@@ -72,11 +87,12 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<Vec<Entry>, BackendError>;
 
     /// Runs `body` in isolation from every other transaction and applies its writes
-    /// atomically when it decides to commit. Does not make them durable: see
-    /// [`Backend::flush`].
+    /// atomically when it decides to commit, unless a [`Write::new`] key exists by then.
+    /// Does not make them durable: see [`Backend::flush`].
     ///
     /// # Errors
-    /// The body's error (nothing is written), or a backend failure.
+    /// The body's error (nothing is written), [`BackendError::Exists`] (nothing is
+    /// written), or a backend failure.
     fn transact(&self, body: &mut TxBody<'_>) -> Result<(), BackendError>;
 
     /// Makes every committed transaction durable.

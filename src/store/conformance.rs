@@ -57,6 +57,35 @@ fn unique_inserts_abort_the_whole_transaction(store: &Store) {
     );
 }
 
+fn a_new_key_is_judged_against_the_transactions_own_writes_too(store: &Store) {
+    // Staged twice in one transaction: the second claim fails at once.
+    let twice = store.transact(|tx| {
+        tx.insert_new(b"n1", &Probe::V1 { n: 1 })?;
+        tx.insert_new(b"n1", &Probe::V1 { n: 2 })
+    });
+    assert!(
+        matches!(twice, Err(StoreError::Conflict { .. })),
+        "{twice:?}"
+    );
+    assert_eq!(n(store, b"n1"), None);
+    // A new key reads back inside its transaction.
+    let seen = store
+        .transact(|tx| {
+            tx.insert_new(b"n1", &Probe::V1 { n: 3 })?;
+            tx.get::<Probe>(b"n1")
+        })
+        .unwrap();
+    assert!(matches!(seen, Some(Probe::V1 { n: 3 })));
+    // Removed and then inserted again in one transaction: a replacement, not a conflict.
+    store
+        .transact(|tx| {
+            tx.delete(TREE, b"n1");
+            tx.insert_new(b"n1", &Probe::V1 { n: 4 })
+        })
+        .unwrap();
+    assert_eq!(n(store, b"n1"), Some(4));
+}
+
 fn a_transaction_reads_its_own_writes_and_an_error_discards_them(store: &Store) {
     let seen = store
         .transact(|tx| {
@@ -280,6 +309,7 @@ macro_rules! suite {
 
 suite!(
     unique_inserts_abort_the_whole_transaction,
+    a_new_key_is_judged_against_the_transactions_own_writes_too,
     a_transaction_reads_its_own_writes_and_an_error_discards_them,
     take_is_single_use_under_concurrency,
     concurrent_inserts_of_one_new_key_admit_one,

@@ -50,6 +50,7 @@ pub fn copy(from: &Store, to: &Store) -> std::result::Result<Vec<(&'static str, 
                     tree: spec.name,
                     key,
                     value: Some(value),
+                    new: false,
                 })
                 .collect();
             put_all(to, writes)?;

@@ -62,6 +62,15 @@ impl Backend for MemoryBackend {
         let Decision::Commit(writes) = body(&Locked(&trees))? else {
             return Ok(());
         };
+        if let Some(w) = writes
+            .iter()
+            .find(|w| w.new && trees.get(w.tree).is_some_and(|t| t.contains_key(&w.key)))
+        {
+            return Err(BackendError::Exists {
+                tree: w.tree,
+                key: w.key.clone(),
+            });
+        }
         for w in writes {
             let t = trees.entry(w.tree).or_default();
             match w.value {

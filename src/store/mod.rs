@@ -477,7 +477,13 @@ impl Store {
                 outcome = Some(result);
                 Ok(decision)
             })
-            .map_err(StoreError::from)?;
+            .map_err(|e| match e {
+                BackendError::Exists { tree, key } => StoreError::Conflict {
+                    tree,
+                    key: record::printable_key(&key),
+                },
+                other => StoreError::from(other),
+            })?;
         let result = outcome.ok_or_else(|| {
             StoreError::Backend(BackendError::Failed("transaction body did not run".into()))
         })?;

@@ -188,7 +188,22 @@ impl Backend for SledBackend {
             .lock()
             .map_err(|_| BackendError::Failed("sled writer lock poisoned".into()))?;
         match body(&Committed(self))? {
-            Decision::Commit(writes) => self.apply(writes),
+            Decision::Commit(writes) => {
+                // Under the writer lock no commit comes between this check and the apply.
+                for w in writes.iter().filter(|w| w.new) {
+                    if self
+                        .tree(w.tree)?
+                        .contains_key(&w.key)
+                        .map_err(backend_err)?
+                    {
+                        return Err(BackendError::Exists {
+                            tree: w.tree,
+                            key: w.key.clone(),
+                        });
+                    }
+                }
+                self.apply(writes)
+            }
             Decision::Abort => Ok(()),
         }
     }

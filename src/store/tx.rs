@@ -1,7 +1,7 @@
 //! The transaction every write goes through, and [`Read`], the reads that both a
 //! transaction and the committed store offer (so each aggregate's getters serve both).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use time::OffsetDateTime;
 
@@ -54,6 +54,8 @@ pub struct Tx<'a> {
     reads: &'a dyn TxRead,
     /// Staged writes by tree, then key (`None`: removal); looked up by borrowed key.
     staged: BTreeMap<&'static str, BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// Staged keys that must not exist when the transaction commits ([`Write::new`]).
+    fresh: BTreeSet<(&'static str, Vec<u8>)>,
     /// Unique to this attempt of this transaction among every transaction of every process
     /// on the store: keys made from it are new without reading (see `Store::transact`).
     tag: [u8; 16],
@@ -73,6 +75,7 @@ impl<'a> Tx<'a> {
         Self {
             reads,
             staged: BTreeMap::new(),
+            fresh: BTreeSet::new(),
             tag,
         }
     }
@@ -83,11 +86,15 @@ impl<'a> Tx<'a> {
     }
 
     pub(super) fn into_writes(self) -> Vec<Write> {
+        let fresh = self.fresh;
         self.staged
             .into_iter()
-            .flat_map(|(tree, keys)| {
-                keys.into_iter()
-                    .map(move |(key, value)| Write { tree, key, value })
+            .flat_map(|(tree, keys)| keys.into_iter().map(move |(key, value)| (tree, key, value)))
+            .map(|(tree, key, value)| Write {
+                new: value.is_some() && fresh.contains(&(tree, key.clone())),
+                tree,
+                key,
+                value,
             })
             .collect()
     }
@@ -114,17 +121,32 @@ impl<'a> Tx<'a> {
     /// Stages a record under a key that must be new.
     ///
     /// # Errors
-    /// [`StoreError::Conflict`] when the key exists (the caller's `?` then aborts the
-    /// transaction).
+    /// [`StoreError::Conflict`] when this transaction staged the key already; a committed
+    /// record under the key makes [`Store::transact`] fail with the same error, having
+    /// written nothing.
     pub fn insert_new<R: Record>(&mut self, key: &[u8], value: &R) -> Result<()> {
-        if self.raw(R::TREE, key)?.is_some() {
-            return Err(StoreError::Conflict {
-                tree: R::TREE,
-                key: printable_key(key),
-            });
-        }
+        self.claim(R::TREE, key)?;
         self.put(key, value);
         Ok(())
+    }
+
+    /// Marks `key` as one that must be new. Only this transaction's own staging is looked
+    /// at here; whether a committed record holds the key is checked by the backend as it
+    /// commits ([`Write::new`]), and a taken key then fails the whole transaction with
+    /// [`StoreError::Conflict`] from [`Store::transact`].
+    fn claim(&mut self, tree: &'static str, key: &[u8]) -> Result<()> {
+        match self.staged.get(tree).and_then(|t| t.get(key)) {
+            Some(Some(_)) => Err(StoreError::Conflict {
+                tree,
+                key: printable_key(key),
+            }),
+            // Removed earlier in this transaction: replacing it is no longer a new key.
+            Some(None) => Ok(()),
+            None => {
+                self.fresh.insert((tree, key.to_vec()));
+                Ok(())
+            }
+        }
     }
 
     /// Stages a short-lived record and files it in the expiry index, so that
@@ -145,12 +167,7 @@ impl<'a> Tx<'a> {
         value: &R,
         expires_at: OffsetDateTime,
     ) -> Result<()> {
-        if self.raw(R::TREE, key)?.is_some() {
-            return Err(StoreError::Conflict {
-                tree: R::TREE,
-                key: printable_key(key),
-            });
-        }
+        self.claim(R::TREE, key)?;
         self.put_expiring(key, value, expires_at);
         Ok(())
     }

@@ -253,6 +253,13 @@ async fn two_processes_on_one_database_are_one_deployment() {
         std::fs::read_dir(unused.path()).map_or(0, Iterator::count),
         0
     );
+
+    // Both shut down cleanly on SIGTERM (their connections closed off the async threads).
+    for server in [a, b] {
+        let (status, err) = server.stop();
+        assert!(status.success(), "{status}: {err}");
+        assert!(err.contains("stopped; storage flushed"), "{err}");
+    }
 }
 
 #[tokio::test]

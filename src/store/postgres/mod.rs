@@ -13,11 +13,16 @@
 //!   transaction; every read the body makes is a query in it, and its writes are applied
 //!   by two statements just before `COMMIT`. PostgreSQL's serializable snapshot isolation
 //!   aborts one of two transactions whose reads and writes overlap (SQLSTATE 40001) and
-//!   the body runs again from the start on a fresh snapshot: this is what makes
-//!   `insert_new`'s uniqueness, `take`'s single use, read-modify-write counters (the audit
-//!   log's `next`) and compare-and-swap checks hold across any number of processes. A
-//!   read of an absent key takes a predicate lock too, so two processes inserting the same
-//!   new key conflict instead of both succeeding.
+//!   the body runs again from the start on a fresh snapshot: this is what makes `take`'s
+//!   single use, read-modify-write counters (the audit log's `next`) and compare-and-swap
+//!   checks hold across any number of processes.
+//! - Keys that must be new (`insert_new`, [`Write::new`]) are not read first: they are
+//!   inserted with `ON CONFLICT DO NOTHING … RETURNING`, and a key that did not come back
+//!   was taken, so the transaction rolls back with [`BackendError::Exists`]. The primary
+//!   key decides between two racing inserts: the second waits for the first to commit and
+//!   then gets a serialization failure (retried, it finds the key). Reading the absent key
+//!   instead would take a predicate lock on its index page, and every concurrent insert
+//!   near it (consecutive national ids, time-ordered keys) would abort one of the two.
 //! - Commits are durable when `COMMIT` returns (PostgreSQL's `synchronous_commit`, on by
 //!   default), so [`Backend::flush`] has nothing to do.
 //! - Plain reads outside a transaction ([`Backend::get`], [`Backend::scan`]) see the latest
@@ -60,10 +65,31 @@ const LEADER_LOCK: i64 = 0x6369_7669_735f_6c6f; // "civis_lo"
 
 /// A database of one deployment, shared by all its processes.
 pub struct PgBackend {
-    pool: r2d2::Pool<Manager>,
+    /// Taken only by `Drop`.
+    pool: Option<r2d2::Pool<Manager>>,
     target: Target,
     /// The connection that holds the integrator's advisory lock, and whether it holds it.
     leader: Mutex<Option<(postgres::Client, bool)>>,
+}
+
+impl Drop for PgBackend {
+    /// A `postgres::Client` runs a runtime of its own, and closing one on an async thread
+    /// panics inside tokio (and then aborts the process, as it happens in a destructor).
+    /// The last handle on the store may well go on one at shutdown, so the connections
+    /// are closed on a thread of their own.
+    fn drop(&mut self) {
+        let pool = self.pool.take();
+        let leader = self.leader.get_mut().ok().and_then(Option::take);
+        let closed = std::thread::Builder::new()
+            .name("civis-pg-close".into())
+            .spawn(move || drop((pool, leader)));
+        match closed {
+            Ok(handle) => {
+                let _ = handle.join();
+            }
+            Err(e) => tracing::warn!(error = %e, "PostgreSQL connections left open"),
+        }
+    }
 }
 
 /// Statements every pooled connection prepares once.
@@ -72,6 +98,7 @@ struct Statements {
     scan: Statement,
     scan_to: Statement,
     upsert: Statement,
+    insert_new: Statement,
     delete: Statement,
 }
 
@@ -91,6 +118,11 @@ impl Statements {
                 "INSERT INTO civis_kv (tree, key, value) \
                  SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[]) \
                  ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value",
+            )?,
+            insert_new: c.prepare(
+                "INSERT INTO civis_kv (tree, key, value) \
+                 SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[]) \
+                 ON CONFLICT (tree, key) DO NOTHING RETURNING tree, key",
             )?,
             delete: c.prepare(
                 "DELETE FROM civis_kv WHERE (tree, key) IN \
@@ -212,7 +244,7 @@ impl PgBackend {
             })
             .map_err(|e| BackendError::Unavailable(e.to_string()))?;
         Ok(Self {
-            pool,
+            pool: Some(pool),
             target,
             leader: Mutex::new(None),
         })
@@ -220,6 +252,8 @@ impl PgBackend {
 
     fn conn(&self) -> Result<r2d2::PooledConnection<Manager>, BackendError> {
         self.pool
+            .as_ref()
+            .ok_or_else(|| BackendError::Failed("the store is closing".into()))?
             .get()
             .map_err(|e| BackendError::Unavailable(format!("no database connection: {e}")))
     }
@@ -244,31 +278,73 @@ impl PgBackend {
         let decision = decision.map_err(Attempt::Fail)?;
         let mut tx = reads.tx.into_inner();
         match decision {
-            Decision::Commit(writes) => {
-                apply(&mut tx, statements, &writes).map_err(|e| classify(&e))?;
-                tx.commit().map_err(|e| classify(&e))
-            }
+            Decision::Commit(writes) => match apply(&mut tx, statements, &writes) {
+                Ok(()) => tx.commit().map_err(|e| classify(&e)),
+                Err(Refused::Db(e)) => Err(classify(&e)),
+                Err(Refused::Exists(w)) => {
+                    // Dropping the transaction would roll back too; this says so.
+                    let _ = tx.rollback();
+                    Err(Attempt::Fail(BackendError::Exists {
+                        tree: w.tree,
+                        key: w.key.clone(),
+                    }))
+                }
+            },
             Decision::Abort => tx.rollback().map_err(|e| classify(&e)),
         }
     }
 }
 
-/// Applies a transaction's writes: one upsert and one delete statement, whatever their
-/// number (arrays of trees, keys and values).
-fn apply(
+/// Why a transaction's writes were not applied.
+enum Refused<'w> {
+    Db(postgres::Error),
+    /// This write's key must be new and was not.
+    Exists(&'w Write),
+}
+
+impl From<postgres::Error> for Refused<'_> {
+    fn from(e: postgres::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+/// Applies a transaction's writes: one statement each for new keys, other puts and
+/// removals, whatever their number (arrays of trees, keys and values).
+fn apply<'w>(
     tx: &mut postgres::Transaction<'_>,
     statements: &Statements,
-    writes: &[Write],
-) -> Result<(), postgres::Error> {
+    writes: &'w [Write],
+) -> Result<(), Refused<'w>> {
+    let arrays = |ws: &[&'w Write]| -> (Vec<&'w str>, Vec<&'w [u8]>, Vec<&'w [u8]>) {
+        (
+            ws.iter().map(|w| w.tree).collect(),
+            ws.iter().map(|w| w.key.as_slice()).collect(),
+            ws.iter()
+                .map(|w| w.value.as_deref().unwrap_or_default())
+                .collect(),
+        )
+    };
     let (puts, removals): (Vec<&Write>, Vec<&Write>) =
         writes.iter().partition(|w| w.value.is_some());
+    let (new, puts): (Vec<&Write>, Vec<&Write>) = puts.into_iter().partition(|w| w.new);
+    if !new.is_empty() {
+        let (trees, keys, values) = arrays(&new);
+        let inserted = tx.query(&statements.insert_new, &[&trees, &keys, &values])?;
+        if inserted.len() < new.len() {
+            let inserted: std::collections::HashSet<(String, Vec<u8>)> = inserted
+                .iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, Vec<u8>>(1)))
+                .collect();
+            if let Some(taken) = new
+                .iter()
+                .find(|w| !inserted.contains(&(w.tree.to_owned(), w.key.clone())))
+            {
+                return Err(Refused::Exists(taken));
+            }
+        }
+    }
     if !puts.is_empty() {
-        let trees: Vec<&str> = puts.iter().map(|w| w.tree).collect();
-        let keys: Vec<&[u8]> = puts.iter().map(|w| w.key.as_slice()).collect();
-        let values: Vec<&[u8]> = puts
-            .iter()
-            .map(|w| w.value.as_deref().unwrap_or_default())
-            .collect();
+        let (trees, keys, values) = arrays(&puts);
         tx.execute(&statements.upsert, &[&trees, &keys, &values])?;
     }
     if !removals.is_empty() {
