@@ -12,19 +12,19 @@ use crate::driver::seal::failed_checks;
 use crate::driver::{Device, Reply, Server, VERIFIER, enc, plain, query, tempdir};
 use crate::support::{civis, root};
 
-const DOC_A: &[u8] = b"Building permit 2026/17: granted.\n";
-const DOC_B: &[u8] = b"Letter to the applicant.\n";
+pub(crate) const DOC_A: &[u8] = b"Building permit 2026/17: granted.\n";
+pub(crate) const DOC_B: &[u8] = b"Letter to the applicant.\n";
 
-fn digest(doc: &[u8]) -> String {
+pub(crate) fn digest(doc: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, doc))
 }
 
 /// An official signed in: their device, session cookie and `sign` access token.
-struct Official {
+pub(crate) struct Official {
     citizen_id: String,
     official_id: String,
-    device: Device,
-    cookie: String,
+    pub(crate) device: Device,
+    pub(crate) cookie: String,
     token: String,
     refresh: String,
     client: (String, String),
@@ -32,7 +32,7 @@ struct Official {
 
 /// A citizen with a passkey, signed in through a web client with scope `openid sign`;
 /// made an official first when `official` is true.
-async fn signed_in(server: &Server, national_id: &str, official: bool) -> Official {
+pub(crate) async fn signed_in(server: &Server, national_id: &str, official: bool) -> Official {
     let (citizen_id, mut device) = server.citizen_with_passkey(national_id).await;
     let official_id = if official {
         server
@@ -91,7 +91,7 @@ async fn create_request(server: &Server, token: &str, format: &str) -> Reply {
         .await
 }
 
-async fn new_request(server: &Server, o: &Official, format: &str) -> String {
+pub(crate) async fn new_request(server: &Server, o: &Official, format: &str) -> String {
     let r = create_request(server, &o.token, format).await;
     assert_eq!(r.status, 201, "{}", r.text);
     r.json()["id"].as_str().unwrap().to_owned()
@@ -106,7 +106,13 @@ async fn start(server: &Server, cookie: &str, id: &str) -> Reply {
         .await
 }
 
-async fn finish(server: &Server, cookie: &str, id: &str, ceremony: &Value, cred: &Value) -> Reply {
+pub(crate) async fn finish(
+    server: &Server,
+    cookie: &str,
+    id: &str,
+    ceremony: &Value,
+    cred: &Value,
+) -> Reply {
     server
         .post(&format!("/sign/requests/{id}/finish"))
         .cookie(cookie)
@@ -116,7 +122,12 @@ async fn finish(server: &Server, cookie: &str, id: &str, ceremony: &Value, cred:
 }
 
 /// Starts an approval and lets `device` answer; returns (ceremony, assertion).
-async fn assertion(server: &Server, cookie: &str, id: &str, device: &mut Device) -> (Value, Value) {
+pub(crate) async fn assertion(
+    server: &Server,
+    cookie: &str,
+    id: &str,
+    device: &mut Device,
+) -> (Value, Value) {
     let started = start(server, cookie, id).await;
     assert_eq!(started.status, 200, "{}", started.text);
     let s = started.json();
@@ -144,7 +155,7 @@ async fn page_shows_only(server: &Server, o: &Official, id: &str, word: &str) {
     );
 }
 
-async fn status(server: &Server, o: &Official, id: &str) -> Value {
+pub(crate) async fn status(server: &Server, o: &Official, id: &str) -> Value {
     let r = server
         .get(&format!("/sign/v1/requests/{id}"))
         .bearer(&o.token)

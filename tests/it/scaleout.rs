@@ -263,6 +263,50 @@ async fn two_processes_on_one_database_are_one_deployment() {
 }
 
 #[tokio::test]
+async fn signing_spreads_over_two_processes() {
+    use crate::approval::{
+        DOC_A, DOC_B, assertion, digest, finish, new_request, signed_in, status,
+    };
+    use crate::driver::seal::{digest_of, document, failed_checks};
+
+    let Some(db) = TestDb::create() else { return };
+    let unused = tempdir();
+    let (addr_a, addr_b) = (free_addr(), free_addr());
+    let issuer = format!("http://localhost:{}", addr_a.rsplit_once(':').unwrap().1);
+    let a = serve(&db.url, &addr_a, &issuer, unused.path());
+    let b = serve(&db.url, &addr_b, &issuer, unused.path());
+
+    // An agency's seal and token made on A seal on B; A verifies the seal.
+    let sealer = a.sealer().await;
+    let decision = b"Decision 2026/88: granted.\n";
+    let sealed = b
+        .seal(&sealer, &[document("decision.txt", decision)], "cades")
+        .await;
+    let signature = sealed[0]["signature"].as_str().unwrap();
+    let verified = a.verify(&digest_of(decision), signature, "cades").await;
+    assert_eq!(verified["valid"], true, "{verified}");
+    assert!(failed_checks(&verified).is_empty(), "{verified}");
+
+    // An official signed in on A makes a sign request on B, starts the approval on A and
+    // finishes it on B; A reports it signed once, and B verifies both signatures.
+    let mut official = signed_in(&a, "PG-SIGN-1", true).await;
+    let id = new_request(&b, &official, "cades").await;
+    let (ceremony, credential) = assertion(&a, &official.cookie, &id, &mut official.device).await;
+    let approved = finish(&b, &official.cookie, &id, &ceremony, &credential).await;
+    assert_eq!(approved.status, 200, "{}", approved.text);
+    let again = finish(&a, &official.cookie, &id, &ceremony, &credential).await;
+    assert_ne!(again.status, 200, "{}", again.text);
+    let done = status(&a, &official, &id).await;
+    assert_eq!(done["status"], "signed", "{done}");
+    for (i, doc) in [DOC_A, DOC_B].iter().enumerate() {
+        let signature = done["signatures"][i]["signature"].as_str().unwrap();
+        let v = b.verify(&digest(doc), signature, "cades").await;
+        assert_eq!(v["valid"], true, "{v}");
+        assert!(failed_checks(&v).is_empty(), "{v}");
+    }
+}
+
+#[tokio::test]
 async fn store_copy_moves_a_sled_deployment_into_an_empty_database() {
     let Some(db) = TestDb::create() else { return };
     let data = tempdir();
