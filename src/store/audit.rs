@@ -2,12 +2,18 @@
 //! record, numbered into the log, an index of each citizen's entries, the hashes of the
 //! Merkle tree's complete subtrees, and every signed checkpoint.
 //!
-//! An action's transaction only *queues* its entry under a key of its own: it touches no
-//! key that another action's transaction touches, so concurrent actions never conflict
-//! over the log (with PostgreSQL's serializable transactions, a shared counter written by
-//! every action made most of them run again), and the action writes one key instead of
-//! three. Numbering ([`Audit::number`], run by the integrator and before a listing) moves
-//! queued entries into the log in queue-key order, one transaction for many entries.
+//! On a shared database an action's transaction only *queues* its entry under a key of its
+//! own: it touches no key that another action's transaction touches, so concurrent actions
+//! never conflict over the log (with PostgreSQL's serializable transactions, a shared
+//! counter written by every action made most of them run again). Numbering
+//! ([`Audit::number`], run by the integrator and before a listing) moves queued entries
+//! into the log in queue-key order, one transaction for many entries.
+//!
+//! On a backend that runs one transaction at a time (sled, [`super::Backend::serial`])
+//! there is nothing to conflict with, and queueing would only write and move every entry
+//! twice: the action's transaction numbers its entry at once (entry, subject index, `next`).
+//! A queue left by another backend is still numbered before anything is listed or
+//! integrated, which the service does before its first request.
 //!
 //! Entries are kept as the exact bytes that are hashed (no version envelope: the log's
 //! promise is that those bytes never change); the entry JSON itself names its `event`.
@@ -171,13 +177,21 @@ fn decode_queued(key: &[u8], value: &[u8]) -> Result<(Option<String>, Vec<u8>)> 
 }
 
 impl Audit<&mut Tx<'_>> {
-    /// Queues one entry (its exact bytes) of time `at` (unix nanoseconds), filed under its
-    /// subject once numbered. Entries are numbered in time order, those of one
-    /// transaction with the same time in call order. Writes one key and reads none.
+    /// Appends one entry (its exact bytes) of time `at` (unix nanoseconds), filed under its
+    /// subject. On a serial backend it is numbered at once, in commit order; otherwise it
+    /// is queued (one key written, none read) and numbered later in time order, those of
+    /// one transaction with the same time in call order.
     ///
     /// # Errors
     /// [`StoreError::Corrupt`] for a subject longer than 65 535 bytes.
     pub fn append(&mut self, entry: &[u8], subject: Option<&str>, at: u64) -> Result<()> {
+        if self.0.serial() {
+            let index = self.appended()?;
+            let next = self.place(index, entry.to_vec(), subject.map(str::to_owned))?;
+            self.0
+                .put_raw(AUDIT_STATE, NEXT, next.to_be_bytes().to_vec());
+            return Ok(());
+        }
         // New by construction, so no read: the transaction's tag is unique, and the
         // position orders and separates its own entries.
         let position = u32::try_from(self.0.staged_len(AUDIT_QUEUE)).unwrap_or(u32::MAX);
@@ -216,22 +230,27 @@ impl Audit<&mut Tx<'_>> {
                 continue;
             };
             let (subject, entry) = decode_queued(key, &value)?;
-            self.0.put_raw(AUDIT_ENTRIES, &next.to_be_bytes(), entry);
-            if let Some(subject) = subject {
-                let mut index_key = subject_prefix(&subject);
-                index_key.extend_from_slice(&next.to_be_bytes());
-                self.0.put_raw(AUDIT_SUBJECTS, &index_key, Vec::new());
-            }
+            next = self.place(next, entry, subject)?;
             self.0.delete(AUDIT_QUEUE, key);
-            next = next
-                .checked_add(1)
-                .ok_or_else(|| corrupt(AUDIT_STATE, NEXT, "counter overflow"))?;
         }
         if next != first {
             self.0
                 .put_raw(AUDIT_STATE, NEXT, next.to_be_bytes().to_vec());
         }
         Ok(next - first)
+    }
+
+    /// Stages `entry` as entry `index`, filed under its subject; returns the next index.
+    fn place(&mut self, index: u64, entry: Vec<u8>, subject: Option<String>) -> Result<u64> {
+        self.0.put_raw(AUDIT_ENTRIES, &index.to_be_bytes(), entry);
+        if let Some(subject) = subject {
+            let mut index_key = subject_prefix(&subject);
+            index_key.extend_from_slice(&index.to_be_bytes());
+            self.0.put_raw(AUDIT_SUBJECTS, &index_key, Vec::new());
+        }
+        index
+            .checked_add(1)
+            .ok_or_else(|| corrupt(AUDIT_STATE, NEXT, "counter overflow"))
     }
 
     /// Stores hashes of subtrees that became complete, each tile written once.

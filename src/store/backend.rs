@@ -111,6 +111,14 @@ pub trait Backend: Send + Sync + 'static {
         Ok(true)
     }
 
+    /// Whether this backend runs one transaction at a time (an embedded store under its
+    /// writer lock). There, a transaction that reads and writes a shared counter never
+    /// conflicts with another, so the audit log numbers entries in the action's own
+    /// transaction instead of queueing them (see `store::audit`).
+    fn serial(&self) -> bool {
+        false
+    }
+
     /// Whether the store holds no record at all (`civis store copy` refuses anything else).
     ///
     /// # Errors

@@ -285,6 +285,45 @@ fn unknown_versions_and_garbage_are_errors_naming_the_record(store: &Store) {
     );
 }
 
+fn concurrent_audit_entries_form_one_gap_free_sequence(store: &Store) {
+    // Queued (shared databases) or numbered in place (serial backends): either way every
+    // entry ends up exactly once, with indices 0..n.
+    std::thread::scope(|s| {
+        for t in 0..8u32 {
+            s.spawn(move || {
+                for i in 0..25u32 {
+                    let entry = format!("{t}-{i}");
+                    let subject = format!("c{t}");
+                    store
+                        .transact(|tx| {
+                            tx.audit()
+                                .append(entry.as_bytes(), Some(&subject), 1_700_000_000)
+                        })
+                        .unwrap();
+                }
+            });
+        }
+    });
+    loop {
+        let keys = store.audit().queued(1000).unwrap();
+        if keys.is_empty() {
+            break;
+        }
+        store.transact(|tx| tx.audit().number(&keys)).unwrap();
+    }
+    assert_eq!(store.audit().appended().unwrap(), 200);
+    let entries = store.audit().entries(0, 1000).unwrap();
+    let indices: Vec<u64> = entries.iter().map(|(i, _)| *i).collect();
+    assert_eq!(indices, (0..200).collect::<Vec<u64>>());
+    let distinct: std::collections::BTreeSet<&[u8]> =
+        entries.iter().map(|(_, e)| e.as_slice()).collect();
+    assert_eq!(distinct.len(), 200);
+    assert_eq!(
+        store.audit().subject_indices("c3", 0, 1000).unwrap().len(),
+        25
+    );
+}
+
 macro_rules! suite {
     ($($test:ident),* $(,)?) => {
         mod memory {
@@ -317,6 +356,7 @@ suite!(
     scans_follow_prefix_start_and_limit,
     expired_records_are_swept_and_reused_keys_kept,
     unknown_versions_and_garbage_are_errors_naming_the_record,
+    concurrent_audit_entries_form_one_gap_free_sequence,
 );
 
 #[test]

@@ -457,6 +457,7 @@ impl Store {
         E: From<StoreError>,
     {
         let backend = self.io()?;
+        let serial = backend.serial();
         let mut outcome: Option<Result<T, E>> = None;
         let mut durable = false;
         backend
@@ -465,7 +466,7 @@ impl Store {
                 tag[..8].copy_from_slice(&self.nonce);
                 tag[8..]
                     .copy_from_slice(&self.attempts.fetch_add(1, Ordering::Relaxed).to_be_bytes());
-                let mut tx = Tx::new(reads, tag);
+                let mut tx = Tx::new(reads, tag, serial);
                 let result = body(&mut tx);
                 let decision = if result.is_ok() {
                     let writes = tx.into_writes();

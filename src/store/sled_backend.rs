@@ -208,6 +208,10 @@ impl Backend for SledBackend {
         }
     }
 
+    fn serial(&self) -> bool {
+        true
+    }
+
     fn flush(&self) -> Result<(), BackendError> {
         self.db.flush().map(|_| ()).map_err(backend_err)
     }

@@ -59,6 +59,8 @@ pub struct Tx<'a> {
     /// Unique to this attempt of this transaction among every transaction of every process
     /// on the store: keys made from it are new without reading (see `Store::transact`).
     tag: [u8; 16],
+    /// The backend runs one transaction at a time ([`super::Backend::serial`]).
+    serial: bool,
 }
 
 impl Read for Tx<'_> {
@@ -71,13 +73,19 @@ impl Read for Tx<'_> {
 }
 
 impl<'a> Tx<'a> {
-    pub(super) fn new(reads: &'a dyn TxRead, tag: [u8; 16]) -> Self {
+    pub(super) fn new(reads: &'a dyn TxRead, tag: [u8; 16], serial: bool) -> Self {
         Self {
             reads,
             staged: BTreeMap::new(),
             fresh: BTreeSet::new(),
             tag,
+            serial,
         }
+    }
+
+    /// See the field.
+    pub(super) fn serial(&self) -> bool {
+        self.serial
     }
 
     /// See the field.
