@@ -196,13 +196,23 @@ impl Entry {
         }
     }
 
-    /// Appends it to the log in `tx` (queued there; [`settle`] numbers it).
+    /// Appends it to the log in `tx` (numbered there on a serial backend, else queued for
+    /// [`settle`]).
     ///
     /// # Errors
     /// Storage errors (the caller's transaction then aborts).
     pub fn append(&self, tx: &mut Tx<'_>) -> std::result::Result<(), StoreError> {
         tx.audit()
             .append(&self.bytes, self.subject.as_deref(), self.at)
+    }
+
+    /// Queues it in `tx` whatever the backend ([`Appender`]'s batches of nothing else).
+    ///
+    /// # Errors
+    /// Storage errors (the caller's transaction then aborts).
+    pub fn queue(&self, tx: &mut Tx<'_>) -> std::result::Result<(), StoreError> {
+        tx.audit()
+            .queue(&self.bytes, self.subject.as_deref(), self.at)
     }
 
     /// The exact bytes.
@@ -248,7 +258,7 @@ impl Appender {
                         }
                     }
                     let appended = store
-                        .transact(|tx| batch.iter().try_for_each(|(entry, _)| entry.append(tx)));
+                        .transact(|tx| batch.iter().try_for_each(|(entry, _)| entry.queue(tx)));
                     match appended {
                         Ok(()) => {
                             for (_, answer) in batch {
