@@ -5,6 +5,7 @@
 //! Each test gets a fresh database on the cluster of `CIVIS_TEST_DATABASE_URL`
 //! (`tests/pg/cluster.sh`); without one the tests are skipped, except under CI.
 
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -83,9 +84,9 @@ impl Drop for TestDb {
     }
 }
 
-/// `civis serve` on `database` at `listen`, with `issuer` (shared by every process of a
-/// deployment) and a data dir that must stay empty.
-fn serve(database: &str, listen: &str, issuer: &str, unused: &std::path::Path) -> Server {
+/// The `civis serve` command on `database` at `listen`, with `issuer` (shared by every
+/// process of a deployment) and a data dir that must stay empty.
+fn serve_command(database: &str, listen: &str, issuer: &str, unused: &std::path::Path) -> Command {
     let mut cmd = civis();
     cmd.args([
         "serve",
@@ -98,7 +99,13 @@ fn serve(database: &str, listen: &str, issuer: &str, unused: &std::path::Path) -
     .arg("--data-dir")
     .arg(unused)
     .args(["--database-url", database]);
-    Server::spawn(cmd).unwrap_or_else(|(status, err)| panic!("not started ({status:?}):\n{err}"))
+    cmd
+}
+
+/// [`serve_command`], started.
+fn serve(database: &str, listen: &str, issuer: &str, unused: &std::path::Path) -> Server {
+    Server::spawn(serve_command(database, listen, issuer, unused))
+        .unwrap_or_else(|(status, err)| panic!("not started ({status:?}):\n{err}"))
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {
@@ -546,7 +553,7 @@ impl Cluster {
     fn start() -> Option<Self> {
         TestDb::create()?;
         let dir = tempdir();
-        let out = std::process::Command::new(Self::SCRIPT)
+        let out = Command::new(Self::SCRIPT)
             .arg("start")
             .arg(dir.path())
             .output()
@@ -562,7 +569,7 @@ impl Cluster {
 
     /// Kills the server (no shutdown: crash recovery follows) and starts it again.
     fn crash(&self) {
-        let status = std::process::Command::new(Self::SCRIPT)
+        let status = Command::new(Self::SCRIPT)
             .arg("crash")
             .arg(self.dir.path())
             .status()
@@ -585,7 +592,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = std::process::Command::new(Self::SCRIPT)
+        let _ = Command::new(Self::SCRIPT)
             .arg("stop")
             .arg(self.dir.path())
             .status();
@@ -606,19 +613,8 @@ async fn over_verified_tls_a_database_crashed_under_load_loses_no_acknowledged_w
     let ca = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
     std::fs::write(&other_ca, ca.cert.pem()).unwrap();
     let listen = free_addr();
-    let mut cmd = civis();
-    cmd.args([
-        "serve",
-        "--plain-http",
-        "--listen",
-        &listen,
-        "--issuer",
-        &issuer(&listen),
-    ])
-    .arg("--data-dir")
-    .arg(unused.path())
-    .args(["--database-url", &cluster.tls_url(), "--database-ca"])
-    .arg(&other_ca);
+    let mut cmd = serve_command(&cluster.tls_url(), &listen, &issuer(&listen), unused.path());
+    cmd.arg("--database-ca").arg(&other_ca);
     match Server::spawn(cmd) {
         Ok(_) => panic!("served on a database whose certificate it cannot verify"),
         Err((status, err)) => {
@@ -629,23 +625,8 @@ async fn over_verified_tls_a_database_crashed_under_load_loses_no_acknowledged_w
 
     // With the cluster's own CA it serves over TLS.
     let listen = free_addr();
-    let mut cmd = civis();
-    cmd.args([
-        "serve",
-        "--plain-http",
-        "--listen",
-        &listen,
-        "--issuer",
-        &issuer(&listen),
-    ])
-    .arg("--data-dir")
-    .arg(unused.path())
-    .args([
-        "--database-url",
-        &cluster.tls_url(),
-        "--database-ca",
-        &cluster.ca(),
-    ]);
+    let mut cmd = serve_command(&cluster.tls_url(), &listen, &issuer(&listen), unused.path());
+    cmd.args(["--database-ca", &cluster.ca()]);
     let server = Server::spawn(cmd).unwrap_or_else(|(s, err)| panic!("{s:?}: {err}"));
     let before = server.register_citizen("CRASH-0001").await;
 
