@@ -196,23 +196,13 @@ impl Entry {
         }
     }
 
-    /// Appends it to the log in `tx` (numbered there on a serial backend, else queued for
-    /// [`settle`]).
+    /// Appends it to the log in `tx` (queued there; [`settle`] numbers it).
     ///
     /// # Errors
     /// Storage errors (the caller's transaction then aborts).
     pub fn append(&self, tx: &mut Tx<'_>) -> std::result::Result<(), StoreError> {
         tx.audit()
             .append(&self.bytes, self.subject.as_deref(), self.at)
-    }
-
-    /// Queues it in `tx` whatever the backend ([`Appender`]'s batches of nothing else).
-    ///
-    /// # Errors
-    /// Storage errors (the caller's transaction then aborts).
-    pub fn queue(&self, tx: &mut Tx<'_>) -> std::result::Result<(), StoreError> {
-        tx.audit()
-            .queue(&self.bytes, self.subject.as_deref(), self.at)
     }
 
     /// The exact bytes.
@@ -258,7 +248,7 @@ impl Appender {
                         }
                     }
                     let appended = store
-                        .transact(|tx| batch.iter().try_for_each(|(entry, _)| entry.queue(tx)));
+                        .transact(|tx| batch.iter().try_for_each(|(entry, _)| entry.append(tx)));
                     match appended {
                         Ok(()) => {
                             for (_, answer) in batch {

@@ -12,11 +12,8 @@
 //! On a backend that runs one transaction at a time (sled, [`super::Backend::serial`])
 //! there is nothing to conflict with, and queueing would only write and move every entry
 //! twice: the action's transaction numbers its entry at once (entry, subject index, `next`).
-//! Only transactions that write nothing but entries (the `client_credentials` appender's
-//! batches) still queue them there ([`Audit::queue`]): one tree in one sled batch costs far
-//! less than a sled transaction over the three trees numbering touches. Queued entries are
-//! numbered before anything is listed or integrated; the service integrates before its
-//! first request.
+//! A queue left by another backend is still numbered before anything is listed or
+//! integrated, which the service does before its first request.
 //!
 //! Entries are kept as the exact bytes that are hashed (no version envelope: the log's
 //! promise is that those bytes never change); the entry JSON itself names its `event`.
@@ -195,17 +192,6 @@ impl Audit<&mut Tx<'_>> {
                 .put_raw(AUDIT_STATE, NEXT, next.to_be_bytes().to_vec());
             return Ok(());
         }
-        self.queue(entry, subject, at)
-    }
-
-    /// Queues one entry whatever the backend: for a transaction that writes nothing but
-    /// entries (the appender's batches), where one tree written in one batch costs sled
-    /// far less than the three trees numbering touches; the integrator numbers them later,
-    /// a thousand per transaction.
-    ///
-    /// # Errors
-    /// [`StoreError::Corrupt`] for a subject longer than 65 535 bytes.
-    pub fn queue(&mut self, entry: &[u8], subject: Option<&str>, at: u64) -> Result<()> {
         // New by construction, so no read: the transaction's tag is unique, and the
         // position orders and separates its own entries.
         let position = u32::try_from(self.0.staged_len(AUDIT_QUEUE)).unwrap_or(u32::MAX);

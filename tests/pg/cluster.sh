@@ -17,8 +17,9 @@ as_owner() {
 
 case "$cmd" in
 start)
-  if [ -z "$(bindir)" ]; then
-    { apt-get install -y postgresql || { apt-get update && apt-get install -y postgresql; }; } >&2
+  if [ -z "$(bindir)" ] || ! command -v openssl >/dev/null; then
+    { apt-get install -y postgresql openssl ||
+      { apt-get update && apt-get install -y postgresql openssl; }; } >&2
   fi
   bin=$(bindir)
   mkdir -p "$dir"
