@@ -8,6 +8,7 @@
 pub mod cades;
 pub mod certificate;
 pub mod digest;
+pub mod dpop;
 mod format;
 pub mod jades;
 pub mod jwt;

@@ -13,7 +13,7 @@ use super::error::{Problem, Result};
 use super::extract::{Admin, ApiJson};
 use super::state::AppState;
 use crate::domain::DomainError;
-use crate::domain::clients::{Client, NewClient};
+use crate::domain::clients::{Client, NewClient, PROFILE_FAPI2};
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
@@ -46,6 +46,17 @@ pub struct CreateClient {
     pub subject_type: Option<String>,
     /// Default `["authorization_code", "refresh_token"]`; also `client_credentials`.
     pub grant_types: Option<Vec<String>>,
+    /// RFC 9126: `/authorize` only with a `request_uri` from the PAR endpoint.
+    pub require_pushed_authorization_requests: Option<bool>,
+    /// RFC 9449: every token request carries a DPoP proof; tokens are bound to its key.
+    pub dpop_bound_access_tokens: Option<bool>,
+    /// Back-channel logout receiver: https, or http on loopback hosts.
+    pub backchannel_logout_uri: Option<String>,
+    /// The receiver needs `sid` in logout tokens (civis always sends it).
+    pub backchannel_logout_session_required: Option<bool>,
+    /// `fapi2`: the FAPI 2.0 Security Profile (PAR, DPoP, `private_key_jwt`, ES256, short
+    /// codes). Implies the two flags above.
+    pub profile: Option<String>,
 }
 
 /// A client's registration as stored (never its secret).
@@ -74,6 +85,18 @@ pub struct ClientView {
     /// When registered (RFC 3339).
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Whether `/authorize` needs a pushed request.
+    pub require_pushed_authorization_requests: bool,
+    /// Whether tokens must be DPoP-bound.
+    pub dpop_bound_access_tokens: bool,
+    /// Back-channel logout receiver.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether the receiver needs `sid`.
+    pub backchannel_logout_session_required: bool,
+    /// `fapi2` when the client is held to that profile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 impl From<Client> for ClientView {
@@ -93,6 +116,11 @@ impl From<Client> for ClientView {
             post_logout_redirect_uris: c.post_logout_redirect_uris,
             jwks: c.jwks,
             created_at: c.created_at,
+            require_pushed_authorization_requests: c.security.require_par,
+            dpop_bound_access_tokens: c.security.dpop_bound,
+            backchannel_logout_session_required: c.security.backchannel_logout_session_required,
+            profile: c.security.fapi2.then(|| PROFILE_FAPI2.to_owned()),
+            backchannel_logout_uri: c.security.backchannel_logout_uri,
         }
     }
 }
@@ -129,6 +157,11 @@ pub async fn create_client(
         scope: body.scope,
         subject_type: body.subject_type,
         grant_types: body.grant_types,
+        require_pushed_authorization_requests: body.require_pushed_authorization_requests,
+        dpop_bound_access_tokens: body.dpop_bound_access_tokens,
+        backchannel_logout_uri: body.backchannel_logout_uri,
+        backchannel_logout_session_required: body.backchannel_logout_session_required,
+        profile: body.profile,
     };
     let (client, secret) = state
         .run(move |s| s.clients().register(input, s.now()))

@@ -102,7 +102,7 @@ fn authorize(state: &AppState, headers: &HeaderMap, p: AuthorizeParams) -> Respo
         Err(e) => return ApiError::from(e).into_response(),
     };
     let prov = state.provider();
-    let pending = match prov.validate_authorization(&p, client.as_ref(), now) {
+    let pending = match prov.authorization_request(&p, client.as_ref(), now) {
         Ok(p) => p,
         Err(e) => return authorize_error(state, e),
     };

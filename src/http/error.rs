@@ -278,6 +278,12 @@ pub enum OAuthErrorCode {
     ServerError,
     /// 503: the database cannot be reached now; the same request may succeed later.
     TemporarilyUnavailable,
+    /// RFC 9449: the DPoP proof is missing where required, malformed or wrong.
+    InvalidDpopProof,
+    /// RFC 9449 §8: retry with the server nonce from the `DPoP-Nonce` header.
+    UseDpopNonce,
+    /// RFC 9126 / RFC 9101: the `request_uri` is unknown, used, expired or another client's.
+    InvalidRequestUri,
 }
 
 /// An error on an OAuth endpoint, rendered as `{"error", "error_description"}`.
@@ -303,6 +309,9 @@ impl IntoResponse for OAuthError {
             C::TemporarilyUnavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
             }
+            C::InvalidDpopProof => (StatusCode::BAD_REQUEST, "invalid_dpop_proof"),
+            C::UseDpopNonce => (StatusCode::BAD_REQUEST, "use_dpop_nonce"),
+            C::InvalidRequestUri => (StatusCode::BAD_REQUEST, "invalid_request_uri"),
         };
         let mut body = serde_json::json!({ "error": code });
         if let Some(d) = self.description {
@@ -330,6 +339,23 @@ impl OAuthError {
     }
 }
 
+impl From<crate::domain::oidc::dpop::DpopError> for OAuthError {
+    fn from(e: crate::domain::oidc::dpop::DpopError) -> Self {
+        use crate::domain::oidc::dpop::DpopError as D;
+        match e {
+            D::Invalid(why) => {
+                tracing::info!(reason = %why, "DPoP proof refused");
+                Self::new(OAuthErrorCode::InvalidDpopProof, why)
+            }
+            D::UseNonce => Self::new(
+                OAuthErrorCode::UseDpopNonce,
+                "the DPoP proof must carry the nonce in the DPoP-Nonce header",
+            ),
+            D::Internal(e) => Self::from(e),
+        }
+    }
+}
+
 impl From<crate::domain::oidc::grants::TokenError> for OAuthError {
     fn from(e: crate::domain::oidc::grants::TokenError) -> Self {
         use crate::domain::oidc::grants::TokenError as T;
@@ -342,6 +368,7 @@ impl From<crate::domain::oidc::grants::TokenError> for OAuthError {
                 "unsupported grant_type",
             ),
             T::InvalidScope(d) => Self::new(OAuthErrorCode::InvalidScope, d),
+            T::Dpop(e) => Self::from(e),
             T::Internal(e) => Self::from(e),
         }
     }
@@ -381,6 +408,16 @@ pub enum BearerError {
         /// What kind of token it needs, for `error_description`.
         detail: &'static str,
     },
+    /// 401 with a `DPoP` challenge (RFC 9449 §7.1): `invalid_token` (a bound token presented
+    /// without its proof, or an unbound one with the DPoP scheme) or `invalid_dpop_proof`.
+    Dpop {
+        /// The error code.
+        error: &'static str,
+        /// Why, for the client and the log (never the token).
+        why: String,
+    },
+    /// 401 `use_dpop_nonce`, with this nonce in `DPoP-Nonce` (RFC 9449 §9).
+    UseDpopNonce(String),
     /// 500, logged.
     Internal(DomainError),
 }
@@ -411,6 +448,31 @@ impl IntoResponse for BearerError {
                 format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\""),
                 serde_json::json!({"error": "insufficient_scope", "error_description": detail}),
             ),
+            Self::Dpop { error, why } => {
+                tracing::info!(reason = %why, "DPoP-bound request refused");
+                (
+                    StatusCode::UNAUTHORIZED,
+                    format!("DPoP error=\"{error}\", algs=\"ES256\""),
+                    serde_json::json!({"error": error, "error_description": why}),
+                )
+            }
+            Self::UseDpopNonce(nonce) => {
+                let mut resp = (
+                    StatusCode::UNAUTHORIZED,
+                    axum::Json(serde_json::json!({"error": "use_dpop_nonce",
+                        "error_description": "the DPoP proof must carry the nonce in DPoP-Nonce"})),
+                )
+                    .into_response();
+                let h = resp.headers_mut();
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("DPoP error=\"use_dpop_nonce\", algs=\"ES256\""),
+                );
+                if let Ok(v) = HeaderValue::from_str(&nonce) {
+                    h.insert("dpop-nonce", v);
+                }
+                return resp;
+            }
             Self::Internal(e) => return OAuthError::from(e).into_response(),
         };
         let mut resp = (status, axum::Json(body)).into_response();

@@ -1,5 +1,6 @@
 //! HTTP: the only layer that knows axum. Read [`router`] to see where every request goes.
 
+mod access;
 pub mod admin;
 pub mod admin_clients;
 pub mod admin_signing;

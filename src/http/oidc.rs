@@ -22,6 +22,9 @@ use super::state::AppState;
 use super::{authorize, logout};
 use crate::domain::DomainError;
 use crate::domain::clients::Client;
+use crate::domain::oidc::authorize::AuthorizeParams;
+use crate::domain::oidc::grants::TokenError;
+use crate::domain::oidc::pushed::PushError;
 use crate::domain::oidc::{ACR_HIGH, ACR_SUBSTANTIAL, SCOPES};
 use crate::domain::passkeys::{Session, session_hash};
 
@@ -40,6 +43,7 @@ pub fn router() -> Router<AppState> {
             "/session/consents/{client_id}",
             axum::routing::delete(authorize::withdraw_consent),
         )
+        .route("/par", post(par))
         .route("/token", post(token))
         .route("/userinfo", get(userinfo).post(userinfo))
         .route("/introspect", post(introspect))
@@ -90,6 +94,9 @@ async fn discovery(State(state): State<AppState>) -> Response {
         "introspection_endpoint": format!("{i}/introspect"),
         "revocation_endpoint": format!("{i}/revoke"),
         "end_session_endpoint": format!("{i}/end_session"),
+        "pushed_authorization_request_endpoint": format!("{i}/par"),
+        "require_pushed_authorization_requests": false,
+        "dpop_signing_alg_values_supported": ["ES256"],
         "scopes_supported": scopes,
         "claims_supported": claims,
         "response_types_supported": ["code"],
@@ -273,8 +280,12 @@ fn authenticate(
     headers: &HeaderMap,
     form: &HashMap<String, String>,
 ) -> Result<Client, Box<Response>> {
-    let token_url = format!("{}/token", state.issuer);
-    let audiences = [token_url.as_str(), &*state.issuer];
+    // RFC 7523 §3 and RFC 9126 §2: the endpoint's URL or the issuer (FAPI 2.0 §5.3.2.1
+    // asks that the issuer be accepted) — one list for the token, PAR, introspection and
+    // revocation endpoints: an assertion's jti is spent wherever it is used first.
+    let token_url = token_url(state);
+    let par_url = format!("{}/par", state.issuer);
+    let audiences = [token_url.as_str(), &par_url, &*state.issuer];
     authenticate_client(state, client, headers, form, &audiences)
         .map_err(|e| Box::new(e.into_response()))
 }
@@ -285,21 +296,112 @@ async fn token(State(state): State<AppState>, req: OAuthRequest) -> Response {
         headers,
         form,
     } = req;
-    if form
-        .get("grant_type")
-        .is_some_and(|g| g == "client_credentials")
+    let proof = match dpop_header(&headers) {
+        Ok(p) => p,
+        Err(refused) => return *refused,
+    };
+    if proof.is_none()
+        && form
+            .get("grant_type")
+            .is_some_and(|g| g == "client_credentials")
     {
         return client_credentials(state, client, headers, form).await;
     }
-    // The other grants read and write the store (their audit entry with the rest).
+    // The other grants, and any grant with a DPoP proof (whose jti is spent), read and
+    // write the store.
+    let with_proof = proof.is_some();
+    let resp = state
+        .run(move |s| token_answer(s, client, &headers, &form, proof.as_deref()))
+        .await;
+    with_dpop_nonce(&state, resp, with_proof)
+}
+
+/// The single `DPoP` header of a request, if any (RFC 9449 §4.3: more than one is refused).
+pub(super) fn dpop_header(headers: &HeaderMap) -> Result<Option<String>, Box<Response>> {
+    let mut all = headers.get_all("dpop").iter();
+    let (first, second) = (all.next(), all.next());
+    let refuse = |why: &str| {
+        Box::new(OAuthError::new(OAuthErrorCode::InvalidDpopProof, why).into_response())
+    };
+    match (first, second) {
+        (None, _) => Ok(None),
+        (Some(_), Some(_)) => Err(refuse("send one DPoP header")),
+        (Some(v), None) => v
+            .to_str()
+            .map(|p| Some(p.to_owned()))
+            .map_err(|_| refuse("the DPoP header is not a JWT")),
+    }
+}
+
+/// Adds the current server nonce to an answer to a request that used DPoP (or was told to),
+/// so that the client's next proof can carry it (RFC 9449 §8).
+pub(super) fn with_dpop_nonce(state: &AppState, mut resp: Response, used_dpop: bool) -> Response {
+    let told = resp
+        .headers()
+        .get(header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("use_dpop_nonce"));
+    if (used_dpop || told)
+        && let Ok(v) = HeaderValue::from_str(&state.provider().dpop_nonce(state.now()))
+    {
+        resp.headers_mut().insert("dpop-nonce", v);
+    }
+    resp
+}
+
+/// The pushed authorization request endpoint (RFC 9126): the client authenticates as at the
+/// token endpoint; the request is checked with the authorization endpoint's rules and kept
+/// under a `request_uri` for [`crate::domain::oidc::pushed::PUSHED_TTL`].
+async fn par(State(state): State<AppState>, req: OAuthRequest) -> Response {
+    let OAuthRequest {
+        client,
+        headers,
+        form,
+    } = req;
     state
-        .run(move |s| token_answer(s, client, &headers, &form))
+        .run(move |s| {
+            let client = match authenticate(s, client, &headers, &form) {
+                Ok(c) => c,
+                Err(r) => return *r,
+            };
+            let params: AuthorizeParams = match serde_json::to_value(&form)
+                .and_then(serde_json::from_value)
+            {
+                Ok(p) => p,
+                Err(_) => {
+                    return OAuthError::new(OAuthErrorCode::InvalidRequest, "malformed parameters")
+                        .into_response();
+                }
+            };
+            match s.provider().push_authorization(&client, &params, s.now()) {
+                Ok(pushed) => (
+                    StatusCode::CREATED,
+                    axum::Json(json!({
+                        "request_uri": pushed.request_uri,
+                        "expires_in": pushed.expires_in,
+                    })),
+                )
+                    .into_response(),
+                Err(PushError::Invalid { error, description }) => (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"error": error, "error_description": description})),
+                )
+                    .into_response(),
+                Err(PushError::Internal(e)) => OAuthError::from(e).into_response(),
+            }
+        })
         .await
 }
 
-/// `client_credentials`: the client is authenticated and the request checked in place (a
-/// cached client needs no storage), the token's audit entry waits in the appender's queue
-/// without holding a thread until it is on disk, and only then is the token signed.
+/// The token endpoint's URL, which DPoP proofs there name as `htu`.
+fn token_url(state: &AppState) -> String {
+    format!("{}/token", state.issuer)
+}
+
+/// `client_credentials` without DPoP: the client is authenticated and the request checked
+/// in place (a cached client needs no storage), the token's audit entry waits in the
+/// appender's queue without holding a thread until it is on disk, and only then is the
+/// token signed.
 async fn client_credentials(
     state: AppState,
     client_ip: IpAddr,
@@ -310,10 +412,14 @@ async fn client_credentials(
         .run_inline_first(move |s| {
             let now = s.now();
             let client = authenticate(s, client_ip, &headers, &form)?;
-            s.provider()
-                .client_credentials_entry(&client, form.get("scope").map(String::as_str), now)
+            let refuse = |e: TokenError| Box::new(OAuthError::from(e).into_response());
+            let prov = s.provider();
+            // No proof: refused here if the client must use DPoP (no storage touched).
+            prov.token_binding(&client, None, "", now)
+                .map_err(|e| refuse(e.into()))?;
+            prov.client_credentials_entry(&client, form.get("scope").map(String::as_str), now)
                 .map(|(scopes, entry)| (client, scopes, entry, now))
-                .map_err(|e| Box::new(OAuthError::from(e).into_response()))
+                .map_err(refuse)
         })
         .await;
     let (client, scopes, entry, now) = match checked {
@@ -321,12 +427,12 @@ async fn client_credentials(
         Err(refused) => return *refused,
     };
     if let Err(e) = state.audit_appender.append(entry).await {
-        let e = crate::domain::oidc::grants::TokenError::Internal(e.into());
+        let e = TokenError::Internal(e.into());
         return OAuthError::from(e).into_response();
     }
     match state
         .provider()
-        .client_credentials_token(&client, &scopes, now)
+        .client_credentials_token(&client, &scopes, None, now)
     {
         Ok(t) => {
             state.metrics.tokens.inc();
@@ -341,6 +447,7 @@ fn token_answer(
     client_ip: IpAddr,
     headers: &HeaderMap,
     form: &HashMap<String, String>,
+    proof: Option<&str>,
 ) -> Response {
     let now = state.now();
     let client = match authenticate(state, client_ip, headers, form) {
@@ -349,21 +456,30 @@ fn token_answer(
     };
     let get = |k: &str| form.get(k).map(String::as_str);
     let prov = state.provider();
-    let result = match get("grant_type") {
-        Some("authorization_code") => prov.exchange_code(
-            &client,
-            get("code"),
-            get("redirect_uri"),
-            get("code_verifier"),
-            now,
-        ),
-        Some("refresh_token") => prov.refresh(&client, get("refresh_token"), get("scope"), now),
-        Some("client_credentials") => prov.client_credentials(&client, get("scope"), now),
-        None => Err(crate::domain::oidc::grants::TokenError::InvalidRequest(
-            "grant_type is required",
-        )),
-        Some(_) => Err(crate::domain::oidc::grants::TokenError::UnsupportedGrantType),
-    };
+    let result = prov
+        .token_binding(&client, proof, &token_url(state), now)
+        .map_err(TokenError::from)
+        .and_then(|jkt| {
+            let jkt = jkt.as_deref();
+            match get("grant_type") {
+                Some("authorization_code") => prov.exchange_code(
+                    &client,
+                    get("code"),
+                    get("redirect_uri"),
+                    get("code_verifier"),
+                    jkt,
+                    now,
+                ),
+                Some("refresh_token") => {
+                    prov.refresh(&client, get("refresh_token"), get("scope"), jkt, now)
+                }
+                Some("client_credentials") => {
+                    prov.client_credentials(&client, get("scope"), jkt, now)
+                }
+                None => Err(TokenError::InvalidRequest("grant_type is required")),
+                Some(_) => Err(TokenError::UnsupportedGrantType),
+            }
+        });
     match result {
         Ok(t) => {
             state.metrics.tokens.inc();
@@ -373,48 +489,27 @@ fn token_answer(
     }
 }
 
-/// The bearer token of a resource request: `Authorization: Bearer` or, for POST, the
-/// `access_token` form field (RFC 6750 §2.1, §2.2) — never both.
-pub(super) fn bearer(
-    headers: &HeaderMap,
-    form: Option<&HashMap<String, String>>,
-) -> Result<String, BearerError> {
-    let header_token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim().to_owned());
-    let form_token = form.and_then(|f| f.get("access_token").cloned());
-    match (header_token, form_token) {
-        (Some(_), Some(_)) => Err(BearerError::Invalid("token sent twice".into())),
-        (Some(t), None) | (None, Some(t)) if !t.is_empty() => Ok(t),
-        _ => Err(BearerError::Missing),
-    }
-}
-
-async fn userinfo(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn userinfo(
+    State(state): State<AppState>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let form: Option<HashMap<String, String>> =
         (!body.is_empty()).then(|| url::form_urlencoded::parse(&body).into_owned().collect());
-    let token = match bearer(&headers, form.as_ref()) {
+    let token = match super::access::presented(&headers, form.as_ref()) {
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
     let result = state
         .run(move |s| {
-            let prov = s.provider();
-            let claims = prov
-                .verify_access_token(&token, s.now())
-                .map_err(|e| match e {
-                    crate::domain::oidc::verify::InvalidToken::Internal(d) => {
-                        BearerError::Internal(d)
-                    }
-                    other => BearerError::Invalid(other.to_string()),
-                })?;
+            let claims = super::access::verify(s, &token, method.as_str(), "/userinfo")?;
             if claims.gid.is_none() || !claims.scope.split(' ').any(|s| s == "openid") {
                 return Err(BearerError::InsufficientScope("openid"));
             }
-            prov.userinfo(&claims).map_err(BearerError::Internal)
+            s.provider()
+                .userinfo(&claims)
+                .map_err(BearerError::Internal)
         })
         .await;
     match result {

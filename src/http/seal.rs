@@ -17,7 +17,6 @@ use super::error::{BearerError, Problem, Result};
 use super::extract::ApiJson;
 use super::state::AppState;
 use crate::domain::DomainError;
-use crate::domain::oidc::verify::InvalidToken;
 use crate::domain::signing::documents::{self, DocumentInput};
 use crate::domain::signing::{MAX_SEAL_DOCUMENTS, Signed};
 
@@ -45,16 +44,11 @@ impl FromRequestParts<AppState> for SealingClient {
     type Rejection = BearerError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, BearerError> {
-        let token = super::oidc::bearer(&parts.headers, None)?;
+        let token = super::access::presented(&parts.headers, None)?;
+        let (method, path) = (parts.method.clone(), parts.uri.path().to_owned());
         state
             .run(move |s| {
-                let claims =
-                    s.provider()
-                        .verify_access_token(&token, s.now())
-                        .map_err(|e| match e {
-                            InvalidToken::Internal(d) => BearerError::Internal(d),
-                            other => BearerError::Invalid(other.to_string()),
-                        })?;
+                let claims = super::access::verify(s, &token, method.as_str(), &path)?;
                 if claims.gid.is_some() {
                     return Err(BearerError::WrongKind {
                         scope: "seal",

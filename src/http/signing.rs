@@ -10,11 +10,11 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::access::Presented;
 use super::error::{ApiError, BearerError, Problem};
 use super::extract::ApiJson;
 use super::state::AppState;
 use crate::domain::DomainError;
-use crate::domain::oidc::verify::InvalidToken;
 use crate::domain::signing::evidence;
 use crate::domain::signing::requests::{NewRequest, SignRequest};
 
@@ -83,25 +83,15 @@ pub struct RequestView {
     pub signatures: Vec<SignatureOut>,
 }
 
-fn bearer_token(headers: &HeaderMap) -> Result<String, BearerError> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(s, t)| s.eq_ignore_ascii_case("bearer") && !t.trim().is_empty())
-        .map(|(_, t)| t.trim().to_owned())
-        .ok_or(BearerError::Missing)
+/// The method and path of a request, which a DPoP proof names.
+struct Uri<'a> {
+    method: &'a str,
+    path: &'a str,
 }
 
 /// The citizen behind an access token with scope `sign` (on the blocking pool).
-fn official_of(state: &AppState, token: &str) -> Result<String, BearerError> {
-    let prov = state.provider();
-    let claims = prov
-        .verify_access_token(token, state.now())
-        .map_err(|e| match e {
-            InvalidToken::Internal(d) => BearerError::Internal(d),
-            other => BearerError::Invalid(other.to_string()),
-        })?;
+fn official_of(state: &AppState, token: &Presented, request: &Uri) -> Result<String, BearerError> {
+    let claims = super::access::verify(state, token, request.method, request.path)?;
     let Some(gid) = claims.gid.as_deref() else {
         return Err(BearerError::InsufficientScope("sign"));
     };
@@ -172,11 +162,12 @@ fn view(r: &SignRequest, now: OffsetDateTime) -> RequestView {
         (status = 422, body = Problem, description = "Every bad field named")))]
 pub async fn create_request(
     State(state): State<AppState>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Result<ApiJson<CreateRequest>, ApiError>,
 ) -> Response {
     // Authentication first: a caller without a token learns nothing about the body's shape.
-    let token = match bearer_token(&headers) {
+    let token = match super::access::presented(&headers, None) {
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
@@ -195,7 +186,11 @@ pub async fn create_request(
     let issuer = state.issuer.clone();
     let result = state
         .run(move |s| -> Result<SignRequest, Failure> {
-            let citizen = official_of(s, &token)?;
+            let at = Uri {
+                method: "POST",
+                path: uri.path(),
+            };
+            let citizen = official_of(s, &token, &at)?;
             Ok(s.pki().create_request(&citizen, &input, s.now())?)
         })
         .await;
@@ -224,16 +219,21 @@ pub async fn create_request(
         (status = 404, body = Problem, description = "Unknown, or another official's")))]
 pub async fn get_request(
     State(state): State<AppState>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let token = match bearer_token(&headers) {
+    let token = match super::access::presented(&headers, None) {
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
     let result = state
         .run(move |s| -> Result<RequestView, Failure> {
-            let citizen = official_of(s, &token)?;
+            let at = Uri {
+                method: "GET",
+                path: uri.path(),
+            };
+            let citizen = official_of(s, &token, &at)?;
             let now = s.now();
             Ok(view(&s.pki().request_of(&citizen, &id)?, now))
         })
@@ -254,20 +254,25 @@ pub async fn get_request(
         (status = 404, body = Problem, description = "Unknown, another official's, or not signed (yet)")))]
 pub async fn get_evidence(
     State(state): State<AppState>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let token = match bearer_token(&headers) {
+    let token = match super::access::presented(&headers, None) {
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
-    let admin = state.keys.admin_token.matches(token.as_bytes());
+    let admin = state.keys.admin_token.matches(token.token().as_bytes());
     let result = state
         .run(move |s| -> Result<serde_json::Value, Failure> {
             let request = if admin {
                 s.pki().request(&id)?
             } else {
-                s.pki().request_of(&official_of(s, &token)?, &id)?
+                let at = Uri {
+                    method: "GET",
+                    path: uri.path(),
+                };
+                s.pki().request_of(&official_of(s, &token, &at)?, &id)?
             };
             evidence::bundle(&request).ok_or_else(|| DomainError::NotFound("signed request").into())
         })

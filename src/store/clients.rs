@@ -11,7 +11,9 @@ use super::record::{Record, printable_key};
 use super::tx::Read;
 use super::{Result, Store, StoreError, Tx};
 use crate::crypto::digest::{hex, unhex32};
-use crate::domain::clients::{AuthMethod, Client, GrantType, SecretHash, SubjectType};
+use crate::domain::clients::{
+    AuthMethod, Client, GrantType, PROFILE_FAPI2, SecretHash, Security, SubjectType,
+};
 
 /// Tree of agency clients by client id.
 pub const CLIENTS: &str = "clients";
@@ -19,11 +21,30 @@ pub const CLIENTS: &str = "clients";
 /// base64url, so the first `:` separates), each kept until its assertion expires.
 pub const CLIENT_ASSERTION_JTIS: &str = "client_assertion_jtis";
 
+/// A client is written as v1 when its security profile is the default, so that a build from
+/// before v2 still reads it; a client with a profile is v2, which such a build refuses to
+/// read rather than serve without the profile's rules.
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "v", content = "data")]
 enum StoredClient {
     #[serde(rename = "1")]
     V1(ClientV1),
+    #[serde(rename = "2")]
+    V2 {
+        #[serde(flatten)]
+        client: ClientV1,
+        security: SecurityV2,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct SecurityV2 {
+    require_pushed_authorization_requests: bool,
+    dpop_bound_access_tokens: bool,
+    backchannel_logout_uri: Option<String>,
+    backchannel_logout_session_required: bool,
+    /// `fapi2` or none.
+    profile: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -49,7 +70,7 @@ struct ClientV1 {
 
 impl Record for StoredClient {
     const TREE: &'static str = CLIENTS;
-    const VERSIONS: &'static [&'static str] = &["1"];
+    const VERSIONS: &'static [&'static str] = &["1", "2"];
 }
 
 #[derive(Serialize, Deserialize)]
@@ -70,7 +91,7 @@ impl Record for StoredAssertionJti {
 
 impl From<&Client> for StoredClient {
     fn from(c: &Client) -> Self {
-        Self::V1(ClientV1 {
+        let client = ClientV1 {
             id: c.id.clone(),
             name: c.name.clone(),
             redirect_uris: c.redirect_uris.clone(),
@@ -87,13 +108,30 @@ impl From<&Client> for StoredClient {
                 .collect(),
             created_at: c.created_at,
             secret_hash: c.secret_hash.as_ref().map(|h| hex(&h.0)),
-        })
+        };
+        let s = &c.security;
+        if *s == Security::default() {
+            return Self::V1(client);
+        }
+        Self::V2 {
+            client,
+            security: SecurityV2 {
+                require_pushed_authorization_requests: s.require_par,
+                dpop_bound_access_tokens: s.dpop_bound,
+                backchannel_logout_uri: s.backchannel_logout_uri.clone(),
+                backchannel_logout_session_required: s.backchannel_logout_session_required,
+                profile: s.fapi2.then(|| PROFILE_FAPI2.to_owned()),
+            },
+        }
     }
 }
 
 impl StoredClient {
     fn into_domain(self, key: &[u8]) -> Result<Client> {
-        let Self::V1(c) = self;
+        let (c, security) = match self {
+            Self::V1(c) => (c, None),
+            Self::V2 { client, security } => (client, Some(security)),
+        };
         let corrupt = |reason: String| StoreError::Corrupt {
             tree: CLIENTS,
             key: printable_key(key),
@@ -114,7 +152,22 @@ impl StoredClient {
                 unhex32(h).ok_or_else(|| corrupt("malformed secret hash".into()))?,
             )),
         };
+        let security = match security {
+            None => Security::default(),
+            Some(s) => Security {
+                require_par: s.require_pushed_authorization_requests,
+                dpop_bound: s.dpop_bound_access_tokens,
+                backchannel_logout_uri: s.backchannel_logout_uri,
+                backchannel_logout_session_required: s.backchannel_logout_session_required,
+                fapi2: match s.profile.as_deref() {
+                    None => false,
+                    Some(PROFILE_FAPI2) => true,
+                    Some(p) => return Err(corrupt(format!("unknown profile {p:?}"))),
+                },
+            },
+        };
         Ok(Client {
+            security,
             id: c.id,
             name: c.name,
             redirect_uris: c.redirect_uris,

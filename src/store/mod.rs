@@ -189,6 +189,17 @@ pub const TREES: &[TreeSpec] = &[
         name: oidc::REVOKED_JTIS,
         durable: true,
     },
+    // A proof forgotten in a crash could be replayed within its minute after the restart;
+    // the token it could get is bound to a key the replayer does not hold.
+    TreeSpec {
+        name: oidc::DPOP_PROOFS,
+        durable: false,
+    },
+    // A pushed request lost in a crash is simply pushed again.
+    TreeSpec {
+        name: oidc::PUSHED_REQUESTS,
+        durable: false,
+    },
     TreeSpec {
         name: SIGNING_KEYS,
         durable: true,

@@ -30,6 +30,11 @@ pub const REFRESH_TOKENS: &str = "refresh_tokens";
 pub const CONSENTS: &str = "consents";
 /// Revoked stand-alone access tokens (client credentials) by `jti`.
 pub const REVOKED_JTIS: &str = "revoked_jtis";
+/// Tree of spent DPoP proofs, by a hash of key thumbprint and `jti`, kept while the proof
+/// could still be accepted.
+pub const DPOP_PROOFS: &str = "dpop_proofs";
+/// Tree of pushed authorization requests (RFC 9126), by the hash of their `request_uri`.
+pub const PUSHED_REQUESTS: &str = "pushed_requests";
 
 /// How long a used-code marker is kept to recognise a replay.
 pub const USED_CODE_TTL: time::Duration = time::Duration::days(1);
@@ -584,6 +589,7 @@ impl RefreshTokenV1 {
             expires_at: self.expires_at,
             spent_at: self.spent_at,
             grace_response,
+            jkt: None,
         })
     }
 }
@@ -597,9 +603,55 @@ record_v2!(
 record_v2!(StoredCode, CODES, AuthorizationCodeV1, AuthorizationCodeV2);
 record_v1!(StoredUsedCode, USED_CODES, UsedCodeV1);
 record_v2!(StoredGrant, GRANTS, GrantV1, GrantV2);
-record_v1!(StoredRefresh, REFRESH_TOKENS, RefreshTokenV1);
+/// A refresh token is v2 only when it is bound to a DPoP key (a public client's), so that a
+/// build from before v2 refuses it rather than accept it without its key.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "v", content = "data")]
+enum StoredRefresh {
+    #[serde(rename = "1")]
+    V1(RefreshTokenV1),
+    #[serde(rename = "2")]
+    V2 {
+        #[serde(flatten)]
+        token: RefreshTokenV1,
+        /// Thumbprint of the DPoP key every use must prove.
+        jkt: String,
+    },
+}
+
+impl super::record::Record for StoredRefresh {
+    const TREE: &'static str = REFRESH_TOKENS;
+    const VERSIONS: &'static [&'static str] = &["1", "2"];
+}
+
+impl From<&RefreshToken> for StoredRefresh {
+    fn from(r: &RefreshToken) -> Self {
+        match &r.jkt {
+            None => Self::V1(r.into()),
+            Some(jkt) => Self::V2 {
+                token: r.into(),
+                jkt: jkt.clone(),
+            },
+        }
+    }
+}
+
+impl StoredRefresh {
+    fn into_domain(self, key: &[u8]) -> Result<RefreshToken> {
+        match self {
+            Self::V1(r) => r.into_domain(key),
+            Self::V2 { token, jkt } => Ok(RefreshToken {
+                jkt: Some(jkt),
+                ..token.into_domain(key)?
+            }),
+        }
+    }
+}
 record_v2!(StoredConsent, CONSENTS, ConsentV1, ConsentV2);
 record_v1!(StoredRevokedJti, REVOKED_JTIS, RevokedJtiV1);
+record_v1!(StoredDpopProof, DPOP_PROOFS, RevokedJtiV1);
+// A pushed request is a pending one that no browser holds yet.
+record_v1!(StoredPushed, PUSHED_REQUESTS, PendingAuthorizationV1);
 
 fn consent_key(citizen_id: &str, client_id: &str) -> Vec<u8> {
     format!("{citizen_id}/{client_id}").into_bytes()
@@ -685,6 +737,30 @@ impl Authorizations<&mut Tx<'_>> {
             .map(StoredPending::into_domain))
     }
 
+    /// Stores a pushed authorization request by the hash of its `request_uri`, filed for
+    /// expiry.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] if the hash exists.
+    pub fn insert_pushed(&mut self, hash: &[u8; 32], p: &PendingAuthorization) -> Result<()> {
+        self.0.insert_new_expiring(
+            hex(hash).as_bytes(),
+            &StoredPushed::V1(pending_v1(p)),
+            p.expires_at,
+        )
+    }
+
+    /// Removes a pushed request and returns it (a `request_uri` is used once).
+    ///
+    /// # Errors
+    /// Decoding and backend errors.
+    pub fn take_pushed(&mut self, hash: &[u8; 32]) -> Result<Option<PendingAuthorization>> {
+        Ok(self
+            .0
+            .take::<StoredPushed>(hex(hash).as_bytes())?
+            .map(|StoredPushed::V1(p)| p.into()))
+    }
+
     /// Stores a new authorization code by hash, filed for expiry.
     ///
     /// # Errors
@@ -738,7 +814,7 @@ impl<S: Read> Grants<S> {
         let key = hex(hash);
         self.0
             .get::<StoredRefresh>(key.as_bytes())?
-            .map(|StoredRefresh::V1(r)| r.into_domain(key.as_bytes()))
+            .map(|r| r.into_domain(key.as_bytes()))
             .transpose()
     }
 
@@ -769,11 +845,8 @@ impl Grants<&mut Tx<'_>> {
 
     /// Stores or replaces a refresh token, filed for expiry.
     pub fn put_refresh_token(&mut self, hash: &[u8; 32], r: &RefreshToken) {
-        self.0.put_expiring(
-            hex(hash).as_bytes(),
-            &StoredRefresh::V1(r.into()),
-            r.expires_at,
-        );
+        self.0
+            .put_expiring(hex(hash).as_bytes(), &StoredRefresh::from(r), r.expires_at);
     }
 
     /// Marks a stand-alone access token revoked until its own expiry.
@@ -783,6 +856,21 @@ impl Grants<&mut Tx<'_>> {
             &StoredRevokedJti::V1(r.into()),
             r.expires_at,
         );
+    }
+
+    /// Spends a DPoP proof (key thumbprint and `jti`, hashed), kept until `keep_until`.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] naming [`DPOP_PROOFS`] when it was spent before (a replay).
+    pub fn spend_dpop_proof(&mut self, key: &[u8; 32], keep_until: OffsetDateTime) -> Result<()> {
+        let record = RevokedJti {
+            expires_at: keep_until,
+        };
+        self.0.insert_new_expiring(
+            hex(key).as_bytes(),
+            &StoredDpopProof::V1((&record).into()),
+            keep_until,
+        )
     }
 }
 

@@ -11,6 +11,7 @@ mod clients;
 mod clock;
 mod compat;
 mod driver;
+mod fapi;
 mod formats;
 mod foundation;
 mod interop;

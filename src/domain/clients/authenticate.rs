@@ -72,14 +72,9 @@ fn numeric_date(v: f64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp(secs).ok()
 }
 
-/// A registered JWK as a P-256 public key (other key types are skipped: registration only
-/// accepts P-256).
+/// A registered JWK as a P-256 public key (registration only accepts P-256).
 fn jwk_public_key(jwk: &serde_json::Value) -> Option<PublicKey> {
-    let coord = |n: &str| URL_SAFE_NO_PAD.decode(jwk.get(n)?.as_str()?).ok();
-    let mut point = vec![4u8];
-    point.extend(coord("x")?);
-    point.extend(coord("y")?);
-    PublicKey::p256(&point).ok()
+    crate::crypto::dpop::jwk_public_key(jwk)
 }
 
 impl Clients<'_> {

@@ -194,7 +194,33 @@ pub struct Client {
     pub created_at: OffsetDateTime,
     /// Keyed hash of the secret (`client_secret_basic` / `client_secret_post` only).
     pub(crate) secret_hash: Option<SecretHash>,
+    /// What the client is held to beyond the defaults (PAR, DPoP, FAPI 2.0) and where its
+    /// back-channel logout goes.
+    pub security: Security,
 }
+
+/// A client's security profile (CONTRACT.md §2, "Security-profile fields"). The default is
+/// what every client gets: PAR and DPoP allowed but optional, no back-channel logout.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Security {
+    /// `require_pushed_authorization_requests` (RFC 9126 §6): `/authorize` only with a
+    /// `request_uri` from `/par`.
+    pub require_par: bool,
+    /// `dpop_bound_access_tokens` (RFC 9449 §5.2): every token request carries a DPoP proof
+    /// and every token is bound to its key.
+    pub dpop_bound: bool,
+    /// `backchannel_logout_uri`: where logout tokens are posted when a session the client
+    /// received an ID token in ends.
+    pub backchannel_logout_uri: Option<String>,
+    /// `backchannel_logout_session_required`: logout tokens must carry `sid` (they always do).
+    pub backchannel_logout_session_required: bool,
+    /// `profile: "fapi2"`: the FAPI 2.0 Security Profile (implies both flags above,
+    /// `private_key_jwt`, and refuses anything the profile forbids).
+    pub fapi2: bool,
+}
+
+/// The one profile name a registration may give.
+pub const PROFILE_FAPI2: &str = "fapi2";
 
 impl Client {
     /// True when `scope` is one the client is registered for.
@@ -237,6 +263,16 @@ pub struct NewClient {
     pub subject_type: Option<String>,
     /// Default `["authorization_code", "refresh_token"]`.
     pub grant_types: Option<Vec<String>>,
+    /// `require_pushed_authorization_requests` (default false).
+    pub require_pushed_authorization_requests: Option<bool>,
+    /// `dpop_bound_access_tokens` (default false).
+    pub dpop_bound_access_tokens: Option<bool>,
+    /// `backchannel_logout_uri` (https; http only on loopback hosts).
+    pub backchannel_logout_uri: Option<String>,
+    /// `backchannel_logout_session_required` (default false).
+    pub backchannel_logout_session_required: Option<bool>,
+    /// `profile`: only `fapi2`.
+    pub profile: Option<String>,
 }
 
 /// Presented client credentials, raw from the token/introspection/revocation request.

@@ -7,7 +7,10 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use super::rules::{Errors, client_jwks, client_name, grant_list, scope_list, uri_list};
-use super::{AuthMethod, Client, Clients, DEFAULT_SCOPE, GrantType, NewClient, SubjectType};
+use super::{
+    AuthMethod, Client, Clients, DEFAULT_SCOPE, GrantType, NewClient, PROFILE_FAPI2, Security,
+    SubjectType,
+};
 use crate::domain::audit::{Actor, Entry, event};
 use crate::domain::{DomainError, Result, random_bytes};
 use crate::store::StoreError;
@@ -45,6 +48,7 @@ impl Clients<'_> {
                 Some(list) => grant_list(list),
             },
         );
+        let security = security_profile(&mut errors, &input, auth_method);
         let (redirect_uris, hosts) = uri_list(&mut errors, "redirect_uris", input.redirect_uris);
         let (post_logout_redirect_uris, _) = uri_list(
             &mut errors,
@@ -164,6 +168,7 @@ impl Clients<'_> {
             grant_types,
             created_at: now,
             secret_hash: secret.as_ref().map(|s| self.secret_hash(s)),
+            security,
         };
         let entry = Entry::new(
             event::CLIENT_REGISTERED,
@@ -176,6 +181,10 @@ impl Clients<'_> {
                 "grant_types": client.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
                 "scopes": client.scopes,
                 "redirect_uris": client.redirect_uris,
+                "require_pushed_authorization_requests": client.security.require_par,
+                "dpop_bound_access_tokens": client.security.dpop_bound,
+                "backchannel_logout_uri": client.security.backchannel_logout_uri,
+                "profile": client.security.fapi2.then_some(PROFILE_FAPI2),
             }),
             now,
             self.rng,
@@ -190,6 +199,64 @@ impl Clients<'_> {
             )),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// The security-profile fields: `profile: "fapi2"` implies PAR and DPoP (sending them as
+/// well is accepted, turning one off is refused) and needs `private_key_jwt`; a
+/// back-channel logout URI follows the redirect URI rules.
+fn security_profile(
+    errors: &mut Errors,
+    input: &NewClient,
+    auth_method: Option<AuthMethod>,
+) -> Security {
+    let fapi2 = match input.profile.as_deref() {
+        None => false,
+        Some(PROFILE_FAPI2) => true,
+        Some(other) => {
+            errors.add(
+                "profile",
+                format!("unknown profile {other:?}; the one profile is \"fapi2\""),
+            );
+            false
+        }
+    };
+    if fapi2 {
+        for (field, value) in [
+            (
+                "require_pushed_authorization_requests",
+                input.require_pushed_authorization_requests,
+            ),
+            ("dpop_bound_access_tokens", input.dpop_bound_access_tokens),
+        ] {
+            if value == Some(false) {
+                errors.add(field, "profile fapi2 requires it (true or absent)");
+            }
+        }
+        if auth_method.is_some_and(|m| m != AuthMethod::PrivateKeyJwt) {
+            errors.add(
+                "token_endpoint_auth_method",
+                "profile fapi2 requires private_key_jwt (FAPI 2.0 Security Profile §5.3.2.1)",
+            );
+        }
+    }
+    let backchannel_logout_uri = input.backchannel_logout_uri.as_ref().and_then(|uri| {
+        let checked = super::redirect_uri_host(uri).map(|_| uri.clone());
+        errors.check("backchannel_logout_uri", checked)
+    });
+    let session_required = input.backchannel_logout_session_required.unwrap_or(false);
+    if session_required && input.backchannel_logout_uri.is_none() {
+        errors.add(
+            "backchannel_logout_session_required",
+            "needs a backchannel_logout_uri",
+        );
+    }
+    Security {
+        require_par: fapi2 || input.require_pushed_authorization_requests.unwrap_or(false),
+        dpop_bound: fapi2 || input.dpop_bound_access_tokens.unwrap_or(false),
+        backchannel_logout_uri,
+        backchannel_logout_session_required: session_required,
+        fapi2,
     }
 }
 
@@ -579,6 +646,7 @@ mod tests {
                 scope: Some("root".into()),
                 subject_type: Some("x".into()),
                 grant_types: Some(vec!["password".into()]),
+                ..Default::default()
             },
             NOW,
         );

@@ -125,6 +125,18 @@ impl Provider<'_> {
         client: Option<&Client>,
         now: OffsetDateTime,
     ) -> Result<PendingAuthorization, AuthorizeError> {
+        self.validate_request(p, client, false, now)
+    }
+
+    /// [`Self::validate_authorization`] for a request that was `pushed` to the PAR endpoint
+    /// or not: a client that must push its requests is refused the front channel.
+    pub(super) fn validate_request(
+        &self,
+        p: &AuthorizeParams,
+        client: Option<&Client>,
+        pushed: bool,
+        now: OffsetDateTime,
+    ) -> Result<PendingAuthorization, AuthorizeError> {
         let client = client.ok_or(AuthorizeError::Page(
             "The application that sent you here is not registered with civis.",
         ))?;
@@ -148,7 +160,20 @@ impl Provider<'_> {
             return fail("request_not_supported", "request objects are not supported");
         }
         if p.request_uri.is_some() {
-            return fail("request_uri_not_supported", "request_uri is not supported");
+            return fail(
+                "invalid_request",
+                "request_uri is only for requests pushed to the PAR endpoint",
+            );
+        }
+        if !pushed && client.security.require_par {
+            let rule = if client.security.fapi2 {
+                "profile fapi2 requires pushed authorization requests: push the request to \
+                 the PAR endpoint and send only client_id and request_uri here"
+            } else {
+                "this client must use pushed authorization requests \
+                 (require_pushed_authorization_requests)"
+            };
+            return fail("invalid_request", rule);
         }
         if p.response_mode.as_deref().is_some_and(|m| m != "query") {
             return fail("invalid_request", "only response_mode=query is supported");

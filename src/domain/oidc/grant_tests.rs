@@ -68,6 +68,7 @@ impl Fixture {
             scope: None,
             subject_type: None,
             grant_types: None,
+            ..Default::default()
         };
         clients.register(input, NOW).unwrap().0
     }
@@ -158,8 +159,14 @@ impl Fixture {
         code: &str,
         verifier: &str,
     ) -> Result<super::mint::TokenResponse, TokenError> {
-        self.provider()
-            .exchange_code(client, Some(code), Some(REDIRECT), Some(verifier), NOW)
+        self.provider().exchange_code(
+            client,
+            Some(code),
+            Some(REDIRECT),
+            Some(verifier),
+            None,
+            NOW,
+        )
     }
 
     fn refresh(
@@ -168,7 +175,7 @@ impl Fixture {
         token: &str,
         at: OffsetDateTime,
     ) -> Result<super::mint::TokenResponse, TokenError> {
-        self.provider().refresh(client, Some(token), None, at)
+        self.provider().refresh(client, Some(token), None, None, at)
     }
 
     fn live(&self, access_token: &str) -> bool {
@@ -378,14 +385,15 @@ fn client_credentials_are_stateless_and_revocable_by_jti() {
         scope: Some("seal".into()),
         subject_type: None,
         grant_types: Some(vec!["client_credentials".into()]),
+        ..Default::default()
     };
     let (machine, _) = clients.register(input, NOW).unwrap();
     let p = f.provider();
-    let t = p.client_credentials(&machine, None, NOW).unwrap();
+    let t = p.client_credentials(&machine, None, None, NOW).unwrap();
     assert_eq!(t.scope, "seal");
     assert!(t.refresh_token.is_none() && t.id_token.is_none());
     assert!(matches!(
-        p.client_credentials(&machine, Some("openid"), NOW),
+        p.client_credentials(&machine, Some("openid"), None, NOW),
         Err(TokenError::InvalidScope(_))
     ));
     assert!(f.live(&t.access_token));
@@ -449,7 +457,14 @@ fn withdrawn_consent_kills_grants_and_a_new_consent_does_not_revive_them() {
     let later = NOW + Duration::seconds(5);
     let code = f.code_at(&client, &session, later);
     let fresh = p
-        .exchange_code(&client, Some(&code), Some(REDIRECT), Some(VERIFIER), later)
+        .exchange_code(
+            &client,
+            Some(&code),
+            Some(REDIRECT),
+            Some(VERIFIER),
+            None,
+            later,
+        )
         .unwrap();
     assert!(
         p.verify_access_token(&fresh.access_token, later).is_ok(),

@@ -5,8 +5,9 @@
 use time::OffsetDateTime;
 
 use super::authorize::pkce_ok;
+use super::dpop::DpopError;
 use super::liveness;
-use super::mint::TokenResponse;
+use super::mint::{TokenResponse, With};
 use super::model::{AuthorizationCode, Grant, RefreshToken, UsedCode};
 use super::{Provider, REFRESH_TTL, TOKEN_TTL, opaque_token, parse_scopes, sha256};
 use crate::domain::DomainError;
@@ -37,6 +38,8 @@ pub enum TokenError {
     UnsupportedGrantType,
     /// `invalid_scope`.
     InvalidScope(String),
+    /// `invalid_dpop_proof` or `use_dpop_nonce` (RFC 9449 §5.1, §8).
+    Dpop(DpopError),
     /// Our fault.
     Internal(DomainError),
 }
@@ -44,6 +47,15 @@ pub enum TokenError {
 impl From<DomainError> for TokenError {
     fn from(e: DomainError) -> Self {
         Self::Internal(e)
+    }
+}
+
+impl From<DpopError> for TokenError {
+    fn from(e: DpopError) -> Self {
+        match e {
+            DpopError::Internal(e) => Self::Internal(e),
+            other => Self::Dpop(other),
+        }
     }
 }
 
@@ -96,6 +108,7 @@ impl Provider<'_> {
         code: Option<&str>,
         redirect_uri: Option<&str>,
         verifier: Option<&str>,
+        jkt: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<TokenResponse, TokenError> {
         if !client.allows_grant(GrantType::AuthorizationCode) {
@@ -115,6 +128,7 @@ impl Provider<'_> {
                 Presented {
                     redirect_uri,
                     verifier,
+                    refresh_jkt: refresh_binding(client, jkt),
                 },
                 refresh.as_deref(),
                 &salt,
@@ -146,7 +160,17 @@ impl Provider<'_> {
             }
         };
         let citizen = citizen.ok_or(DomainError::NotFound("citizen"))?;
-        Ok(self.tokens_for_grant(client, &grant, &citizen, nonce.as_deref(), refresh, now)?)
+        Ok(self.tokens_for_grant(
+            client,
+            &grant,
+            &citizen,
+            With {
+                nonce: nonce.as_deref(),
+                refresh_token: refresh,
+                jkt,
+            },
+            now,
+        )?)
     }
 
     /// `grant_type=refresh_token`, rotating the token. A spent token presented again revokes
@@ -164,6 +188,7 @@ impl Provider<'_> {
         client: &Client,
         token: Option<&str>,
         scope: Option<&str>,
+        jkt: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<TokenResponse, TokenError> {
         if !client.allows_grant(GrantType::RefreshToken) {
@@ -179,6 +204,20 @@ impl Provider<'_> {
             .refresh_token(&hash)?
             .filter(|r| r.client_id == client.id)
             .ok_or(TokenError::InvalidGrant(REFRESH_INVALID))?;
+        match (current.jkt.as_deref(), jkt) {
+            (None, _) => {}
+            (Some(bound), Some(proven)) if bound == proven => {}
+            (Some(_), None) => {
+                return Err(TokenError::Dpop(DpopError::Invalid(
+                    "this refresh token is DPoP-bound: send a proof made with its key".into(),
+                )));
+            }
+            (Some(_), Some(_)) => {
+                return Err(TokenError::InvalidGrant(
+                    "refresh token is bound to another DPoP key",
+                ));
+            }
+        }
         if current.spent_at.is_some() {
             return self.spent_refresh_presented(&current, now);
         }
@@ -223,8 +262,11 @@ impl Provider<'_> {
             client,
             &narrowed,
             &citizen,
-            None,
-            Some(new_token.clone()),
+            With {
+                nonce: None,
+                refresh_token: Some(new_token.clone()),
+                jkt,
+            },
             now,
         )?;
         let successor = RefreshToken {
@@ -234,6 +276,7 @@ impl Provider<'_> {
             expires_at: current.expires_at,
             spent_at: None,
             grace_response: None,
+            jkt: current.jkt.clone(),
         };
         let grace = (!self.refresh_grace.is_zero()).then_some(&response);
         let new_hash = sha256(new_token.as_bytes());
@@ -292,11 +335,12 @@ impl Provider<'_> {
         &self,
         client: &Client,
         scope: Option<&str>,
+        jkt: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<TokenResponse, TokenError> {
         let (scopes, entry) = self.client_credentials_entry(client, scope, now)?;
         self.store.transact(|tx| entry.append(tx))?;
-        self.client_credentials_token(client, &scopes, now)
+        self.client_credentials_token(client, &scopes, jkt, now)
     }
 
     /// The checks of `client_credentials` and the audit entry of the token it will issue
@@ -356,12 +400,13 @@ impl Provider<'_> {
         &self,
         client: &Client,
         scopes: &[String],
+        jkt: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<TokenResponse, TokenError> {
-        let access = self.access_token(client, client.id.clone(), scopes, None, now)?;
+        let access = self.access_token(client, client.id.clone(), scopes, None, jkt, now)?;
         Ok(TokenResponse {
             access_token: access,
-            token_type: "Bearer".into(),
+            token_type: super::mint::token_type(jkt),
             expires_in: TOKEN_TTL.whole_seconds(),
             scope: scopes.join(" "),
             refresh_token: None,
@@ -430,6 +475,7 @@ fn redeem_in(
     let Presented {
         redirect_uri,
         verifier,
+        refresh_jkt,
     } = presented;
     let Some(record) = tx.authorizations().take_code(hash)? else {
         return match tx.authorizations().used_code(hash)? {
@@ -492,6 +538,7 @@ fn redeem_in(
                 expires_at: now + REFRESH_TTL,
                 spent_at: None,
                 grace_response: None,
+                jkt: refresh_jkt.map(str::to_owned),
             },
         );
     }
@@ -598,6 +645,14 @@ pub struct GrantEnd<'a> {
 struct Presented<'a> {
     redirect_uri: Option<&'a str>,
     verifier: Option<&'a str>,
+    /// The key the refresh token is bound to, if it is.
+    refresh_jkt: Option<&'a str>,
+}
+
+/// The DPoP key a new refresh token is bound to: a public client's proof key (RFC 9449 §5);
+/// a confidential client's refresh tokens are bound to its own authentication instead.
+fn refresh_binding<'a>(client: &Client, jkt: Option<&'a str>) -> Option<&'a str> {
+    jkt.filter(|_| client.is_public())
 }
 
 /// The details of a `tokens.issued` entry for a grant: the client, the grant, the scopes

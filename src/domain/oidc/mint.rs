@@ -15,7 +15,7 @@ use crate::domain::{DomainError, new_id};
 pub struct TokenResponse {
     /// JWT access token (`at+jwt`).
     pub access_token: String,
-    /// Always `Bearer`.
+    /// `Bearer`, or `DPoP` when the access token is bound to a DPoP key.
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: i64,
@@ -57,6 +57,31 @@ pub struct AccessClaims {
     /// Grant id: revoking the grant kills the token (citizen tokens).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,
+    /// Confirmation (RFC 9449 §6.1): the thumbprint of the DPoP key the token is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The `cnf` claim of a DPoP-bound token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// RFC 7638 thumbprint of the key.
+    pub jkt: String,
+}
+
+/// What a grant's token response carries besides the grant itself.
+pub(super) struct With<'a> {
+    /// The ID token's `nonce`.
+    pub nonce: Option<&'a str>,
+    /// The new refresh token.
+    pub refresh_token: Option<String>,
+    /// The DPoP key the access token is bound to.
+    pub jkt: Option<&'a str>,
+}
+
+/// The `token_type` of a token response: `DPoP` when its access token is bound.
+pub fn token_type(jkt: Option<&str>) -> String {
+    if jkt.is_some() { "DPoP" } else { "Bearer" }.to_owned()
 }
 
 impl Provider<'_> {
@@ -92,9 +117,11 @@ impl Provider<'_> {
         sub: String,
         scopes: &[String],
         grant: Option<&Grant>,
+        jkt: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<String, DomainError> {
         let claims = AccessClaims {
+            cnf: jkt.map(|j| Confirmation { jkt: j.to_owned() }),
             iss: self.issuer.to_owned(),
             sub,
             aud: self.issuer.to_owned(),
@@ -156,12 +183,17 @@ impl Provider<'_> {
         client: &Client,
         grant: &Grant,
         citizen: &Citizen,
-        nonce: Option<&str>,
-        refresh_token: Option<String>,
+        with: With<'_>,
         now: OffsetDateTime,
     ) -> Result<TokenResponse, DomainError> {
+        let With {
+            nonce,
+            refresh_token,
+            jkt,
+        } = with;
         let sub = self.sub_for(client, &grant.citizen_id);
-        let access = self.access_token(client, sub.clone(), &grant.scopes, Some(grant), now)?;
+        let access =
+            self.access_token(client, sub.clone(), &grant.scopes, Some(grant), jkt, now)?;
         let id_token = if grant.scopes.iter().any(|s| s == "openid") {
             Some(self.id_token(client, grant, citizen, nonce, &access, now)?)
         } else {
@@ -169,7 +201,7 @@ impl Provider<'_> {
         };
         Ok(TokenResponse {
             access_token: access,
-            token_type: "Bearer".into(),
+            token_type: token_type(jkt),
             expires_in: TOKEN_TTL.whole_seconds(),
             scope: grant.scopes.join(" "),
             refresh_token,

@@ -9,10 +9,12 @@
 //! - [`model`]: the entities (grants, codes, refresh tokens, consents, …).
 
 pub mod authorize;
+pub mod dpop;
 pub mod grants;
 pub mod liveness;
 pub mod mint;
 pub mod model;
+pub mod pushed;
 pub mod verify;
 
 #[cfg(test)]

@@ -138,6 +138,8 @@ pub struct RefreshToken {
     /// The token response it was exchanged for, kept only during the configured retry grace
     /// (default none) so that a retry gets the same answer.
     pub grace_response: Option<TokenResponse>,
+    /// The DPoP key every use must prove (a public client's token, RFC 9449 §5).
+    pub jkt: Option<String>,
 }
 
 /// A citizen's consent for a client.

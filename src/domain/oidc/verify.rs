@@ -212,17 +212,30 @@ impl Provider<'_> {
             if !live {
                 return Ok(inactive);
             }
-            return Ok(serde_json::json!({
+            let mut answer = serde_json::json!({
                 "active": true, "token_type": "refresh_token", "client_id": client.id,
                 "scope": r.scopes.join(" "), "exp": r.expires_at.unix_timestamp(),
                 "iss": self.issuer,
-            }));
+            });
+            if let Some(jkt) = r.jkt {
+                answer["cnf"] = json!({ "jkt": jkt });
+            }
+            return Ok(answer);
         }
         match self.verify_access_token(token, now) {
-            Ok(c) if c.client_id == client.id => Ok(serde_json::json!({
-                "active": true, "token_type": "Bearer", "client_id": c.client_id, "scope": c.scope,
-                "sub": c.sub, "aud": c.aud, "iss": c.iss, "exp": c.exp, "iat": c.iat, "jti": c.jti,
-            })),
+            Ok(c) if c.client_id == client.id => {
+                let token_type = super::mint::token_type(c.cnf.as_ref().map(|j| j.jkt.as_str()));
+                let mut answer = serde_json::json!({
+                    "active": true, "token_type": token_type, "client_id": c.client_id,
+                    "scope": c.scope, "sub": c.sub, "aud": c.aud, "iss": c.iss, "exp": c.exp,
+                    "iat": c.iat, "jti": c.jti,
+                });
+                // RFC 9449 §6.2: the resource server learns which key to expect.
+                if let Some(cnf) = c.cnf {
+                    answer["cnf"] = json!({ "jkt": cnf.jkt });
+                }
+                Ok(answer)
+            }
             Ok(_) | Err(InvalidToken::Rejected(_) | InvalidToken::Revoked) => Ok(inactive),
             Err(InvalidToken::Internal(e)) => Err(e),
         }

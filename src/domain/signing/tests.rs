@@ -80,6 +80,7 @@ impl World {
             scope: Some("seal".into()),
             subject_type: None,
             grant_types: Some(vec!["client_credentials".into()]),
+            ..Default::default()
         };
         clients.register(input, now()).unwrap().0.id
     }

@@ -5,6 +5,7 @@
 
 pub mod admin;
 mod ceremonies;
+pub mod dpop;
 mod http;
 mod oauth;
 pub mod seal;
