@@ -65,6 +65,9 @@ pub enum StartError {
     /// The operating system refused a thread.
     #[error("cannot start worker threads: {0}")]
     Threads(std::io::Error),
+    /// The back-channel logout sender's HTTP client cannot be built.
+    #[error("back-channel logout: {0}")]
+    Backchannel(String),
 }
 
 /// The issuer to use when none is configured: the bound address, with `localhost` for
@@ -174,6 +177,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             crate::domain::audit::Appender::start(store.clone()).map_err(StartError::Threads)?,
         ),
         audit_signer: audit_signer.clone(),
+        logout_sender: crate::http::backchannel::LogoutSender::start()
+            .map_err(StartError::Backchannel)?,
     });
     let state_keys = state.keys.clone();
     let sweeper_clock = state.clock.clone();

@@ -237,7 +237,14 @@ pub async fn revoke_passkey(
 ) -> Result<StatusCode> {
     let (citizen_id, credential_id) = (id.clone(), passkey_id.clone());
     state
-        .run(move |s| s.passkeys().revoke(&citizen_id, &credential_id, s.now()))
+        .run(move |s| {
+            let now = s.now();
+            s.passkeys().revoke(&citizen_id, &credential_id, now)?;
+            // Its sessions are over: every client that received an ID token in one is told.
+            let notices = s.provider().logout_notices(&credential_id, None, now)?;
+            s.logout_sender.send(notices);
+            Ok::<_, crate::domain::DomainError>(())
+        })
         .await?;
     tracing::info!(citizen_id = %id, %passkey_id, actor = %admin.actor, "passkey revoked");
     Ok(StatusCode::NO_CONTENT)

@@ -79,7 +79,7 @@ fn logout_redirect(
 
 fn clear_session(state: &AppState, headers: &HeaderMap, mut resp: Response) -> Response {
     if let Some(token) = session_token(headers)
-        && let Err(e) = state.passkeys().logout(&token)
+        && let Err(e) = end_browser_session(state, &token)
     {
         return ApiError::from(e).into_response();
     }
@@ -90,6 +90,25 @@ fn clear_session(state: &AppState, headers: &HeaderMap, mut resp: Response) -> R
         ),
     );
     resp
+}
+
+/// Ends the browser session of `token` and has every client that received an ID token in
+/// it told so in the background (back-channel logout).
+pub(super) fn end_browser_session(
+    state: &AppState,
+    token: &str,
+) -> Result<(), crate::domain::DomainError> {
+    let now = state.now();
+    let ended = state.passkeys().session(token, now)?;
+    state.passkeys().logout(token)?;
+    if let Some(session) = ended {
+        let hash = crate::crypto::digest::hex(&crate::domain::passkeys::session_hash(token));
+        let notices = state
+            .provider()
+            .logout_notices(&session.credential_id, Some(&hash), now)?;
+        state.logout_sender.send(notices);
+    }
+    Ok(())
 }
 
 fn logged_out(state: &AppState, headers: &HeaderMap, redirect: Option<String>) -> Response {

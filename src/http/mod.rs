@@ -7,6 +7,7 @@ pub mod admin_signing;
 mod approval;
 pub mod audit;
 mod authorize;
+pub mod backchannel;
 pub mod client_addr;
 pub mod client_auth;
 pub mod error;

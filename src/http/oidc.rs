@@ -116,6 +116,8 @@ async fn discovery(State(state): State<AppState>) -> Response {
         "claims_parameter_supported": false,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         "authorization_response_iss_parameter_supported": true,
         "userinfo_signing_alg_values_supported": [],
     });

@@ -269,7 +269,9 @@ async fn logout(
     headers: HeaderMap,
 ) -> Result<Response> {
     if let Some(token) = session_token(&headers) {
-        state.run(move |s| s.passkeys().logout(&token)).await?;
+        state
+            .run(move |s| super::logout::end_browser_session(s, &token))
+            .await?;
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut().insert(

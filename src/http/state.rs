@@ -67,6 +67,8 @@ pub struct Services {
     pub sealing: Arc<crate::store::offload::Workers>,
     /// Appends the entries of actions that write nothing else, many per transaction.
     pub audit_appender: Arc<crate::domain::audit::Appender>,
+    /// Delivers back-channel logout tokens in the background.
+    pub logout_sender: crate::http::backchannel::LogoutSender,
     /// Signs the audit log's checkpoints (`None` without `audit.key`).
     pub audit_signer: Option<Arc<crate::crypto::note::NoteSigner>>,
 }

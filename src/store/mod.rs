@@ -195,6 +195,10 @@ pub const TREES: &[TreeSpec] = &[
         name: oidc::DPOP_PROOFS,
         durable: false,
     },
+    TreeSpec {
+        name: oidc::SESSION_CLIENTS,
+        durable: true,
+    },
     // A pushed request lost in a crash is simply pushed again.
     TreeSpec {
         name: oidc::PUSHED_REQUESTS,

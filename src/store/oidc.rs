@@ -33,6 +33,10 @@ pub const REVOKED_JTIS: &str = "revoked_jtis";
 /// Tree of spent DPoP proofs, by a hash of key thumbprint and `jti`, kept while the proof
 /// could still be accepted.
 pub const DPOP_PROOFS: &str = "dpop_proofs";
+/// Tree of the relying parties that received an ID token in a session and registered a
+/// back-channel logout URI, keyed `{credential id}/{session hash hex}/{client id}`, kept
+/// while the session could live.
+pub const SESSION_CLIENTS: &str = "session_clients";
 /// Tree of pushed authorization requests (RFC 9126), by the hash of their `request_uri`.
 pub const PUSHED_REQUESTS: &str = "pushed_requests";
 
@@ -650,6 +654,87 @@ impl StoredRefresh {
 record_v2!(StoredConsent, CONSENTS, ConsentV1, ConsentV2);
 record_v1!(StoredRevokedJti, REVOKED_JTIS, RevokedJtiV1);
 record_v1!(StoredDpopProof, DPOP_PROOFS, RevokedJtiV1);
+record_v1!(StoredSessionClient, SESSION_CLIENTS, SessionClientV1);
+
+/// On disk: a relying party to tell when a session ends.
+#[derive(Serialize, Deserialize)]
+struct SessionClientV1 {
+    client_id: String,
+    /// The session id as that client knows it.
+    sid: String,
+    citizen_id: String,
+}
+
+/// A relying party that received an ID token in a session (for back-channel logout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionClient {
+    /// The client.
+    pub client_id: String,
+    /// `sid` as that client knows it.
+    pub sid: String,
+    /// The citizen (the client's `sub` is derived from it).
+    pub citizen_id: String,
+}
+
+fn session_clients_prefix(credential_id: &str, session: Option<&str>) -> Vec<u8> {
+    match session {
+        Some(s) => format!("{credential_id}/{s}/"),
+        None => format!("{credential_id}/"),
+    }
+    .into_bytes()
+}
+
+impl Store {
+    /// The relying parties to tell when session `session` (hash, hex) of passkey
+    /// `credential_id` ends, or every session of that passkey with `None`, with their keys.
+    ///
+    /// # Errors
+    /// Backend and decoding errors.
+    pub fn session_clients(
+        &self,
+        credential_id: &str,
+        session: Option<&str>,
+    ) -> Result<Vec<(Vec<u8>, SessionClient)>> {
+        let prefix = session_clients_prefix(credential_id, session);
+        // A session has a handful of relying parties; a passkey's sessions over 8 hours a
+        // few more. The cap keeps one logout's work bounded.
+        let rows = self.backend()?.scan(SESSION_CLIENTS, &prefix, b"", 1024)?;
+        rows.into_iter()
+            .map(|(key, bytes)| {
+                let StoredSessionClient::V1(r) = super::record::decode(&key, &bytes)?;
+                Ok((
+                    key,
+                    SessionClient {
+                        client_id: r.client_id,
+                        sid: r.sid,
+                        citizen_id: r.citizen_id,
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
+impl Tx<'_> {
+    /// Records that `rp` received an ID token in session `session` (hash, hex) of passkey
+    /// `credential_id`, until `expires_at`.
+    pub fn put_session_client(
+        &mut self,
+        credential_id: &str,
+        session: &str,
+        rp: &SessionClient,
+        expires_at: OffsetDateTime,
+    ) {
+        let mut key = session_clients_prefix(credential_id, Some(session));
+        key.extend_from_slice(rp.client_id.as_bytes());
+        let record = StoredSessionClient::V1(SessionClientV1 {
+            client_id: rp.client_id.clone(),
+            sid: rp.sid.clone(),
+            citizen_id: rp.citizen_id.clone(),
+        });
+        self.put_expiring(&key, &record, expires_at);
+    }
+}
 // A pushed request is a pending one that no browser holds yet.
 record_v1!(StoredPushed, PUSHED_REQUESTS, PendingAuthorizationV1);
 

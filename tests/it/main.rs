@@ -5,6 +5,7 @@ mod approval;
 mod assurance;
 mod audit;
 mod authenticator;
+mod backchannel;
 mod browser;
 mod client_assertions;
 mod clients;

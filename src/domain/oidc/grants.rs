@@ -14,7 +14,8 @@ use crate::domain::DomainError;
 use crate::domain::audit::{Actor, Entry, Salt, event};
 use crate::domain::citizens::Citizen;
 use crate::domain::clients::{Client, GrantType};
-use crate::store::oidc::USED_CODE_TTL;
+use crate::domain::passkeys::SESSION_TTL;
+use crate::store::oidc::{SessionClient, USED_CODE_TTL};
 use crate::store::{StoreError, Tx};
 use serde_json::json;
 
@@ -521,6 +522,18 @@ fn redeem_in(
             TOKEN_TTL
         };
     tx.grants().insert(&grant, tokens_end)?;
+    if let (Some(login), Some(_)) = (&grant.login, &client.security.backchannel_logout_uri)
+        && grant.scopes.iter().any(|s| s == "openid")
+    {
+        // The ID token about to be issued joins this client to the session: its end is
+        // announced to the client (OpenID Connect Back-Channel Logout 1.0).
+        let rp = SessionClient {
+            client_id: client.id.clone(),
+            sid: grant.sid.clone(),
+            citizen_id: grant.citizen_id.clone(),
+        };
+        tx.put_session_client(&login.credential_id, &login.session, &rp, now + SESSION_TTL);
+    }
     tx.authorizations().mark_used(
         hash,
         &UsedCode {

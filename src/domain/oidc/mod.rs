@@ -9,6 +9,7 @@
 //! - [`model`]: the entities (grants, codes, refresh tokens, consents, …).
 
 pub mod authorize;
+pub mod backchannel;
 pub mod dpop;
 pub mod grants;
 pub mod liveness;
