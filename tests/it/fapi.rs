@@ -619,6 +619,51 @@ async fn a_fapi2_client_gets_only_what_the_profile_allows() {
     );
     assert_eq!(server.userinfo(&tokens.access).await.status, 401);
 
+    // Refresh: DPoP required, and no rotation (FAPI 2.0 §5.3.2.1): the same refresh token
+    // works again and no new one is handed out.
+    for _ in 0..2 {
+        let assertion = auth_key.assertion(&fapi.id, &server.url, unix_now());
+        let mut form = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens.refresh_token()),
+        ];
+        form.extend(Server::assertion_fields(&assertion));
+        let proof = dpop.proof(Proof {
+            htm: "POST",
+            htu: &token_url,
+            iat: unix_now(),
+            nonce: Some(&nonce),
+            access_token: None,
+        });
+        let refreshed = server.post("/token").form(&form).dpop(&proof).send().await;
+        assert_eq!(refreshed.status, 200, "{}", refreshed.text);
+        assert_eq!(refreshed.json()["token_type"], "DPoP");
+        assert!(
+            refreshed.json().get("refresh_token").is_none(),
+            "{}",
+            refreshed.text
+        );
+    }
+
+    // A client assertion whose aud is not the issuer (here the PAR endpoint's URL).
+    let wrong_aud = auth_key.assertion(&fapi.id, &server.at("/par"), unix_now());
+    let mut form = vec![
+        ("response_type", "code"),
+        ("client_id", fapi.id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ];
+    form.extend(Server::assertion_fields(&wrong_aud));
+    let refused = server.post("/par").form(&form).send().await;
+    assert_eq!(
+        (refused.status, refused.error()),
+        (401, Some("invalid_client")),
+        "{}",
+        refused.text
+    );
+
     // A code redeemed after its 60 seconds.
     let (back, _) = fapi_code(&server, &fapi.id, &auth_key, &mut device, cookie).await;
     let code = query(&back, "code").unwrap();
@@ -651,7 +696,7 @@ async fn fapi_code(
     device: &mut crate::driver::Device,
     cookie: Option<String>,
 ) -> (String, Option<String>) {
-    let assertion = auth_key.assertion(client_id, &server.at("/par"), unix_now());
+    let assertion = auth_key.assertion(client_id, &server.url, unix_now());
     let mut form = vec![
         ("response_type", "code"),
         ("client_id", client_id),
@@ -687,4 +732,72 @@ async fn redeem_late(
     form.push(("client_id", client_id));
     form.extend(Server::assertion_fields(&assertion));
     server.post("/token").form(&form).dpop(proof).send().await
+}
+
+/// Sealing with a DPoP-bound `client_credentials` token: a client registered with
+/// `dpop_bound_access_tokens` gets no token without a proof, and its token seals only with a
+/// proof of its key for that very request.
+#[tokio::test]
+async fn a_dpop_bound_seal_token_seals_only_with_its_key() {
+    let data = tempdir();
+    let server = plain(&data);
+    let client = server
+        .register_client(json!({"name": "Sealing office", "redirect_uris": [],
+            "grant_types": ["client_credentials"], "scope": "seal", "dpop_bound_access_tokens": true}))
+        .await;
+    server.create_seal(&client.id, "Sealing Office").await;
+    let refused = server.client_credentials(client.auth()).await;
+    assert_eq!(
+        (refused.status, refused.error()),
+        (400, Some("invalid_dpop_proof"))
+    );
+
+    let key = ClientKey::new();
+    let nonce = server.dpop_nonce(&key).await;
+    let token_url = server.at("/token");
+    let proof = key.proof(Proof {
+        htm: "POST",
+        htu: &token_url,
+        iat: unix_now(),
+        nonce: Some(&nonce),
+        access_token: None,
+    });
+    let reply = server
+        .token_request(client.auth(), &[("grant_type", "client_credentials")])
+        .dpop(&proof)
+        .send()
+        .await;
+    assert_eq!(reply.json()["token_type"], "DPoP", "{}", reply.text);
+    let token = reply.tokens().access;
+
+    let body =
+        json!({"documents": [crate::driver::seal::document("a.pdf", b"a")], "format": "cades"});
+    let bearer = server
+        .post_seal_sign(Some(&format!("Bearer {token}")), &body)
+        .await;
+    assert_eq!(bearer.status, 401, "{}", bearer.text);
+    let seal_url = server.at("/seal/v1/sign");
+    let sealing = Proof {
+        htm: "POST",
+        htu: &seal_url,
+        iat: unix_now(),
+        nonce: None,
+        access_token: Some(&token),
+    };
+    let thief = ClientKey::new();
+    let stolen = server
+        .with_dpop(server.post("/seal/v1/sign"), &token, &thief.proof(sealing))
+        .json(&body)
+        .send()
+        .await;
+    assert_eq!(
+        (stolen.status, stolen.error()),
+        (401, Some("invalid_token"))
+    );
+    let sealed = server
+        .with_dpop(server.post("/seal/v1/sign"), &token, &key.proof(sealing))
+        .json(&body)
+        .send()
+        .await;
+    assert_eq!(sealed.status, 200, "{}", sealed.text);
 }

@@ -81,8 +81,8 @@ impl Clients<'_> {
     /// Authenticates the client of a token, introspection or revocation request.
     ///
     /// Exactly one method may be presented, and it must be the client's registered one.
-    /// `audiences` are the values a `private_key_jwt` assertion's `aud` may hold (the token
-    /// endpoint URL and the issuer).
+    /// `audiences` are the values a `private_key_jwt` assertion's `aud` may hold (the
+    /// endpoint URLs and, last, the issuer: a FAPI 2.0 client's `aud` must be the issuer).
     ///
     /// # Errors
     /// [`AuthFailure::Client`] for anything the client got wrong (unknown client, wrong
@@ -254,11 +254,17 @@ impl Clients<'_> {
                 "client {id}: assertion iss and sub must both be the client_id"
             )));
         }
-        if !claims
-            .aud
-            .as_ref()
-            .is_some_and(|a| a.contains_any(audiences))
-        {
+        // FAPI 2.0 Security Profile §5.3.2.1: only the issuer, as a string (so that an
+        // assertion made for another server's endpoint can never be replayed here).
+        let accepted = if client.security.fapi2 {
+            matches!((&claims.aud, audiences.last()), (Some(Audience::One(a)), Some(issuer)) if a == issuer)
+        } else {
+            claims
+                .aud
+                .as_ref()
+                .is_some_and(|a| a.contains_any(audiences))
+        };
+        if !accepted {
             return Err(refuse(format!(
                 "client {id}: assertion aud names neither the token endpoint nor the issuer"
             )));

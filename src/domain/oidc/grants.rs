@@ -250,10 +250,18 @@ impl Provider<'_> {
             .citizens()
             .get(&grant.citizen_id)?
             .ok_or(DomainError::NotFound("citizen"))?;
-        let Some(new_token) = self.new_refresh_value(client)? else {
-            return Err(TokenError::UnauthorizedClient(
-                "client may not use refresh_token",
-            ));
+        // FAPI 2.0 (§5.3.2.1) asks for no rotation: the client keeps its refresh token,
+        // which is bound to its private_key_jwt authentication, and gets none in the answer.
+        let rotate = !client.security.fapi2;
+        let new_token = if rotate {
+            let Some(t) = self.new_refresh_value(client)? else {
+                return Err(TokenError::UnauthorizedClient(
+                    "client may not use refresh_token",
+                ));
+            };
+            Some(t)
+        } else {
+            None
         };
         let narrowed = Grant {
             scopes,
@@ -265,32 +273,34 @@ impl Provider<'_> {
             &citizen,
             With {
                 nonce: None,
-                refresh_token: Some(new_token.clone()),
+                refresh_token: new_token.clone(),
                 jkt,
             },
             now,
         )?;
-        let successor = RefreshToken {
-            grant_id: grant.id.clone(),
-            client_id: client.id.clone(),
-            scopes: grant.scopes.clone(),
-            expires_at: current.expires_at,
-            spent_at: None,
-            grace_response: None,
-            jkt: current.jkt.clone(),
-        };
+        let successor = new_token.as_ref().map(|t| {
+            let record = RefreshToken {
+                grant_id: grant.id.clone(),
+                client_id: client.id.clone(),
+                scopes: grant.scopes.clone(),
+                expires_at: current.expires_at,
+                spent_at: None,
+                grace_response: None,
+                jkt: current.jkt.clone(),
+            };
+            (sha256(t.as_bytes()), record)
+        });
         let grace = (!self.refresh_grace.is_zero()).then_some(&response);
-        let new_hash = sha256(new_token.as_bytes());
         let entry = Entry::new(
             event::TOKENS_ISSUED,
             Actor::Client(&client.id),
             Some(&grant.citizen_id),
-            tokens_issued(&narrowed, "refresh_token", true),
+            tokens_issued(&narrowed, "refresh_token", rotate),
             now,
             self.rng,
         )?;
         let rotation = self.store.transact(|tx| {
-            let rotation = rotate_in(tx, &hash, &new_hash, &successor, grace, now)?;
+            let rotation = rotate_in(tx, &hash, successor.as_ref(), &grant.id, grace, now)?;
             if matches!(rotation, Rotation::Rotated) {
                 entry.append(tx)?;
             }
@@ -587,12 +597,13 @@ enum Rotation {
 }
 
 /// The rotation transaction: spends `old` (keeping `grace`, the answer, for retries) and
-/// stores `successor` under `new_hash`, if `old` is still unspent and its grant live.
+/// stores the `successor` (its hash and record), if `old` is still unspent and its grant
+/// `grant_id` live. Without a successor (no rotation) `old` stays as it is: only checked.
 fn rotate_in(
     tx: &mut Tx<'_>,
     old: &[u8; 32],
-    new_hash: &[u8; 32],
-    successor: &RefreshToken,
+    successor: Option<&([u8; 32], RefreshToken)>,
+    grant_id: &str,
     grace: Option<&TokenResponse>,
     now: OffsetDateTime,
 ) -> Result<Rotation, StoreError> {
@@ -606,13 +617,15 @@ fn rotate_in(
         Some(grant) => liveness::grant_live(&*tx, &grant)?,
         None => false,
     };
-    if !live || current.grant_id != successor.grant_id {
+    if !live || current.grant_id != grant_id {
         return Ok(Rotation::Invalid);
     }
-    current.spent_at = Some(now);
-    current.grace_response = grace.cloned();
-    tx.grants().put_refresh_token(old, &current);
-    tx.grants().put_refresh_token(new_hash, successor);
+    if let Some((new_hash, record)) = successor {
+        current.spent_at = Some(now);
+        current.grace_response = grace.cloned();
+        tx.grants().put_refresh_token(old, &current);
+        tx.grants().put_refresh_token(new_hash, record);
+    }
     Ok(Rotation::Rotated)
 }
 
