@@ -40,8 +40,9 @@
 //!   uses 3 s after 0.5 s of warm-up);
 //! - `TOKEN_BENCH_K=16,32`: connection counts;
 //! - `TOKEN_BENCH_ONLY=raw-warn,redeem-info`: series `reqwest`, `raw`, `pipelined`, `h2`,
+//!   `dpop` (client_credentials with a DPoP proof per request, compared with `reqwest`),
 //!   `redeem`, `register`, `seal-cades`, `seal-jades`, `verify`, `proof`, each `-info` or
-//!   `-warn` (default: all twenty); the signing series are in `seal.rs` (digests sealed per
+//!   `-warn` (default: all twenty-two); the signing series are in `seal.rs` (digests sealed per
 //!   second in batches of 100, verifications per second, the server's peak memory);
 //! - `TOKEN_BENCH_BEFORE=/path/to/civis`: an earlier build, measured too; each series
 //!   alternates the two binaries in rounds (before, after, then after, before: a drift that
@@ -64,6 +65,7 @@ mod audit;
 #[path = "../../tests/it/authenticator.rs"]
 mod authenticator;
 mod codes;
+mod dpop;
 mod durable;
 mod load;
 mod report;

@@ -165,7 +165,7 @@ pub fn print(runs: &[Run], bins: &[Bin], series: &[Series], b: &Baseline) {
     let token_series: Vec<Series> = series
         .iter()
         .copied()
-        .filter(|s| matches!(s.kind, Kind::Token(_) | Kind::Seal(_)))
+        .filter(|s| matches!(s.kind, Kind::Token(_) | Kind::Dpop | Kind::Seal(_)))
         .collect();
     if !token_series.is_empty() {
         println!(
@@ -199,6 +199,7 @@ pub fn print(runs: &[Run], bins: &[Bin], series: &[Series], b: &Baseline) {
             1e6 / sign
         );
     }
+    dpop_against_bearer(runs, series, bins);
     // With TOKEN_BENCH_BEFORE the binaries are [before, after]; with a database URL
     // [sled, postgres, two processes on postgres]: each pair in order.
     for (bi, before) in bins.iter().enumerate() {
@@ -211,6 +212,39 @@ pub fn print(runs: &[Run], bins: &[Bin], series: &[Series], b: &Baseline) {
         .any(|r| r.points.iter().any(|p| p.errors > 0 || !p.notes.is_empty()))
     {
         println!("some requests failed or some points were cut short: see above");
+    }
+}
+
+/// DPoP-bound ÷ bearer client_credentials (reqwest both) at the best K, per binary and log
+/// level (issue 13: at least 0.5).
+fn dpop_against_bearer(runs: &[Run], series: &[Series], bins: &[Bin]) {
+    for &dpop in series.iter().filter(|s| s.kind == Kind::Dpop) {
+        let Some(&bearer) = series.iter().find(|s| {
+            s.kind == Kind::Token(crate::load::Driver::Reqwest) && s.log_level == dpop.log_level
+        }) else {
+            continue;
+        };
+        for (bi, bin) in bins.iter().enumerate() {
+            let (d, b) = (merge(runs, dpop, bi), merge(runs, bearer, bi));
+            let (Some(d), Some(b)) = (best(&d), best(&b)) else {
+                continue;
+            };
+            let ratio = d.per_second / b.per_second;
+            println!(
+                "DPoP ÷ bearer client_credentials CIVIS_LOG={} [{}]: {:.0}/s (K={}) ÷ {:.0}/s (K={}) = {ratio:.2} (goal ≥ 0.5: {}); CPU per token: server {} vs {} µs, load generator {} vs {} µs",
+                dpop.log_level,
+                bin.label,
+                d.per_second,
+                d.k,
+                b.per_second,
+                b.k,
+                if ratio >= 0.5 { "met" } else { "not met" },
+                opt(d.server_cpu_us, 0),
+                opt(b.server_cpu_us, 0),
+                opt(d.client_cpu_us, 0),
+                opt(b.client_cpu_us, 0),
+            );
+        }
     }
 }
 

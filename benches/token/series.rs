@@ -16,6 +16,8 @@ use crate::{concurrency, load_runtime};
 pub enum Kind {
     /// `POST /token`, `client_credentials`, with one of the four clients.
     Token(Driver),
+    /// `POST /token`, `client_credentials` with a fresh DPoP proof per request (reqwest).
+    Dpop,
     /// `POST /token`, `authorization_code` with PKCE S256, pre-issued codes.
     Redeem,
     /// `POST /admin/v1/citizens`.
@@ -43,6 +45,7 @@ impl Series {
             Kind::Token(Driver::Raw),
             Kind::Token(Driver::Pipelined),
             Kind::Token(Driver::H2),
+            Kind::Dpop,
             Kind::Redeem,
             Kind::Register,
             Kind::Seal("cades"),
@@ -60,6 +63,7 @@ impl Series {
     pub fn key(self) -> String {
         let kind = match self.kind {
             Kind::Token(d) => d.key(),
+            Kind::Dpop => "dpop",
             Kind::Redeem => "redeem",
             Kind::Register => "register",
             Kind::Seal("cades") => "seal-cades",
@@ -73,6 +77,7 @@ impl Series {
     pub fn name(self) -> String {
         match self.kind {
             Kind::Token(d) => format!("POST /token client_credentials, {}", d.name()),
+            Kind::Dpop => "POST /token client_credentials with DPoP proofs, reqwest".into(),
             Kind::Redeem => "POST /token authorization_code + PKCE, reqwest".into(),
             Kind::Register => "POST /admin/v1/citizens, reqwest".into(),
             Kind::Seal(f) => format!(
@@ -91,6 +96,7 @@ impl Series {
     pub fn short(self) -> String {
         match self.kind {
             Kind::Token(d) => format!("client_credentials, {}", d.name()),
+            Kind::Dpop => "client_credentials, DPoP, reqwest".into(),
             Kind::Redeem => "code redemption".into(),
             Kind::Register => "citizen registration".into(),
             Kind::Seal(f) => format!("sealed digests, {f}"),
@@ -132,7 +138,7 @@ pub fn run(series: Series, bins: &[Bin], bin: usize, round: usize, measure: Dura
     let points = rt.block_on(async {
         let mut points = Vec::new();
         let token_client = match series.kind {
-            Kind::Token(_) => Some(register(&server).await),
+            Kind::Token(_) | Kind::Dpop => Some(register(&server).await),
             _ => None,
         };
         let sealer = match series.kind {
@@ -152,6 +158,10 @@ pub fn run(series: Series, bins: &[Bin], bin: usize, round: usize, measure: Dura
                 Kind::Token(driver) => {
                     let (id, secret) = token_client.as_ref().expect("client registered");
                     drive(&server, driver, (id, secret), k, measure).await
+                }
+                Kind::Dpop => {
+                    let (id, secret) = token_client.as_ref().expect("client registered");
+                    crate::dpop::dpop_point(&server, (id, secret), k, measure).await
                 }
                 Kind::Redeem => {
                     let previous = points.last().map(|p: &Point| p.per_second);

@@ -302,12 +302,13 @@ async fn token(State(state): State<AppState>, req: OAuthRequest) -> Response {
         Ok(p) => p,
         Err(refused) => return *refused,
     };
-    if proof.is_none()
-        && form
-            .get("grant_type")
-            .is_some_and(|g| g == "client_credentials")
+    if form
+        .get("grant_type")
+        .is_some_and(|g| g == "client_credentials")
     {
-        return client_credentials(state, client, headers, form).await;
+        let with_proof = proof.is_some();
+        let resp = client_credentials(state.clone(), client, headers, form, proof).await;
+        return with_dpop_nonce(&state, resp, with_proof);
     }
     // The other grants, and any grant with a DPoP proof (whose jti is spent), read and
     // write the store.
@@ -400,31 +401,33 @@ fn token_url(state: &AppState) -> String {
     format!("{}/token", state.issuer)
 }
 
-/// `client_credentials` without DPoP: the client is authenticated and the request checked
-/// in place (a cached client needs no storage), the token's audit entry waits in the
-/// appender's queue without holding a thread until it is on disk, and only then is the
-/// token signed.
+/// `client_credentials`: the client is authenticated and the request checked in place when
+/// that needs no storage (a cached client; a DPoP proof spent in memory), then the token's audit entry waits in the appender's
+/// queue, sharing its flush with others, without holding a thread until it is on disk, and
+/// only then is the token signed.
 async fn client_credentials(
     state: AppState,
     client_ip: IpAddr,
     headers: HeaderMap,
     form: HashMap<String, String>,
+    proof: Option<String>,
 ) -> Response {
-    let checked = state
-        .run_inline_first(move |s| {
-            let now = s.now();
-            let client = authenticate(s, client_ip, &headers, &form)?;
-            let refuse = |e: TokenError| Box::new(OAuthError::from(e).into_response());
-            let prov = s.provider();
-            // No proof: refused here if the client must use DPoP (no storage touched).
-            prov.token_binding(&client, None, "", now)
-                .map_err(|e| refuse(e.into()))?;
-            prov.client_credentials_entry(&client, form.get("scope").map(String::as_str), now)
-                .map(|(scopes, entry)| (client, scopes, entry, now))
-                .map_err(refuse)
-        })
-        .await;
-    let (client, scopes, entry, now) = match checked {
+    let check = move |s: &AppState| {
+        let now = s.now();
+        let client = authenticate(s, client_ip, &headers, &form)?;
+        let refuse = |e: TokenError| Box::new(OAuthError::from(e).into_response());
+        let prov = s.provider();
+        let jkt = prov
+            .token_binding(&client, proof.as_deref(), &token_url(s), now)
+            .map_err(|e| refuse(e.into()))?;
+        prov.client_credentials_entry(&client, form.get("scope").map(String::as_str), now)
+            .map(|(scopes, entry)| (client, scopes, entry, jkt, now))
+            .map_err(refuse)
+    };
+    // In place when it needs no I/O: the proof is spent last, so a retry on the blocking
+    // pool (after an attempt that needed storage) has not spent it yet.
+    let checked = state.run_inline_first(check).await;
+    let (client, scopes, entry, jkt, now) = match checked {
         Ok(c) => c,
         Err(refused) => return *refused,
     };
@@ -434,7 +437,7 @@ async fn client_credentials(
     }
     match state
         .provider()
-        .client_credentials_token(&client, &scopes, None, now)
+        .client_credentials_token(&client, &scopes, jkt.as_deref(), now)
     {
         Ok(t) => {
             state.metrics.tokens.inc();

@@ -111,6 +111,12 @@ pub trait Backend: Send + Sync + 'static {
         Ok(true)
     }
 
+    /// Whether other processes may use the same data (a shared database). An embedded store
+    /// is locked by its one process, so what that process remembers is all there is.
+    fn shared(&self) -> bool {
+        false
+    }
+
     /// Whether this backend runs one transaction at a time (an embedded store under its
     /// writer lock). There, a transaction that reads and writes a shared counter never
     /// conflicts with another, so the audit log numbers entries in the action's own

@@ -324,6 +324,34 @@ fn concurrent_audit_entries_form_one_gap_free_sequence(store: &Store) {
     );
 }
 
+fn a_dpop_proof_is_spent_once_under_concurrency(store: &Store) {
+    use crate::store::replay::Spend;
+    let now = time::OffsetDateTime::now_utc();
+    let made = now.unix_timestamp();
+    let until = now + time::Duration::seconds(60);
+    let outcomes: Vec<Spend> = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| store.spend_dpop_proof(&[7; 32], made, until, now).unwrap()))
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == Spend::Spent).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        store.spend_dpop_proof(&[8; 32], made, until, now).unwrap(),
+        Spend::Spent
+    );
+    // Made before this store was opened: refused where memory is all there is, judged by its
+    // record where the database remembers.
+    let before = store
+        .spend_dpop_proof(&[9; 32], made - 3600, until, now)
+        .unwrap();
+    assert!(matches!(before, Spend::TooOld | Spend::Spent), "{before:?}");
+}
+
 macro_rules! suite {
     ($($test:ident),* $(,)?) => {
         mod memory {
@@ -357,6 +385,7 @@ suite!(
     expired_records_are_swept_and_reused_keys_kept,
     unknown_versions_and_garbage_are_errors_naming_the_record,
     concurrent_audit_entries_form_one_gap_free_sequence,
+    a_dpop_proof_is_spent_once_under_concurrency,
 );
 
 #[test]

@@ -60,6 +60,7 @@ pub mod oidc;
 mod passkeys;
 pub mod postgres;
 pub mod record;
+pub mod replay;
 mod revocations;
 mod sign_requests;
 mod signatures;
@@ -330,6 +331,8 @@ pub struct Store {
     flushed: Arc<std::sync::Mutex<u64>>,
     /// Decoded client registrations, read on every token request; see [`CLIENT_CACHE_TTL`].
     clients: Arc<clients::Cache>,
+    /// Spent DPoP proofs, in memory when this process is the store's only one.
+    spent: Arc<replay::Spent>,
     /// Random at open, and a count of transaction attempts: each attempt's [`Tx`] tag.
     /// Keys built from it (queued audit entries) are unique without a read, which on
     /// PostgreSQL would lock the index page the key falls in and make concurrent
@@ -401,6 +404,7 @@ impl Store {
             committed: Arc::default(),
             flushed: Arc::default(),
             clients: Arc::default(),
+            spent: Arc::default(),
             nonce,
             attempts: Arc::default(),
         }

@@ -634,6 +634,100 @@ mod tests {
     }
 
     #[test]
+    fn security_profile_rules() {
+        let store = Store::in_memory();
+        let reg = clients(&store);
+        let key = ClientKey::new();
+        let fapi = |extra: NewClient| NewClient {
+            profile: Some("fapi2".into()),
+            token_endpoint_auth_method: Some("private_key_jwt".into()),
+            jwks: Some(key.jwks(Some("k1"))),
+            ..extra
+        };
+        let (c, _) = reg.register(fapi(input()), NOW).unwrap();
+        assert!(c.security.fapi2 && c.security.require_par && c.security.dpop_bound);
+        assert_eq!(
+            clients(&store).get(&c.id).unwrap().unwrap(),
+            c,
+            "stored as v2"
+        );
+        let (c, _) = reg
+            .register(
+                fapi(NewClient {
+                    require_pushed_authorization_requests: Some(true),
+                    dpop_bound_access_tokens: Some(true),
+                    ..input()
+                }),
+                NOW,
+            )
+            .unwrap();
+        assert!(c.security.fapi2);
+        for (bad, field) in [
+            (
+                NewClient {
+                    profile: Some("fapi2".into()),
+                    ..input()
+                },
+                "token_endpoint_auth_method",
+            ),
+            (
+                fapi(NewClient {
+                    require_pushed_authorization_requests: Some(false),
+                    ..input()
+                }),
+                "require_pushed_authorization_requests",
+            ),
+            (
+                NewClient {
+                    profile: Some("FAPI2".into()),
+                    ..input()
+                },
+                "profile",
+            ),
+            (
+                NewClient {
+                    backchannel_logout_uri: Some("http://rp.example/bc".into()),
+                    ..input()
+                },
+                "backchannel_logout_uri",
+            ),
+            (
+                NewClient {
+                    backchannel_logout_session_required: Some(true),
+                    ..input()
+                },
+                "backchannel_logout_session_required",
+            ),
+        ] {
+            assert_eq!(invalid_fields(reg.register(bad, NOW)), [field]);
+        }
+        let (plain, _) = reg.register(input(), NOW).unwrap();
+        assert_eq!(plain.security, Security::default());
+        let raw = store
+            .backend()
+            .unwrap()
+            .get("clients", plain.id.as_bytes())
+            .unwrap()
+            .unwrap();
+        assert!(raw.starts_with(br#"{"v":"1""#), "a plain client stays v1");
+        let (bc, _) = reg
+            .register(
+                NewClient {
+                    backchannel_logout_uri: Some("http://127.0.0.1:9/bc".into()),
+                    backchannel_logout_session_required: Some(true),
+                    ..input()
+                },
+                NOW,
+            )
+            .unwrap();
+        assert_eq!(
+            bc.security.backchannel_logout_uri.as_deref(),
+            Some("http://127.0.0.1:9/bc")
+        );
+        assert_eq!(clients(&store).get(&bc.id).unwrap().unwrap(), bc);
+    }
+
+    #[test]
     fn every_bad_field_is_named_at_once() {
         let store = Store::in_memory();
         let r = clients(&store).register(

@@ -4,8 +4,9 @@
 //!
 //! Nonces are stateless, so every process of a deployment accepts every other's: a nonce is
 //! a time slot and a keyed hash of it, good for the slot it was made in and the next one.
-//! A proof's `jti` is spent in the store (`dpop_proofs`, kept until the proof could no
-//! longer be accepted anyway), so a replay is refused by every process.
+//! A proof's `jti` is spent through the store (`Store::spend_dpop_proof`: a record on a
+//! shared database, memory in the one process of an embedded store), kept until the proof
+//! could no longer be accepted anyway, so a replay is refused by every process.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,7 +17,7 @@ use super::{Provider, sha256};
 use crate::crypto::dpop;
 use crate::domain::DomainError;
 use crate::domain::clients::Client;
-use crate::store::StoreError;
+use crate::store::replay::Spend;
 
 /// How far a proof's `iat` may be from now, either way.
 pub const PROOF_WINDOW: Duration = Duration::seconds(60);
@@ -126,12 +127,12 @@ impl Provider<'_> {
         let keep_until = OffsetDateTime::from_unix_timestamp(p.iat)
             .map_or(now, |iat| iat + PROOF_WINDOW)
             .max(now);
-        match self
-            .store
-            .transact(|tx| tx.grants().spend_dpop_proof(&key, keep_until))
-        {
-            Ok(()) => Ok(p.jkt),
-            Err(StoreError::Conflict { .. }) => Err(invalid("proof replayed (jti already used)")),
+        match self.store.spend_dpop_proof(&key, p.iat, keep_until, now) {
+            Ok(Spend::Spent) => Ok(p.jkt),
+            Ok(Spend::Replayed) => Err(invalid("proof replayed (jti already used)")),
+            Ok(Spend::TooOld) => Err(invalid(
+                "proof made before the service (re)started: make a new one",
+            )),
             Err(e) => Err(DpopError::Internal(e.into())),
         }
     }

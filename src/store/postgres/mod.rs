@@ -454,6 +454,10 @@ impl Backend for PgBackend {
         Ok(())
     }
 
+    fn shared(&self) -> bool {
+        true
+    }
+
     fn lead(&self) -> Result<bool, BackendError> {
         let mut leader = self
             .leader
