@@ -15,6 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { fapiRelyingParty } from './fapi-rp.mjs';
 import { relyingParty } from './oidc-rp.mjs';
 
 const HARD_TIMEOUT_MS = 60_000;
@@ -231,7 +232,12 @@ async function main() {
     `session does not match the passkey: ${JSON.stringify(session.body)}`,
   );
 
-  const oidcResult = rpJson ? await relyingParty(page, JSON.parse(rpJson), diag) : null;
+  // The FAPI 2.0 app first: the other one ends with logging the citizen out.
+  const rpCfg = rpJson ? JSON.parse(rpJson) : null;
+  const fapiResult = rpCfg?.fapi
+    ? await fapiRelyingParty(page, rpCfg.issuer, rpCfg.fapi, diag)
+    : null;
+  const oidcResult = rpCfg ? await relyingParty(page, rpCfg, diag) : null;
 
   diag.step = 'close';
   const browserVersion = await cdp
@@ -262,6 +268,7 @@ async function main() {
       csp,
       session: session.body,
       oidc: oidcResult,
+      fapi: fapiResult,
       console_errors: diag.consoleErrors,
     }),
   );

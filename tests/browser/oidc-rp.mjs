@@ -14,7 +14,7 @@ function check(cond, message) {
 // Waits for the browser to be sent to a URL starting with `prefix` (which nothing serves)
 // and returns that URL. Playwright answers the visit locally where it can intercept it; a
 // redirect that ends a `goto` is not intercepted, and fails to connect after it was seen.
-async function captureRedirect(page, prefix, navigate) {
+export async function captureRedirect(page, prefix, navigate) {
   let resolveUrl;
   const captured = new Promise((resolve) => {
     resolveUrl = resolve;

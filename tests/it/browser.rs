@@ -90,6 +90,21 @@ async fn passkey_enrolment_and_login_in_headless_chromium() {
             .tokens();
         tokens.id_token().to_owned()
     };
+    // A FAPI 2.0 agency app: private_key_jwt with a key made here, PAR and DPoP (the DPoP
+    // key is the script's own).
+    let fapi_key = crate::driver::dpop::ClientKey::new();
+    let mut fapi_jwk = fapi_key.jwk();
+    fapi_jwk["kid"] = "k1".into();
+    let fapi = server
+        .register_client(serde_json::json!({
+            "name": "Agency app (openid-client, FAPI 2.0)",
+            "redirect_uris": ["http://localhost:43117/fapi-callback"],
+            "scope": "openid profile",
+            "profile": "fapi2",
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks": {"keys": [fapi_jwk]},
+        }))
+        .await;
     let rp = serde_json::json!({
         "issuer": server.url,
         "client_id": client_id,
@@ -97,6 +112,12 @@ async fn passkey_enrolment_and_login_in_headless_chromium() {
         "redirect_uri": "http://localhost:43117/callback",
         "post_logout_redirect_uri": "http://localhost:43117/signed-out",
         "foreign_id_token": foreign_id_token,
+        "fapi": {
+            "client_id": fapi.id,
+            "redirect_uri": "http://localhost:43117/fapi-callback",
+            "kid": "k1",
+            "private_key_pkcs8_b64": fapi_key.pkcs8_base64(),
+        },
     })
     .to_string();
 
@@ -152,6 +173,17 @@ async fn passkey_enrolment_and_login_in_headless_chromium() {
         summary["session"]["citizen_id"], citizen_id,
         "the browser's session is the citizen's: {summary}"
     );
+
+    // The FAPI 2.0 app: PAR, private_key_jwt, DPoP-bound tokens (cnf.jkt of its key),
+    // userinfo and refresh with DPoP, no refresh-token rotation.
+    let f = &summary["fapi"];
+    // openid-client normalises token_type to lower case.
+    assert_eq!(f["token_type"], "dpop", "{f}");
+    assert_eq!(f["cnf_jkt_matches"], true, "{f}");
+    assert!(f["sub"].is_string() && f["userinfo_sub"] == f["sub"], "{f}");
+    assert_eq!(f["refreshed_token_type"], "dpop", "{f}");
+    assert_eq!(f["refresh_rotated"], false, "{f}");
+    assert_eq!(f["refreshed_again"], true, "{f}");
 
     // The stock relying party validated the ID token itself (signature against the JWKS,
     // iss, aud, exp, nonce); these are the values it saw.

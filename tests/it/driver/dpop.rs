@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use super::{Reply, Req};
 use crate::support::Server;
 
-/// A P-256 key pair on the client's side.
-pub struct ClientKey(EcdsaKeyPair);
+/// A P-256 key pair on the client's side (with its PKCS#8 form, for outside programs).
+pub struct ClientKey(EcdsaKeyPair, Vec<u8>);
 
 impl ClientKey {
     pub fn new() -> Self {
@@ -20,7 +20,13 @@ impl ClientKey {
         Self(
             EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
                 .unwrap(),
+            pkcs8.as_ref().to_vec(),
         )
+    }
+
+    /// The private key, PKCS#8 DER in standard base64 (for a Node relying party).
+    pub fn pkcs8_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(&self.1)
     }
 
     /// The public JWK.
