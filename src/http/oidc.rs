@@ -23,6 +23,7 @@ use super::{authorize, logout};
 use crate::domain::DomainError;
 use crate::domain::clients::Client;
 use crate::domain::oidc::authorize::AuthorizeParams;
+use crate::domain::oidc::dpop::{Expected, NonceRule};
 use crate::domain::oidc::grants::TokenError;
 use crate::domain::oidc::pushed::PushError;
 use crate::domain::oidc::{ACR_HIGH, ACR_SUBSTANTIAL, SCOPES};
@@ -361,13 +362,18 @@ async fn par(State(state): State<AppState>, req: OAuthRequest) -> Response {
         headers,
         form,
     } = req;
-    state
+    let proof = match dpop_header(&headers) {
+        Ok(p) => p,
+        Err(refused) => return *refused,
+    };
+    let with_proof = proof.is_some();
+    let resp = state
         .run(move |s| {
             let client = match authenticate(s, client, &headers, &form) {
                 Ok(c) => c,
                 Err(r) => return *r,
             };
-            let params: AuthorizeParams = match serde_json::to_value(&form)
+            let mut params: AuthorizeParams = match serde_json::to_value(&form)
                 .and_then(serde_json::from_value)
             {
                 Ok(p) => p,
@@ -376,6 +382,30 @@ async fn par(State(state): State<AppState>, req: OAuthRequest) -> Response {
                         .into_response();
                 }
             };
+            // RFC 9449 §10.1: a proof sent with the push binds the code to its key; with
+            // `dpop_jkt` as well, both must name the same key.
+            if let Some(proof) = proof.as_deref() {
+                let url = format!("{}/par", s.issuer);
+                let expected = Expected {
+                    method: "POST",
+                    url: &url,
+                    access_token: None,
+                    nonce: NonceRule::IfSent,
+                };
+                match s.provider().check_dpop(proof, &expected, s.now()) {
+                    Ok(jkt) if params.dpop_jkt.as_deref().is_none_or(|j| j == jkt) => {
+                        params.dpop_jkt = Some(jkt);
+                    }
+                    Ok(_) => {
+                        return OAuthError::new(
+                            OAuthErrorCode::InvalidDpopProof,
+                            "dpop_jkt does not match the key of the DPoP proof",
+                        )
+                        .into_response();
+                    }
+                    Err(e) => return OAuthError::from(e).into_response(),
+                }
+            }
             match s.provider().push_authorization(&client, &params, s.now()) {
                 Ok(pushed) => (
                     StatusCode::CREATED,
@@ -393,7 +423,8 @@ async fn par(State(state): State<AppState>, req: OAuthRequest) -> Response {
                 Err(PushError::Internal(e)) => OAuthError::from(e).into_response(),
             }
         })
-        .await
+        .await;
+    with_dpop_nonce(&state, resp, with_proof)
 }
 
 /// The token endpoint's URL, which DPoP proofs there name as `htu`.

@@ -334,6 +334,7 @@ impl From<PendingAuthorizationV1> for PendingAuthorization {
             created_at: p.created_at,
             expires_at: p.expires_at,
             browser: None,
+            dpop_jkt: None,
         }
     }
 }
@@ -350,12 +351,17 @@ impl From<PendingAuthorizationV2> for PendingAuthorization {
 impl From<&PendingAuthorization> for StoredPending {
     /// Bound requests are written as version 2, an unbound one as version 1.
     fn from(p: &PendingAuthorization) -> Self {
-        match &p.browser {
-            Some(browser) => Self::V2(PendingAuthorizationV2 {
+        match (&p.browser, &p.dpop_jkt) {
+            (_, Some(jkt)) => Self::V3 {
+                request: pending_v1(p),
+                browser: p.browser.clone(),
+                dpop_jkt: jkt.clone(),
+            },
+            (Some(browser), None) => Self::V2(PendingAuthorizationV2 {
                 request: pending_v1(p),
                 browser: browser.clone(),
             }),
-            None => Self::V1(pending_v1(p)),
+            (None, None) => Self::V1(pending_v1(p)),
         }
     }
 }
@@ -396,6 +402,7 @@ impl From<AuthorizationCodeV1> for AuthorizationCode {
             amr: c.amr,
             issued_at: c.expires_at - CODE_TTL,
             expires_at: c.expires_at,
+            dpop_jkt: None,
         }
     }
 }
@@ -417,6 +424,7 @@ impl From<AuthorizationCodeV2> for AuthorizationCode {
             amr: c.amr,
             issued_at: c.issued_at,
             expires_at: c.expires_at,
+            dpop_jkt: None,
         }
     }
 }
@@ -425,23 +433,33 @@ impl From<&AuthorizationCode> for StoredCode {
     /// Codes with their login are written as version 2 (every code issued now); one
     /// without is written as version 1, so that nothing is invented.
     fn from(c: &AuthorizationCode) -> Self {
+        // A code bound to a DPoP key always has its login (every code issued now does).
         match &c.login {
-            Some(login) => Self::V2(AuthorizationCodeV2 {
-                grant_id: c.grant_id.clone(),
-                client_id: c.client_id.clone(),
-                redirect_uri: c.redirect_uri.clone(),
-                code_challenge: c.code_challenge.clone(),
-                nonce: c.nonce.clone(),
-                scopes: c.scopes.clone(),
-                citizen_id: c.citizen_id.clone(),
-                sid: c.sid.clone(),
-                login: login.into(),
-                auth_time: c.auth_time,
-                acr: c.acr.clone(),
-                amr: c.amr.clone(),
-                issued_at: c.issued_at,
-                expires_at: c.expires_at,
-            }),
+            Some(login) => {
+                let code = AuthorizationCodeV2 {
+                    grant_id: c.grant_id.clone(),
+                    client_id: c.client_id.clone(),
+                    redirect_uri: c.redirect_uri.clone(),
+                    code_challenge: c.code_challenge.clone(),
+                    nonce: c.nonce.clone(),
+                    scopes: c.scopes.clone(),
+                    citizen_id: c.citizen_id.clone(),
+                    sid: c.sid.clone(),
+                    login: login.into(),
+                    auth_time: c.auth_time,
+                    acr: c.acr.clone(),
+                    amr: c.amr.clone(),
+                    issued_at: c.issued_at,
+                    expires_at: c.expires_at,
+                };
+                match &c.dpop_jkt {
+                    Some(jkt) => Self::V3 {
+                        code,
+                        dpop_jkt: jkt.clone(),
+                    },
+                    None => Self::V2(code),
+                }
+            }
             None => Self::V1(AuthorizationCodeV1 {
                 grant_id: c.grant_id.clone(),
                 client_id: c.client_id.clone(),
@@ -598,13 +616,89 @@ impl RefreshTokenV1 {
     }
 }
 
-record_v2!(
-    StoredPending,
-    AUTHZ_REQUESTS,
-    PendingAuthorizationV1,
-    PendingAuthorizationV2
-);
-record_v2!(StoredCode, CODES, AuthorizationCodeV1, AuthorizationCodeV2);
+/// A pending request: v1 unbound, v2 bound to a browser, v3 also bound to a DPoP key
+/// (RFC 9449 §10), which a build before v3 refuses rather than lose the binding.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "v", content = "data")]
+enum StoredPending {
+    #[serde(rename = "1")]
+    V1(PendingAuthorizationV1),
+    #[serde(rename = "2")]
+    V2(PendingAuthorizationV2),
+    #[serde(rename = "3")]
+    V3 {
+        #[serde(flatten)]
+        request: PendingAuthorizationV1,
+        browser: Option<String>,
+        /// Thumbprint of the DPoP key the code will be bound to.
+        dpop_jkt: String,
+    },
+}
+
+impl super::record::Record for StoredPending {
+    const TREE: &'static str = AUTHZ_REQUESTS;
+    const VERSIONS: &'static [&'static str] = &["1", "2", "3"];
+}
+
+impl StoredPending {
+    fn into_domain(self) -> PendingAuthorization {
+        match self {
+            Self::V1(p) => p.into(),
+            Self::V2(p) => p.into(),
+            Self::V3 {
+                request,
+                browser,
+                dpop_jkt,
+            } => PendingAuthorization {
+                browser,
+                dpop_jkt: Some(dpop_jkt),
+                ..request.into()
+            },
+        }
+    }
+}
+
+/// A pushed request (RFC 9126): the request and the DPoP key its code is bound to, if any.
+#[derive(Serialize, Deserialize)]
+struct PushedV1 {
+    #[serde(flatten)]
+    request: PendingAuthorizationV1,
+    dpop_jkt: Option<String>,
+}
+/// A code: v1 without its login, v2 with it, v3 also bound to a DPoP key (RFC 9449 §10),
+/// which a build before v3 refuses rather than redeem without the key.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "v", content = "data")]
+enum StoredCode {
+    #[serde(rename = "1")]
+    V1(AuthorizationCodeV1),
+    #[serde(rename = "2")]
+    V2(AuthorizationCodeV2),
+    #[serde(rename = "3")]
+    V3 {
+        #[serde(flatten)]
+        code: AuthorizationCodeV2,
+        dpop_jkt: String,
+    },
+}
+
+impl super::record::Record for StoredCode {
+    const TREE: &'static str = CODES;
+    const VERSIONS: &'static [&'static str] = &["1", "2", "3"];
+}
+
+impl StoredCode {
+    fn into_domain(self) -> AuthorizationCode {
+        match self {
+            Self::V1(c) => c.into(),
+            Self::V2(c) => c.into(),
+            Self::V3 { code, dpop_jkt } => AuthorizationCode {
+                dpop_jkt: Some(dpop_jkt),
+                ..code.into()
+            },
+        }
+    }
+}
 record_v1!(StoredUsedCode, USED_CODES, UsedCodeV1);
 record_v2!(StoredGrant, GRANTS, GrantV1, GrantV2);
 /// A refresh token is v2 only when it is bound to a DPoP key (a public client's), so that a
@@ -736,7 +830,7 @@ impl Tx<'_> {
     }
 }
 // A pushed request is a pending one that no browser holds yet.
-record_v1!(StoredPushed, PUSHED_REQUESTS, PendingAuthorizationV1);
+record_v1!(StoredPushed, PUSHED_REQUESTS, PushedV1);
 
 fn consent_key(citizen_id: &str, client_id: &str) -> Vec<u8> {
     format!("{citizen_id}/{client_id}").into_bytes()
@@ -830,7 +924,10 @@ impl Authorizations<&mut Tx<'_>> {
     pub fn insert_pushed(&mut self, hash: &[u8; 32], p: &PendingAuthorization) -> Result<()> {
         self.0.insert_new_expiring(
             hex(hash).as_bytes(),
-            &StoredPushed::V1(pending_v1(p)),
+            &StoredPushed::V1(PushedV1 {
+                request: pending_v1(p),
+                dpop_jkt: p.dpop_jkt.clone(),
+            }),
             p.expires_at,
         )
     }
@@ -843,7 +940,10 @@ impl Authorizations<&mut Tx<'_>> {
         Ok(self
             .0
             .take::<StoredPushed>(hex(hash).as_bytes())?
-            .map(|StoredPushed::V1(p)| p.into()))
+            .map(|StoredPushed::V1(p)| PendingAuthorization {
+                dpop_jkt: p.dpop_jkt,
+                ..p.request.into()
+            }))
     }
 
     /// Stores a new authorization code by hash, filed for expiry.

@@ -801,3 +801,124 @@ async fn a_dpop_bound_seal_token_seals_only_with_its_key() {
         .await;
     assert_eq!(sealed.status, 200, "{}", sealed.text);
 }
+
+/// Authorization codes bound to a DPoP key (RFC 9449 §10): by the proof sent with the pushed
+/// request, or by `dpop_jkt`; only a proof by that key redeems the code.
+#[tokio::test]
+async fn a_code_bound_to_a_dpop_key_is_redeemed_only_with_it() {
+    let data = tempdir();
+    let server = plain(&data);
+    let web = server.web_client().await;
+    let (id, secret) = (web.id.as_str(), web.secret.as_deref().unwrap());
+    let (_, mut device) = server.citizen_with_passkey("DPOP-0003").await;
+    let key = ClientKey::new();
+    let thief = ClientKey::new();
+    let nonce = server.dpop_nonce(&key).await;
+    let (par_url, token_url) = (server.at("/par"), server.at("/token"));
+    fn at<'a>(url: &'a str, nonce: Option<&'a str>) -> Proof<'a> {
+        Proof {
+            htm: "POST",
+            htu: url,
+            iat: unix_now(),
+            nonce,
+            access_token: None,
+        }
+    }
+    let redeem = |code: String, by: Option<&ClientKey>| {
+        let proof = by.map(|k| k.proof(at(&token_url, Some(&nonce))));
+        let server = &server;
+        async move {
+            let mut req = server.token_request((id, secret), &code_grant(&code, VERIFIER));
+            if let Some(p) = proof {
+                req = req.dpop(&p);
+            }
+            req.send().await
+        }
+    };
+    // Bound by the proof sent with the push.
+    let mut cookie = None;
+    for (by, expected) in [(Some(&thief), 400), (None, 400), (Some(&key), 200)] {
+        let form = [
+            ("response_type", "code"),
+            ("client_id", id),
+            ("redirect_uri", REDIRECT),
+            ("scope", "openid"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ];
+        let pushed = server
+            .post("/par")
+            .basic(id, secret)
+            .form(&form)
+            .dpop(&key.proof(at(&par_url, None)))
+            .send()
+            .await;
+        assert_eq!(pushed.status, 201, "{}", pushed.text);
+        let uri = pushed.json()["request_uri"].as_str().unwrap().to_owned();
+        let (back, c) = server
+            .authorize(
+                &authorize_by_reference(&server, id, &uri),
+                &mut device,
+                cookie,
+                "allow",
+            )
+            .await;
+        cookie = c;
+        let reply = redeem(query(&back, "code").unwrap(), by).await;
+        assert_eq!(reply.status, expected, "{}", reply.text);
+        if expected == 400 {
+            assert_eq!(reply.error(), Some("invalid_grant"));
+        } else {
+            assert_eq!(
+                jwt_part(&reply.tokens().access, 1)["cnf"]["jkt"],
+                key.thumbprint()
+            );
+        }
+    }
+    // dpop_jkt that names another key than the push's proof.
+    let other = thief.thumbprint();
+    let mismatched = {
+        server
+            .post("/par")
+            .basic(id, secret)
+            .form(&[
+                ("response_type", "code"),
+                ("client_id", id),
+                ("redirect_uri", REDIRECT),
+                ("scope", "openid"),
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", "S256"),
+                ("dpop_jkt", &other),
+            ])
+            .dpop(&key.proof(at(&par_url, None)))
+            .send()
+            .await
+    };
+    assert_eq!(
+        (mismatched.status, mismatched.error()),
+        (400, Some("invalid_dpop_proof"))
+    );
+    // Bound by dpop_jkt on the front channel.
+    let url = server.auth_url(id, &format!("&dpop_jkt={}", key.thumbprint()));
+    let (back, cookie) = server.authorize(&url, &mut device, cookie, "allow").await;
+    let stolen = redeem(query(&back, "code").unwrap(), Some(&thief)).await;
+    assert_eq!(
+        (stolen.status, stolen.error()),
+        (400, Some("invalid_grant"))
+    );
+    let url = server.auth_url(id, &format!("&dpop_jkt={}", key.thumbprint()));
+    let (back, cookie) = server.authorize(&url, &mut device, cookie, "allow").await;
+    assert_eq!(
+        redeem(query(&back, "code").unwrap(), Some(&key))
+            .await
+            .status,
+        200
+    );
+    let bad = server.auth_url(id, "&dpop_jkt=short");
+    let (back, _) = server.authorize(&bad, &mut device, cookie, "allow").await;
+    assert_eq!(
+        query(&back, "error").as_deref(),
+        Some("invalid_request"),
+        "{back}"
+    );
+}

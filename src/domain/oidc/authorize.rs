@@ -45,8 +45,10 @@ pub struct AuthorizeParams {
     pub response_mode: Option<String>,
     /// Request objects are not supported.
     pub request: Option<String>,
-    /// Request objects by reference are not supported.
+    /// A pushed request's reference (RFC 9126), only with `client_id`.
     pub request_uri: Option<String>,
+    /// The thumbprint of the DPoP key that must redeem the code (RFC 9449 §10).
+    pub dpop_jkt: Option<String>,
 }
 
 /// Why an authorization request failed, and how to tell.
@@ -100,6 +102,13 @@ fn is_pkce_value(s: &str) -> bool {
     (43..=128).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// An RFC 7638 SHA-256 thumbprint: 43 base64url characters.
+pub fn is_thumbprint(s: &str) -> bool {
+    s.len() == 43
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Checks a PKCE verifier against the stored S256 challenge.
@@ -261,7 +270,15 @@ impl Provider<'_> {
         {
             return fail("invalid_request", "nonce or state is too long");
         }
+        let dpop_jkt = p.dpop_jkt.clone();
+        if dpop_jkt.as_deref().is_some_and(|j| !is_thumbprint(j)) {
+            return fail(
+                "invalid_request",
+                "dpop_jkt must be a base64url SHA-256 JWK thumbprint (43 characters)",
+            );
+        }
         Ok(PendingAuthorization {
+            dpop_jkt,
             client_id: client.id.clone(),
             redirect_uri,
             scopes,
@@ -487,6 +504,7 @@ impl Provider<'_> {
     ) -> Result<String, DomainError> {
         let code = opaque_token(self.rng)?;
         let record = AuthorizationCode {
+            dpop_jkt: p.dpop_jkt.clone(),
             grant_id: new_id(self.rng)?,
             client_id: p.client_id.clone(),
             redirect_uri: p.redirect_uri.clone(),

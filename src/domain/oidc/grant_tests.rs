@@ -135,6 +135,7 @@ impl Fixture {
             response_mode: None,
             request: None,
             request_uri: None,
+            dpop_jkt: None,
         };
         let p = self.provider();
         let pending = p

@@ -129,6 +129,7 @@ impl Provider<'_> {
                 Presented {
                     redirect_uri,
                     verifier,
+                    jkt,
                     refresh_jkt: refresh_binding(client, jkt),
                 },
                 refresh.as_deref(),
@@ -486,6 +487,7 @@ fn redeem_in(
     let Presented {
         redirect_uri,
         verifier,
+        jkt,
         refresh_jkt,
     } = presented;
     let Some(record) = tx.authorizations().take_code(hash)? else {
@@ -506,6 +508,12 @@ fn redeem_in(
     };
     if let Some(why) = code_refusal(&record, client, redirect_uri, verifier, now) {
         return Ok(Redemption::Refused(why));
+    }
+    // RFC 9449 §10: a code bound to a DPoP key is redeemed only with a proof by that key.
+    if record.dpop_jkt.is_some() && record.dpop_jkt.as_deref() != jkt {
+        return Ok(Redemption::Refused(
+            "code is bound to a DPoP key: redeem it with a proof made by that key",
+        ));
     }
     if !liveness::code_live(&*tx, &record, now)? {
         return Ok(Redemption::Refused(LOGIN_ENDED));
@@ -671,6 +679,8 @@ pub struct GrantEnd<'a> {
 struct Presented<'a> {
     redirect_uri: Option<&'a str>,
     verifier: Option<&'a str>,
+    /// The key of the request's DPoP proof, if any.
+    jkt: Option<&'a str>,
     /// The key the refresh token is bound to, if it is.
     refresh_jkt: Option<&'a str>,
 }

@@ -40,6 +40,9 @@ pub struct PendingAuthorization {
     /// that browser may continue it after login. `None` before it is parked, and for
     /// requests parked before browsers were bound.
     pub browser: Option<String>,
+    /// The DPoP key the code will be bound to (RFC 9449 §10: `dpop_jkt`, or the proof sent
+    /// with the pushed request).
+    pub dpop_jkt: Option<String>,
 }
 
 /// An issued authorization code (stored by its hash).
@@ -74,6 +77,8 @@ pub struct AuthorizationCode {
     pub issued_at: OffsetDateTime,
     /// Codes live at most 60 s.
     pub expires_at: OffsetDateTime,
+    /// The DPoP key that must redeem it, if it is bound.
+    pub dpop_jkt: Option<String>,
 }
 
 /// The login a code or grant came from, so that ending it ends what it produced: revoking
