@@ -7,7 +7,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
-use super::PublicKey;
 use super::jwt::{self, Expect, Rejected, Typ};
 
 /// Longest proof accepted, in bytes: a P-256 proof with every claim is under 1 KiB.
@@ -47,25 +46,6 @@ struct Claims {
     nonce: Option<String>,
 }
 
-/// A public P-256 JWK as a key; `None` for anything else (private members included).
-pub fn jwk_public_key(jwk: &serde_json::Value) -> Option<PublicKey> {
-    if jwk.get("kty")?.as_str()? != "EC" || jwk.get("crv")?.as_str()? != "P-256" {
-        return None;
-    }
-    if jwk.get("d").is_some() {
-        return None;
-    }
-    let coord = |n: &str| URL_SAFE_NO_PAD.decode(jwk.get(n)?.as_str()?).ok();
-    let (x, y) = (coord("x")?, coord("y")?);
-    if x.len() != 32 || y.len() != 32 {
-        return None;
-    }
-    let mut point = vec![4u8];
-    point.extend(x);
-    point.extend(y);
-    PublicKey::p256(&point).ok()
-}
-
 /// Verifies a proof's form and signature (not what its claims must say).
 ///
 /// # Errors
@@ -84,7 +64,7 @@ pub fn verify(proof: &str) -> Result<Proof, String> {
     let key = header
         .jwk
         .as_ref()
-        .and_then(jwk_public_key)
+        .and_then(jwt::jwk_public_key)
         .ok_or("header jwk must be a public EC P-256 key")?;
     let jkt = jwt::thumbprint(key.sec1_point());
     let expect = Expect {

@@ -28,6 +28,25 @@ pub fn thumbprint(point: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(super::digest::sha256(canonical.as_bytes()))
 }
 
+/// A public P-256 JWK as a key; `None` for anything else (private members included).
+pub fn jwk_public_key(jwk: &serde_json::Value) -> Option<PublicKey> {
+    if jwk.get("kty")?.as_str()? != "EC" || jwk.get("crv")?.as_str()? != "P-256" {
+        return None;
+    }
+    if jwk.get("d").is_some() {
+        return None;
+    }
+    let coord = |n: &str| URL_SAFE_NO_PAD.decode(jwk.get(n)?.as_str()?).ok();
+    let (x, y) = (coord("x")?, coord("y")?);
+    if x.len() != 32 || y.len() != 32 {
+        return None;
+    }
+    let mut point = vec![4u8];
+    point.extend(x);
+    point.extend(y);
+    PublicKey::p256(&point).ok()
+}
+
 /// The JWK coordinates of an uncompressed SEC1 point.
 pub(super) fn xy(point: &[u8]) -> (String, String) {
     let coords = point.get(1..).unwrap_or_default();

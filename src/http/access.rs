@@ -19,6 +19,20 @@ pub(super) struct Presented {
     dpop: Option<Option<String>>,
 }
 
+/// The single `DPoP` header of a request, if any (RFC 9449 §4.3: more than one, or one that
+/// is not text, is refused with the reason).
+pub(super) fn dpop_header(headers: &HeaderMap) -> Result<Option<String>, &'static str> {
+    let mut all = headers.get_all("dpop").iter();
+    match (all.next(), all.next()) {
+        (None, _) => Ok(None),
+        (Some(_), Some(_)) => Err("send one DPoP header"),
+        (Some(v), None) => v
+            .to_str()
+            .map(|p| Some(p.to_owned()))
+            .map_err(|_| "the DPoP header is not a JWT"),
+    }
+}
+
 impl Presented {
     /// The token as presented (compared with the admin token where that is accepted too).
     pub(super) fn token(&self) -> &str {
@@ -41,15 +55,10 @@ pub(super) fn presented(
         .filter(|(scheme, _)| scheme == "bearer" || scheme == "dpop");
     let form_token = form.and_then(|f| f.get("access_token").cloned());
     let proof = || {
-        let mut all = headers.get_all("dpop").iter();
-        match (all.next(), all.next()) {
-            (Some(v), None) => Ok(v.to_str().ok().map(str::to_owned)),
-            (None, _) => Ok(None),
-            (Some(_), Some(_)) => Err(BearerError::Dpop {
-                error: "invalid_dpop_proof",
-                why: "send one DPoP header".into(),
-            }),
-        }
+        dpop_header(headers).map_err(|why| BearerError::Dpop {
+            error: "invalid_dpop_proof",
+            why: why.into(),
+        })
     };
     match (header_token, form_token) {
         (Some(_), Some(_)) => Err(BearerError::Invalid("token sent twice".into())),

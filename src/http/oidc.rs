@@ -320,21 +320,11 @@ async fn token(State(state): State<AppState>, req: OAuthRequest) -> Response {
     with_dpop_nonce(&state, resp, with_proof)
 }
 
-/// The single `DPoP` header of a request, if any (RFC 9449 §4.3: more than one is refused).
+/// The single `DPoP` header of a request, if any; the error is the answer to send instead.
 pub(super) fn dpop_header(headers: &HeaderMap) -> Result<Option<String>, Box<Response>> {
-    let mut all = headers.get_all("dpop").iter();
-    let (first, second) = (all.next(), all.next());
-    let refuse = |why: &str| {
+    super::access::dpop_header(headers).map_err(|why| {
         Box::new(OAuthError::new(OAuthErrorCode::InvalidDpopProof, why).into_response())
-    };
-    match (first, second) {
-        (None, _) => Ok(None),
-        (Some(_), Some(_)) => Err(refuse("send one DPoP header")),
-        (Some(v), None) => v
-            .to_str()
-            .map(|p| Some(p.to_owned()))
-            .map_err(|_| refuse("the DPoP header is not a JWT")),
-    }
+    })
 }
 
 /// Adds the current server nonce to an answer to a request that used DPoP (or was told to),

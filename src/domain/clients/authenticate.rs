@@ -72,11 +72,6 @@ fn numeric_date(v: f64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp(secs).ok()
 }
 
-/// A registered JWK as a P-256 public key (registration only accepts P-256).
-fn jwk_public_key(jwk: &serde_json::Value) -> Option<PublicKey> {
-    crate::crypto::dpop::jwk_public_key(jwk)
-}
-
 impl Clients<'_> {
     /// Authenticates the client of a token, introspection or revocation request.
     ///
@@ -222,7 +217,7 @@ impl Clients<'_> {
                         k.get("kid").and_then(serde_json::Value::as_str) == Some(kid)
                     })
                 })
-                .filter_map(|k| jwk_public_key(k))
+                .filter_map(|k| crate::crypto::jwt::jwk_public_key(k))
                 .collect()
         };
         // Time and audience are checked below against the injected `now`.
