@@ -103,12 +103,30 @@ async fn open_store(config: &Config) -> Result<Store, StartError> {
     )?)
 }
 
-/// Runs the service until SIGTERM or SIGINT, then drains requests and flushes storage.
+/// What [`assemble`] builds: everything the router needs, before any listener or background
+/// task exists.
+pub struct Assembled {
+    /// The state every handler gets.
+    pub state: AppState,
+    /// The checkpoint signer, when `audit.key` exists; the integrator uses it.
+    pub audit_signer: Option<Arc<NoteSigner>>,
+    /// The TLS configuration, unless `--plain-http`.
+    pub tls: Option<rustls::ServerConfig>,
+}
+
+/// Loads the keys and builds the application state on `store` for `issuer`, brings the
+/// audit log's tree up to date, and starts the worker threads (sealing, audit appender,
+/// back-channel logout). [`serve`] runs it; the fuzz targets run it to drive the router
+/// in process, through exactly the handlers the server runs.
 ///
 /// # Errors
-/// [`StartError`] for anything that prevents start-up.
-pub async fn serve(config: Config) -> Result<(), StartError> {
-    let store = open_store(&config).await?;
+/// [`StartError`] for missing or unusable keys, an issuer that cannot be a relying party,
+/// or threads the system refuses.
+pub async fn assemble(
+    config: &Config,
+    store: Store,
+    issuer: String,
+) -> Result<Assembled, StartError> {
     let keys = KeySet::load(&config.keys_dir, &config.admin_token_file)?
         .with_token_key_lead(config.token_key_lead)?;
     if keys.development {
@@ -129,18 +147,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         tracing::warn!(file = %path.display(), "private key file is readable by group or others");
     }
     crate::crypto::jwt::install_provider();
-
-    let listener = TcpListener::bind(config.listen).map_err(|source| StartError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    let bound = listener.local_addr().map_err(StartError::Serve)?;
-    let issuer = config
-        .issuer
-        .clone()
-        .unwrap_or_else(|| default_issuer(config.plain_http, bound));
-    let plain_http = config.plain_http;
-    let tls = if plain_http {
+    let tls = if config.plain_http {
         None
     } else {
         Some(keys.tls.server_config()?)
@@ -180,6 +187,34 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         logout_sender: crate::http::backchannel::LogoutSender::start()
             .map_err(StartError::Backchannel)?,
     });
+    Ok(Assembled {
+        state,
+        audit_signer,
+        tls,
+    })
+}
+
+/// Runs the service until SIGTERM or SIGINT, then drains requests and flushes storage.
+///
+/// # Errors
+/// [`StartError`] for anything that prevents start-up.
+pub async fn serve(config: Config) -> Result<(), StartError> {
+    let store = open_store(&config).await?;
+    let listener = TcpListener::bind(config.listen).map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let bound = listener.local_addr().map_err(StartError::Serve)?;
+    let issuer = config
+        .issuer
+        .clone()
+        .unwrap_or_else(|| default_issuer(config.plain_http, bound));
+    let plain_http = config.plain_http;
+    let Assembled {
+        state,
+        audit_signer,
+        tls,
+    } = assemble(&config, store.clone(), issuer).await?;
     let state_keys = state.keys.clone();
     let sweeper_clock = state.clock.clone();
     let metrics = match config.metrics_listen {

@@ -216,3 +216,15 @@ impl Citizens<&mut Tx<'_>> {
 fn enrolment_key(hash: &[u8; 32]) -> Vec<u8> {
     hex(hash).into_bytes()
 }
+
+/// [`super::record::round_trip`] for the record stored in `tree`, if it is one of this
+/// module's.
+pub(super) fn round_trip(tree: &str, bytes: &[u8]) -> Option<std::result::Result<(), String>> {
+    use super::record::round_trip as check;
+    Some(match tree {
+        CITIZENS => check::<StoredCitizen>(bytes),
+        NATIONAL_IDS => check::<StoredNationalId>(bytes),
+        ENROLMENTS => check::<StoredEnrolment>(bytes),
+        _ => return None,
+    })
+}

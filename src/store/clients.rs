@@ -279,3 +279,14 @@ impl Clients<&mut Tx<'_>> {
         Ok(true)
     }
 }
+
+/// [`super::record::round_trip`] for the record stored in `tree`, if it is one of this
+/// module's.
+pub(super) fn round_trip(tree: &str, bytes: &[u8]) -> Option<std::result::Result<(), String>> {
+    use super::record::round_trip as check;
+    Some(match tree {
+        CLIENTS => check::<StoredClient>(bytes),
+        CLIENT_ASSERTION_JTIS => check::<StoredAssertionJti>(bytes),
+        _ => return None,
+    })
+}

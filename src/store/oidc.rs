@@ -1086,3 +1086,22 @@ impl Consents<&mut Tx<'_>> {
         self.0.delete(CONSENTS, &consent_key(citizen_id, client_id));
     }
 }
+
+/// [`super::record::round_trip`] for the record stored in `tree`, if it is one of this
+/// module's.
+pub(super) fn round_trip(tree: &str, bytes: &[u8]) -> Option<std::result::Result<(), String>> {
+    use super::record::round_trip as check;
+    Some(match tree {
+        AUTHZ_REQUESTS => check::<StoredPending>(bytes),
+        CODES => check::<StoredCode>(bytes),
+        REFRESH_TOKENS => check::<StoredRefresh>(bytes),
+        USED_CODES => check::<StoredUsedCode>(bytes),
+        GRANTS => check::<StoredGrant>(bytes),
+        CONSENTS => check::<StoredConsent>(bytes),
+        REVOKED_JTIS => check::<StoredRevokedJti>(bytes),
+        DPOP_PROOFS => check::<StoredDpopProof>(bytes),
+        SESSION_CLIENTS => check::<StoredSessionClient>(bytes),
+        PUSHED_REQUESTS => check::<StoredPushed>(bytes),
+        _ => return None,
+    })
+}

@@ -320,6 +320,18 @@ impl Passkeys<&mut Tx<'_>> {
     }
 }
 
+/// [`super::record::round_trip`] for the record stored in `tree`, if it is one of this
+/// module's.
+pub(super) fn round_trip(tree: &str, bytes: &[u8]) -> Option<std::result::Result<(), String>> {
+    use super::record::round_trip as check;
+    Some(match tree {
+        CEREMONIES => check::<StoredCeremony>(bytes),
+        CREDENTIALS => check::<StoredCredential>(bytes),
+        SESSIONS => check::<StoredSession>(bytes),
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -117,3 +117,13 @@ impl Revocations<&mut Tx<'_>> {
         );
     }
 }
+
+/// [`super::record::round_trip`] for the record stored in `tree`, if it is one of this
+/// module's.
+pub(super) fn round_trip(tree: &str, bytes: &[u8]) -> Option<std::result::Result<(), String>> {
+    use super::record::round_trip as check;
+    Some(match tree {
+        REVOCATIONS => check::<StoredRevocation>(bytes),
+        _ => return None,
+    })
+}

@@ -306,6 +306,17 @@ impl SignRequests<&mut Tx<'_>> {
     }
 }
 
+/// [`super::record::round_trip`] for the record stored in `tree`, if it is one of this
+/// module's.
+pub(super) fn round_trip(tree: &str, bytes: &[u8]) -> Option<std::result::Result<(), String>> {
+    use super::record::round_trip as check;
+    Some(match tree {
+        SIGN_REQUESTS => check::<StoredSignRequest>(bytes),
+        SIGN_APPROVALS => check::<StoredApprovalCeremony>(bytes),
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use time::macros::datetime;

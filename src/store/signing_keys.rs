@@ -173,3 +173,14 @@ impl SigningKeys<&mut Tx<'_>> {
         self.0.put(k.id.as_bytes(), &StoredKey::from(k));
     }
 }
+
+/// [`super::record::round_trip`] for the record stored in `tree`, if it is one of this
+/// module's.
+pub(super) fn round_trip(tree: &str, bytes: &[u8]) -> Option<std::result::Result<(), String>> {
+    use super::record::round_trip as check;
+    Some(match tree {
+        SIGNING_KEYS => check::<StoredKey>(bytes),
+        SIGNING_KEYS_BY_HOLDER => check::<StoredCurrent>(bytes),
+        _ => return None,
+    })
+}

@@ -14,7 +14,7 @@ use crate::driver::{VERIFIER, plain, tempdir};
 use crate::support::{Server, root};
 
 /// Every entry of the log, through the admin API, page by page.
-async fn all_entries(server: &Server) -> Vec<Value> {
+pub(crate) async fn all_entries(server: &Server) -> Vec<Value> {
     let mut out = Vec::new();
     let mut from = 0u64;
     loop {
@@ -439,7 +439,7 @@ async fn proofs_and_checkpoints_verify_with_gos_tlog_packages() {
     assert_eq!(same.json()["hashes"], json!([]));
 }
 
-fn audit_verify(data: &std::path::Path) -> (i32, String) {
+pub(crate) fn audit_verify(data: &std::path::Path) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_civis"))
         .args(["audit", "verify", "--data-dir"])
         .arg(data)

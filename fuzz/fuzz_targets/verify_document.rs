@@ -1,0 +1,7 @@
+//! Fuzz target `verify_document`: see `fuzz/harness.rs` for what it sends and what it checks.
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::verify_document(data));
