@@ -24,8 +24,11 @@ pub const ISSUER: &str = "http://localhost:8080";
 /// The document the setup seals, and whose digest the `/verify/v1` target sends.
 pub const DOCUMENT: &[u8] = b"civis fuzz document";
 
+/// A target's body: one input, a panic when the oracle is violated.
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name of its directory under `fuzz/corpus/`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("token_request", token_request),
     ("jws", jws),
     ("ceremony", ceremony),

@@ -18,6 +18,16 @@ use crate::store::{Store, StoreError};
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long an HTTP/1 connection may take to send a request head, counted from the moment
+/// the server waits for one (so it bounds idle keep-alive connections too). Bodies are
+/// bounded by the per-request timeout, TLS handshakes by the acceptor's (10 s).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most bytes a request head (request line with its URL, and headers) may have; a longer
+/// one is answered 431 (`observe`).
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// hyper's HTTP/1 read buffer, and the HTTP/2 header list: a head this large is not read
+/// to the end, the connection is closed instead (what a client that ignores 431 gets).
+pub const MAX_HEAD_BUFFER: usize = 64 * 1024;
 
 /// Why the service could not start or stopped abnormally. Printed to stderr by the CLI.
 #[derive(Debug, thiserror::Error)]
@@ -254,9 +264,24 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     // TCP_NODELAY: a response written in more than one piece (HTTP/2 frames, pipelined
     // HTTP/1.1 answers) must not wait for the peer's delayed ACK (Nagle: up to 40 ms).
     let mut server = axum_server::from_tcp(listener).map_err(StartError::Serve)?;
-    // Answers to pipelined requests leave in one write instead of one each.
-    server.http_builder().http1().pipeline_flush(true);
-    let server = server.handle(handle);
+    // Answers to pipelined requests leave in one write instead of one each. A client that
+    // does not finish its request head in time, or keeps a connection idle between
+    // requests that long, is disconnected (slowloris); a head larger than the limit is 431.
+    server
+        .http_builder()
+        .http1()
+        .pipeline_flush(true)
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BUFFER);
+    server
+        .http_builder()
+        .http2()
+        .max_header_list_size(u32::try_from(MAX_HEAD_BUFFER).unwrap_or(u32::MAX));
+    // A connection that sends no complete first request in time is closed: hyper's head
+    // timeout above starts only once bytes arrive.
+    let server = server
+        .first_request_timeout(HEADER_READ_TIMEOUT)
+        .handle(handle);
     let served = match tls {
         None => server.acceptor(NoDelayAcceptor).serve(app).await,
         Some(tls) => {

@@ -28,6 +28,9 @@ pub enum ApiError {
     /// 413: the body exceeds the configured limit.
     #[error("payload too large")]
     PayloadTooLarge,
+    /// 431: the request line and headers together exceed `app::MAX_HEAD_BYTES`.
+    #[error("request head too large")]
+    HeadTooLarge,
     /// 415: the body is not `application/json`.
     #[error("unsupported media type")]
     UnsupportedMediaType,
@@ -184,6 +187,12 @@ impl ApiError {
                 "about:blank",
                 "Content Too Large",
                 Some("The request body exceeds the size limit.".into()),
+            ),
+            Self::HeadTooLarge => parts(
+                S::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "about:blank",
+                "Request Header Fields Too Large",
+                Some("The URL and headers together exceed the size limit.".into()),
             ),
             Self::UnsupportedMediaType => parts(
                 S::UNSUPPORTED_MEDIA_TYPE,

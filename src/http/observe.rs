@@ -201,10 +201,14 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         span.record("client_request_id", c.as_str());
     }
     let limit = state.config.request_timeout;
+    let too_large = head_bytes(&req) > crate::app::MAX_HEAD_BYTES;
     let mut resp = REQUEST_ID
         .scope(
             id.clone(),
             async move {
+                if too_large {
+                    return ApiError::HeadTooLarge.into_response();
+                }
                 match tokio::time::timeout(limit, next.run(req)).await {
                     Ok(r) => r,
                     Err(_) => ApiError::Timeout.into_response(),
@@ -237,7 +241,42 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     }
+    secure_defaults(h, !state.config.plain_http);
     resp
+}
+
+/// The size of a request's head as sent: the request line and every header line.
+fn head_bytes(req: &Request) -> usize {
+    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    req.headers().iter().fold(line, |n, (name, value)| {
+        n + name.as_str().len() + value.len() + 4
+    })
+}
+
+/// Headers every answer carries unless its handler set its own (pages set a fuller CSP):
+/// nothing of ours may be framed, sniffed into another type, or leak its URL (enrolment
+/// links carry codes) in a Referer; over TLS, browsers are told to stay on HTTPS.
+fn secure_defaults(h: &mut axum::http::HeaderMap, tls: bool) {
+    let defaults = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ];
+    for (name, value) in defaults {
+        if !h.contains_key(&name) {
+            h.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    if tls {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
 }
 
 #[cfg(test)]

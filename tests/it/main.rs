@@ -18,6 +18,7 @@ mod formats;
 mod foundation;
 mod fuzz_corpus;
 mod interop;
+mod limits;
 mod officials;
 mod oidc;
 mod oidc_attacks;
