@@ -1,6 +1,7 @@
 //! The integration test binary: every test starts the real `civis` binary on 127.0.0.1:0 and
 //! talks to it over real HTTP(S). One binary keeps link time down.
 
+mod api_fuzz;
 mod approval;
 mod assurance;
 mod audit;
@@ -17,6 +18,7 @@ mod fapi;
 mod formats;
 mod foundation;
 mod fuzz_corpus;
+mod hostile;
 mod interop;
 mod limits;
 mod officials;

@@ -360,6 +360,9 @@ mod tests {
             "javascript:alert(1)",
             "https://user:pw@a.example/cb",
             " https://a.example/cb",
+            "https://a.example/cb\r\nSet-Cookie: a=b",
+            "https://a.example/c b",
+            "https://a.example/c\tb",
             "",
         ] {
             assert!(redirect_uri_host(bad).is_err(), "{bad}");

@@ -66,6 +66,11 @@ pub fn redirect_uri_host(raw: &str) -> std::result::Result<String, String> {
     if raw.trim() != raw || raw.is_empty() {
         return Err("must be an absolute URI without surrounding spaces".into());
     }
+    // The URL parser drops tabs and line breaks and encodes spaces, but the URI is kept and
+    // compared as registered, and sent back in `Location`: a CR/LF there would split headers.
+    if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("must not contain spaces or control characters".into());
+    }
     let url = url::Url::parse(raw).map_err(|e| format!("is not an absolute URI ({e})"))?;
     let host = url
         .host()
