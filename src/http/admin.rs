@@ -1,7 +1,7 @@
 //! Admin API for registration officers (CONTRACT.md §2), behind the admin bearer token.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::error::{Problem, Result};
-use super::extract::{Admin, ApiJson};
+use super::extract::{Admin, ApiJson, ApiPath};
 use super::state::AppState;
 use crate::domain::citizens::{Citizen, EnrolmentCode, NewCitizen, PasskeySummary};
 
@@ -195,7 +195,7 @@ pub async fn create_citizen(
 pub async fn get_citizen(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<axum::Json<CitizenView>> {
     let view = state
         .run(move |s| {
@@ -214,7 +214,7 @@ pub async fn get_citizen(
 pub async fn new_enrolment(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     let citizen_id = id.clone();
     let code = state
@@ -233,7 +233,7 @@ pub async fn new_enrolment(
 pub async fn revoke_passkey(
     State(state): State<AppState>,
     admin: Admin,
-    Path((id, passkey_id)): Path<(String, String)>,
+    ApiPath((id, passkey_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode> {
     let (citizen_id, credential_id) = (id.clone(), passkey_id.clone());
     state

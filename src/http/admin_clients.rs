@@ -2,7 +2,7 @@
 //! clients, behind the admin bearer token.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::error::{Problem, Result};
-use super::extract::{Admin, ApiJson};
+use super::extract::{Admin, ApiJson, ApiPath};
 use super::state::AppState;
 use crate::domain::DomainError;
 use crate::domain::clients::{Client, NewClient, PROFILE_FAPI2};
@@ -192,7 +192,7 @@ pub async fn create_client(
 pub async fn get_client(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<axum::Json<ClientView>> {
     let client = state
         .run(move |s| s.clients().get(&id))

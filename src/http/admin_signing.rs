@@ -3,7 +3,7 @@
 //! holds a private key, wrapped or not.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::error::{Problem, Result};
-use super::extract::{Admin, ApiJson};
+use super::extract::{Admin, ApiJson, ApiPath};
 use super::state::AppState;
 use crate::crypto::pki::cert_pem;
 use crate::domain::signing::{Holder, Kind, NewOfficial, NewSeal, SigningKey};
@@ -170,7 +170,7 @@ pub async fn create_official(
 pub async fn get_official(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<axum::Json<SigningKeyView>> {
     read_key(&state, Kind::Official, id).await
 }
@@ -182,7 +182,7 @@ pub async fn get_official(
 pub async fn revoke_official(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode> {
     revoke_key(&state, &admin, Kind::Official, id).await
 }
@@ -218,7 +218,7 @@ pub async fn create_seal(
 pub async fn get_seal(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<axum::Json<SigningKeyView>> {
     read_key(&state, Kind::Seal, id).await
 }
@@ -230,7 +230,7 @@ pub async fn get_seal(
 pub async fn revoke_seal(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode> {
     revoke_key(&state, &admin, Kind::Seal, id).await
 }

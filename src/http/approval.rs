@@ -3,7 +3,7 @@
 //! page script runs `start` → `navigator.credentials.get` → `finish`.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -15,7 +15,7 @@ use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
 use super::client_addr::ClientAddr;
 use super::error::{ApiError, Result};
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath};
 use super::pages::{PageData, page, problem_page};
 use super::passkey::{SameOrigin, Started, refuse_while_exhausted, session_token, throttle};
 use super::state::AppState;
@@ -49,7 +49,7 @@ pub(super) fn signed_in(
 async fn approval_page(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     let lookup = id.clone();
     let found = state
@@ -142,7 +142,7 @@ async fn start(
     ClientAddr(ip): ClientAddr,
     _o: SameOrigin,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     refuse_while_exhausted(&state, Purpose::Login, ip)?;
     throttle(&state, Purpose::LoginStart, ip)?;
@@ -157,7 +157,7 @@ async fn reject(
     State(state): State<AppState>,
     _o: SameOrigin,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     let citizen = session_citizen(&state, headers).await?;
     let request_id = id.clone();
@@ -182,7 +182,7 @@ async fn finish(
     ClientAddr(ip): ClientAddr,
     _o: SameOrigin,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<FinishApproval>,
 ) -> Result<Response> {
     let citizen = session_citizen(&state, headers).await?;

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::approval::signed_in;
 use super::error::{ApiError, Problem, Result};
-use super::extract::Admin;
+use super::extract::{Admin, ApiQuery};
 use super::pages::{PageData, page};
 use super::state::AppState;
 use crate::domain::audit::{self, DEFAULT_PAGE, Page};
@@ -100,7 +100,7 @@ fn paging(query: &HashMap<String, String>) -> Result<(u64, usize)> {
 pub async fn admin_audit(
     State(state): State<AppState>,
     _admin: Admin,
-    Query(query): Query<HashMap<String, String>>,
+    ApiQuery(query): ApiQuery<HashMap<String, String>>,
 ) -> Result<axum::Json<EntriesPage>> {
     let (from, limit) = paging(&query)?;
     let page = state
@@ -119,7 +119,7 @@ pub async fn admin_audit(
 pub async fn activity_entries(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
+    ApiQuery(query): ApiQuery<HashMap<String, String>>,
 ) -> Result<Response> {
     let (from, limit) = paging(&query)?;
     let page = state

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use super::client_addr::ClientAddr;
 use super::error::ApiError;
+use super::extract::{ApiPath, ApiQuery};
 use super::oidc::{FormRefusals, csrf, current_session, form_session, origin_of};
 use super::pages::{PageData, page_with_form_targets, problem_page, too_many_attempts};
 use super::passkey::cookie;
@@ -143,7 +144,7 @@ pub(super) struct ContinueQuery {
 pub(super) async fn authorize_continue(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<ContinueQuery>,
+    ApiQuery(q): ApiQuery<ContinueQuery>,
 ) -> Response {
     state
         .run(move |s| continue_after_login(s, &headers, &q))
@@ -381,7 +382,7 @@ pub(super) async fn withdraw_consent(
     State(state): State<AppState>,
     _o: super::passkey::SameOrigin,
     headers: HeaderMap,
-    axum::extract::Path(client_id): axum::extract::Path<String>,
+    ApiPath(client_id): ApiPath<String>,
 ) -> Response {
     state
         .run(move |state| {

@@ -1,4 +1,5 @@
-//! Extractors: JSON bodies whose rejections become problem+json, and admin authentication.
+//! Extractors: JSON bodies, paths and queries whose rejections become problem+json, and
+//! admin authentication.
 
 use std::time::Instant;
 
@@ -31,6 +32,38 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             }
             Err(e) => Err(ApiError::BadRequest(e.body_text())),
         }
+    }
+}
+
+/// `axum::extract::Path` with our error mapping: a segment that does not decode (`%FF`) is
+/// 400 problem+json, not axum's plain-text answer.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Self(v))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
+    }
+}
+
+/// `axum::extract::Query` with our error mapping: a missing or repeated parameter is 400
+/// problem+json naming it, not axum's plain-text answer.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Self(v))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
     }
 }
 

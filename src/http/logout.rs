@@ -3,12 +3,13 @@
 //! another citizen, session or client, which any site could have collected) it shows a page
 //! with the button **Log out**.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 
 use super::error::ApiError;
+use super::extract::ApiQuery;
 use super::oidc::{FormRefusals, csrf, current_session, form_session, origin_of};
 use super::pages::{PageData, page_with_form_targets, problem_page};
 use super::passkey::session_token;
@@ -28,7 +29,7 @@ pub(super) struct EndSessionParams {
 pub(super) async fn end_session_get(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(p): Query<EndSessionParams>,
+    ApiQuery(p): ApiQuery<EndSessionParams>,
 ) -> Response {
     state.run(move |s| end_session(s, &headers, p)).await
 }

@@ -16,6 +16,7 @@ mod logout;
 pub mod observe;
 pub mod oidc;
 pub mod openapi;
+mod openapi_web;
 pub mod ops;
 pub mod pages;
 pub mod passkey;

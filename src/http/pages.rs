@@ -2,7 +2,7 @@
 //! Content-Security-Policy. Buttons carry the accessible names the contract fixes.
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::client_addr::ClientAddr;
 use super::error::Result;
+use super::extract::ApiQuery;
 use super::passkey::local_path;
 use super::state::AppState;
 use super::throttle::Purpose;
@@ -131,7 +132,7 @@ pub struct EnrolQuery {
 async fn enrol_page(
     State(state): State<AppState>,
     ClientAddr(ip): ClientAddr,
-    Query(q): Query<EnrolQuery>,
+    ApiQuery(q): ApiQuery<EnrolQuery>,
 ) -> Result<Response> {
     // Only wrong links are charged; a valid one may be opened again and again.
     if let Err(wait) = state
@@ -195,7 +196,7 @@ pub struct LoginQuery {
     return_to: Option<String>,
 }
 
-async fn login_page(Query(q): Query<LoginQuery>) -> Response {
+async fn login_page(ApiQuery(q): ApiQuery<LoginQuery>) -> Response {
     let return_to = local_path(q.return_to.as_deref()).unwrap_or_default();
     page(
         StatusCode::OK,

@@ -3,7 +3,7 @@
 //! issued to a citizen (a grant); evidence also to the admin.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::access::Presented;
 use super::error::{ApiError, BearerError, Problem};
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath};
 use super::state::AppState;
 use crate::domain::DomainError;
 use crate::domain::signing::evidence;
@@ -221,7 +221,7 @@ pub async fn get_request(
     State(state): State<AppState>,
     uri: axum::http::Uri,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Response {
     let token = match super::access::presented(&headers, None) {
         Ok(t) => t,
@@ -256,7 +256,7 @@ pub async fn get_evidence(
     State(state): State<AppState>,
     uri: axum::http::Uri,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Response {
     let token = match super::access::presented(&headers, None) {
         Ok(t) => t,

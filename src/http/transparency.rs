@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::audit::decimal;
 use super::error::{ApiError, Problem, Result};
+use super::extract::ApiQuery;
 use super::state::AppState;
 use crate::domain::transparency;
 use crate::store::{Store, StoreError};
@@ -138,7 +139,7 @@ async fn proof_hashes(
               (status = 400, body = Problem, description = "Missing, non-decimal or out-of-range parameter")))]
 pub async fn inclusion(
     State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
+    ApiQuery(query): ApiQuery<HashMap<String, String>>,
 ) -> Result<axum::Json<InclusionProof>> {
     let index = required(&query, "index")?;
     let size = required(&query, "size")?;
@@ -161,7 +162,7 @@ pub async fn inclusion(
               (status = 400, body = Problem, description = "Missing, non-decimal or out-of-range parameter")))]
 pub async fn consistency(
     State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
+    ApiQuery(query): ApiQuery<HashMap<String, String>>,
 ) -> Result<axum::Json<ConsistencyProof>> {
     let from = required(&query, "from")?;
     let size = required(&query, "size")?;

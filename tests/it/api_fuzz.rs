@@ -52,9 +52,9 @@ async fn the_api_answers_as_its_description_says_under_generated_input() {
     let out = crate::support::outside_runtime(|| {
         Command::new(schemathesis())
             .current_dir(root().join("tests/api"))
+            .args(["--config-file", "schemathesis.toml"])
             .args(["run", "../../spec/openapi.json", "--url", &url])
             .args(["-H", &format!("Authorization: Bearer {}", admin_token())])
-            .args(["--config-file", "schemathesis.toml"])
             .env("NO_COLOR", "1")
             .output()
             .unwrap()

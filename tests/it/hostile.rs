@@ -230,3 +230,22 @@ async fn client_assertions_outside_the_clock_window_are_refused() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
+
+#[tokio::test]
+async fn undecodable_paths_and_repeated_query_parameters_are_problem_json() {
+    let data = tempdir();
+    let server = plain(&data);
+    // Each was answered by the framework in plain text before this test.
+    for path in [
+        "/admin/v1/citizens/%FF",
+        "/admin/v1/clients/%C0%AF",
+        "/login?return_to=/a&return_to=/b",
+        "/enrol?code=a&code=b",
+        "/end_session?state=a&state=b",
+        "/authorize/continue",
+        "/sign/v1/requests/%FF",
+    ] {
+        let r = server.get(path).admin().send().await;
+        problem(&r, 400);
+    }
+}
