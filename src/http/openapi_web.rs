@@ -50,14 +50,9 @@ pub struct TokenForm {
     pub refresh_token: Option<String>,
     /// Scopes asked for (client credentials; a narrower set on refresh).
     pub scope: Option<String>,
-    /// The client, when not authenticated by HTTP Basic.
-    pub client_id: Option<String>,
-    /// `client_secret_post`.
-    pub client_secret: Option<String>,
-    /// `private_key_jwt`.
-    pub client_assertion_type: Option<String>,
-    /// `private_key_jwt`.
-    pub client_assertion: Option<String>,
+    /// Client authentication, unless by HTTP Basic.
+    #[serde(flatten)]
+    pub auth: ClientAuthFields,
 }
 
 /// A successful token answer (RFC 6749 §5.1, OpenID Connect Core §3.1.3.3).
@@ -77,9 +72,11 @@ pub struct TokenAnswer {
     pub id_token: Option<String>,
 }
 
-/// `POST /par` (RFC 9126): the authorization request's parameters, pushed.
-#[derive(Serialize, ToSchema)]
-pub struct ParForm {
+/// An authorization request (OpenID Connect Core §3.1.2.1): the query of `/authorize`, or the
+/// form of `POST /authorize` and `/par`.
+#[derive(Serialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuthorizationRequest {
     /// `code`.
     pub response_type: Option<String>,
     /// The client.
@@ -100,14 +97,21 @@ pub struct ParForm {
     pub prompt: Option<String>,
     /// Requested levels of assurance.
     pub acr_values: Option<String>,
+    /// A pushed request (`/par`) instead of the parameters above (not at `/par` itself).
+    pub request_uri: Option<String>,
     /// The thumbprint of the DPoP key the code is bound to (RFC 9449 §10).
     pub dpop_jkt: Option<String>,
-    /// `client_secret_post`.
-    pub client_secret: Option<String>,
-    /// `private_key_jwt`.
-    pub client_assertion_type: Option<String>,
-    /// `private_key_jwt`.
-    pub client_assertion: Option<String>,
+}
+
+/// `POST /par` (RFC 9126): the authorization request, pushed with client authentication.
+#[derive(Serialize, ToSchema)]
+pub struct ParForm {
+    /// The request.
+    #[serde(flatten)]
+    pub request: AuthorizationRequest,
+    /// Client authentication, unless by HTTP Basic.
+    #[serde(flatten)]
+    pub auth: ClientAuthFields,
 }
 
 /// The answer of `/par`.
@@ -126,14 +130,9 @@ pub struct TokenParamForm {
     pub token: Option<String>,
     /// `access_token` or `refresh_token`.
     pub token_type_hint: Option<String>,
-    /// The client, when not authenticated by HTTP Basic.
-    pub client_id: Option<String>,
-    /// `client_secret_post`.
-    pub client_secret: Option<String>,
-    /// `private_key_jwt`.
-    pub client_assertion_type: Option<String>,
-    /// `private_key_jwt`.
-    pub client_assertion: Option<String>,
+    /// Client authentication, unless by HTTP Basic.
+    #[serde(flatten)]
+    pub auth: ClientAuthFields,
 }
 
 /// An introspection answer (RFC 7662 §2.2): `active`, and the token's claims when active.
@@ -178,36 +177,6 @@ pub struct Jwks {
     /// P-256 public keys with `kid`, `use: sig`, `alg: ES256`.
     #[schema(value_type = Vec<Object>)]
     pub keys: Vec<serde_json::Value>,
-}
-
-/// An authorization request in the query (OpenID Connect Core §3.1.2.1, RFC 9126 §4).
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct AuthorizeQuery {
-    /// `code`.
-    pub response_type: Option<String>,
-    /// The client.
-    pub client_id: Option<String>,
-    /// A registered redirect URI.
-    pub redirect_uri: Option<String>,
-    /// Scopes asked for.
-    pub scope: Option<String>,
-    /// Opaque value returned to the client.
-    pub state: Option<String>,
-    /// Put into the ID token.
-    pub nonce: Option<String>,
-    /// PKCE S256 challenge.
-    pub code_challenge: Option<String>,
-    /// `S256`.
-    pub code_challenge_method: Option<String>,
-    /// `none`, `login`, `consent`.
-    pub prompt: Option<String>,
-    /// Requested levels of assurance.
-    pub acr_values: Option<String>,
-    /// A pushed request (`/par`) instead of the parameters above.
-    pub request_uri: Option<String>,
-    /// The DPoP key thumbprint the code is bound to.
-    pub dpop_jkt: Option<String>,
 }
 
 /// The query of `/end_session` (OpenID Connect RP-Initiated Logout 1.0).
@@ -326,7 +295,7 @@ fn discovery() {}
     responses((status = 200, body = Jwks, description = "The token-signing public keys")))]
 fn jwks() {}
 
-#[utoipa::path(get, path = "/authorize", tag = "oidc", params(AuthorizeQuery),
+#[utoipa::path(get, path = "/authorize", tag = "oidc", params(AuthorizationRequest),
     responses(
         (status = 303, description = "To the login page, the consent page, or back to the client's redirect URI with `code` or `error`, `state` and `iss`", headers(("location" = String))),
         (status = 400, content_type = "text/html", body = String, description = "A page: the client or redirect URI cannot be trusted (unknown client, unregistered or duplicate `redirect_uri`, a bad `request_uri`), so nothing is redirected"),
@@ -334,7 +303,7 @@ fn jwks() {}
 fn authorize_get() {}
 
 #[utoipa::path(post, path = "/authorize", tag = "oidc",
-    request_body(content = ParForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = AuthorizationRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 303, description = "As `GET /authorize`", headers(("location" = String))),
         (status = 400, content_type = "text/html", body = String, description = "As `GET /authorize`"),

@@ -282,3 +282,28 @@ async fn logout(
     );
     Ok(resp)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn only_local_paths_are_return_addresses() {
+        for ok in ["/", "/authorize/continue?request=abc", "/activity"] {
+            assert_eq!(local_path(Some(ok)).as_deref(), Some(ok), "{ok}");
+        }
+        for bad in [
+            "//evil.example/",
+            "https://evil.example/",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "/a\r\nSet-Cookie: x=y",
+            "/a\tb",
+            "evil.example",
+            "",
+        ] {
+            assert_eq!(local_path(Some(bad)), None, "{bad:?}");
+        }
+        assert_eq!(local_path(None), None);
+    }
+}

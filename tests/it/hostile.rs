@@ -184,6 +184,13 @@ async fn redirect_uris_cannot_inject_headers_or_redirect_elsewhere() {
     }
 }
 
+/// `client_credentials` authenticated by `assertion` alone.
+async fn by_assertion(server: &Server, assertion: &str) -> Reply {
+    let grant = [("grant_type", "client_credentials")];
+    let form = [&grant[..], &Server::assertion_fields(assertion)[..]].concat();
+    server.post("/token").form(&form).send().await
+}
+
 #[tokio::test]
 async fn client_assertions_outside_the_clock_window_are_refused() {
     let data = tempdir();
@@ -202,32 +209,12 @@ async fn client_assertions_outside_the_clock_window_are_refused() {
     // An hour ahead (a client clock far off, or a pre-made assertion), long expired.
     for iat in [now + 3600, now - 3600] {
         let assertion = key.assertion(&client.id, &token_url, iat);
-        let r = server
-            .post("/token")
-            .form(
-                &[
-                    &[("grant_type", "client_credentials")][..],
-                    &Server::assertion_fields(&assertion)[..],
-                ]
-                .concat(),
-            )
-            .send()
-            .await;
+        let r = by_assertion(&server, &assertion).await;
         oauth_error(&r, 401, "invalid_client");
     }
     // Within the window it works: the refusals above are about time only.
     let assertion = key.assertion(&client.id, &token_url, now);
-    let r = server
-        .post("/token")
-        .form(
-            &[
-                &[("grant_type", "client_credentials")][..],
-                &Server::assertion_fields(&assertion)[..],
-            ]
-            .concat(),
-        )
-        .send()
-        .await;
+    let r = by_assertion(&server, &assertion).await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
