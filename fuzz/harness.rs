@@ -101,6 +101,7 @@ impl Service {
             // The targets send millions of requests from one address.
             throttle_burst: Some(1_000_000_000),
             throttle_per_minute: Some(1_000_000_000),
+            client_rate_per_second: Some(0),
             ..Default::default()
         };
         let config = civis::config::Config::resolve(&args).expect("the fuzz configuration");

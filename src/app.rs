@@ -175,10 +175,10 @@ pub async fn assemble(
         metrics: Arc::new(Metrics::default()),
         webauthn: Arc::new(webauthn),
         public_origin: public_origin.into(),
-        throttle: Arc::new(crate::http::throttle::Throttle::new(
-            config.throttle_burst,
-            config.throttle_per_minute,
-        )),
+        throttle: Arc::new(
+            crate::http::throttle::Throttle::new(config.throttle_burst, config.throttle_per_minute)
+                .with_client_rate(config.client_rate_per_second),
+        ),
         clock,
         test_clock,
         ca: Arc::new(ca),

@@ -53,6 +53,11 @@ pub struct ServeArgs {
     /// Per client address: sustained rate of the same, per minute. [default: 30]
     #[arg(long, env = "CIVIS_THROTTLE_PER_MINUTE", value_name = "N")]
     pub throttle_per_minute: Option<u32>,
+    /// Per authenticated agency client: requests per second at the token, PAR,
+    /// introspection, revocation and sealing endpoints, also the burst; 0 turns the quota
+    /// off. [default: 1000]
+    #[arg(long, env = "CIVIS_CLIENT_RATE_PER_SECOND", value_name = "N")]
+    pub client_rate_per_second: Option<u32>,
     /// Proxies (addresses or CIDR ranges, comma-separated) whose `Forwarded` /
     /// `X-Forwarded-For` header names the client address used for throttling. Headers from
     /// any other peer are ignored. [default: none]
@@ -128,6 +133,7 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     throttle_burst: Option<u32>,
     throttle_per_minute: Option<u32>,
+    client_rate_per_second: Option<u32>,
     trusted_proxies: Option<Vec<String>>,
     metrics_listen: Option<String>,
     refresh_grace_seconds: Option<u32>,
@@ -167,6 +173,8 @@ pub struct Config {
     pub throttle_burst: u32,
     /// Throttle refill per minute per client address.
     pub throttle_per_minute: u32,
+    /// Requests per second (and burst) of each authenticated client; 0: no quota.
+    pub client_rate_per_second: u32,
     /// Peers whose forwarding headers give the client address (empty: none).
     pub trusted_proxies: Vec<IpRange>,
     /// Where `/metrics` is served, if anywhere.
@@ -426,6 +434,10 @@ impl Config {
         if throttle_burst == 0 || throttle_per_minute == 0 {
             return Err(invalid("throttle", "burst and rate must be at least 1"));
         }
+        let client_rate_per_second = args
+            .client_rate_per_second
+            .or(file.client_rate_per_second)
+            .unwrap_or(1000);
         let signing_cert_days = args
             .signing_cert_days
             .or(file.signing_cert_days)
@@ -515,6 +527,7 @@ impl Config {
             max_body_bytes: max_body,
             throttle_burst,
             throttle_per_minute,
+            client_rate_per_second,
             trusted_proxies,
             metrics_listen,
             refresh_grace: time::Duration::seconds(i64::from(

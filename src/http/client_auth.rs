@@ -188,6 +188,8 @@ pub enum ClientAuthRejection {
     OAuth(OAuthError),
     /// 429 with `Retry-After`: this address failed too often.
     Throttled(Duration),
+    /// 429 with `Retry-After`: the client authenticated but its request quota is spent.
+    OverQuota(Duration),
 }
 
 impl IntoResponse for ClientAuthRejection {
@@ -195,6 +197,7 @@ impl IntoResponse for ClientAuthRejection {
         match self {
             Self::OAuth(e) => e.into_response(),
             Self::Throttled(wait) => too_many_failures(wait),
+            Self::OverQuota(wait) => super::error::over_quota(wait),
         }
     }
 }
@@ -202,7 +205,8 @@ impl IntoResponse for ClientAuthRejection {
 /// Everything in one call: reads the credentials, authenticates the client against
 /// `audiences` (for `private_key_jwt`: the token endpoint URL and the issuer), and on a
 /// client failure takes a throttle token for `ip` — 429 once exhausted, 401
-/// `invalid_client` otherwise. Storage failures are 500 and not throttled.
+/// `invalid_client` otherwise; an authenticated client spends one request of its quota
+/// (429 when spent). Storage failures are 500 and not throttled.
 ///
 /// # Errors
 /// What to answer instead.
@@ -225,7 +229,11 @@ pub fn authenticate_client(
         .clients()
         .authenticate(&presented, audiences, state.now())
     {
-        Ok(client) => Ok(client),
+        // Only the client itself can spend its quota: it is taken after authentication.
+        Ok(client) => match state.throttle.take_client(&client.id, Instant::now()) {
+            Ok(()) => Ok(client),
+            Err(wait) => Err(ClientAuthRejection::OverQuota(wait)),
+        },
         Err(e @ AuthFailure::Client(_)) => Err(failed(map_auth_failure(e))),
         Err(e) => Err(ClientAuthRejection::OAuth(map_auth_failure(e))),
     }

@@ -427,8 +427,25 @@ pub enum BearerError {
     },
     /// 401 `use_dpop_nonce`, with this nonce in `DPoP-Nonce` (RFC 9449 §9).
     UseDpopNonce(String),
+    /// 429: the client's request quota is spent; the wait for `Retry-After`.
+    OverQuota(std::time::Duration),
     /// 500, logged.
     Internal(DomainError),
+}
+
+/// 429 for an authenticated client over its request quota (`--client-rate-per-second`):
+/// an OAuth error body and `Retry-After`, at the token endpoints and at sealing alike.
+pub fn over_quota(wait: std::time::Duration) -> Response {
+    let secs = wait.as_secs().max(1);
+    let body = serde_json::json!({
+        "error": "temporarily_unavailable",
+        "error_description": format!("this client's request quota is spent; retry in {secs} s"),
+    });
+    let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
 }
 
 impl IntoResponse for BearerError {
@@ -482,6 +499,7 @@ impl IntoResponse for BearerError {
                 }
                 return resp;
             }
+            Self::OverQuota(wait) => return over_quota(wait),
             Self::Internal(e) => return OAuthError::from(e).into_response(),
         };
         let mut resp = (status, axum::Json(body)).into_response();

@@ -343,7 +343,7 @@ fn withdraw_consent() {}
         (status = 201, body = ParAnswer, description = "Pushed; use `request_uri` at `/authorize` within `expires_in` seconds"),
         (status = 400, body = OAuthErrorBody, description = "`invalid_request` (also a duplicate parameter), `invalid_scope`, `invalid_dpop_proof`, `unauthorized_client`"),
         (status = 401, body = OAuthErrorBody, description = "`invalid_client`; `WWW-Authenticate` for HTTP Basic"),
-        (status = 429, body = OAuthErrorBody, description = "Too many failed client authentications from this network; `Retry-After`")))]
+        (status = 429, body = OAuthErrorBody, description = "Too many failed client authentications from this network (`invalid_client`), or this client's request quota is spent (`temporarily_unavailable`); `Retry-After`")))]
 fn par() {}
 
 #[utoipa::path(post, path = "/token", tag = "oidc",
@@ -354,7 +354,7 @@ fn par() {}
         (status = 200, body = TokenAnswer, description = "Tokens; `Cache-Control: no-store`"),
         (status = 400, body = OAuthErrorBody, description = "`invalid_request` (also a duplicate parameter), `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, `invalid_dpop_proof`, `use_dpop_nonce` (with a `DPoP-Nonce` header)"),
         (status = 401, body = OAuthErrorBody, description = "`invalid_client`; `WWW-Authenticate` for HTTP Basic"),
-        (status = 429, body = OAuthErrorBody, description = "Too many failed client authentications from this network; `Retry-After`"),
+        (status = 429, body = OAuthErrorBody, description = "Too many failed client authentications from this network (`invalid_client`), or this client's request quota is spent (`temporarily_unavailable`); `Retry-After`"),
         (status = 503, body = OAuthErrorBody, description = "`temporarily_unavailable`: the database is unreachable")))]
 fn token() {}
 
@@ -383,7 +383,7 @@ fn userinfo_post() {}
         (status = 200, body = Introspection, description = "`active: false` for anything not valid now, or not this client's"),
         (status = 400, body = OAuthErrorBody, description = "`invalid_request` (no `token`, a duplicate parameter)"),
         (status = 401, body = OAuthErrorBody, description = "`invalid_client`"),
-        (status = 429, body = OAuthErrorBody, description = "Too many failed client authentications from this network; `Retry-After`")))]
+        (status = 429, body = OAuthErrorBody, description = "Too many failed client authentications from this network (`invalid_client`), or this client's request quota is spent (`temporarily_unavailable`); `Retry-After`")))]
 fn introspect() {}
 
 #[utoipa::path(post, path = "/revoke", tag = "oidc",
@@ -393,7 +393,7 @@ fn introspect() {}
         (status = 200, description = "Revoked, or nothing to revoke (RFC 7009 §2.2)"),
         (status = 400, body = OAuthErrorBody, description = "`invalid_request`, `unsupported_token_type`"),
         (status = 401, body = OAuthErrorBody, description = "`invalid_client`"),
-        (status = 429, body = OAuthErrorBody, description = "Too many failed client authentications from this network; `Retry-After`")))]
+        (status = 429, body = OAuthErrorBody, description = "Too many failed client authentications from this network (`invalid_client`), or this client's request quota is spent (`temporarily_unavailable`); `Retry-After`")))]
 fn revoke() {}
 
 #[utoipa::path(get, path = "/end_session", tag = "oidc", params(EndSessionQuery),

@@ -46,7 +46,7 @@ impl FromRequestParts<AppState> for SealingClient {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, BearerError> {
         let token = super::access::presented(&parts.headers, None)?;
         let (method, path) = (parts.method.clone(), parts.uri.path().to_owned());
-        state
+        let client = state
             .run(move |s| {
                 let claims = super::access::verify(s, &token, method.as_str(), &path)?;
                 if claims.gid.is_some() {
@@ -63,7 +63,13 @@ impl FromRequestParts<AppState> for SealingClient {
                     client_id: claims.client_id,
                 })
             })
-            .await
+            .await?;
+        // One seal call (up to 1000 digests) is one request of the client's quota.
+        state
+            .throttle
+            .take_client(&client.client_id, std::time::Instant::now())
+            .map_err(BearerError::OverQuota)?;
+        Ok(client)
     }
 }
 
@@ -130,6 +136,7 @@ pub struct SealResponse {
         (status = 409, body = Problem, description = "The client has no live seal (none, revoked, or its certificate expired)"),
         (status = 413, body = Problem, description = "Body over 1 MiB (or `--max-body-bytes` if larger)"),
         (status = 422, body = Problem, description = "Every bad field named: `format`, `documents`, `documents[i].name`, `documents[i].digest`"),
+        (status = 429, description = "`temporarily_unavailable`: this client's request quota (`--client-rate-per-second`) is spent; `Retry-After`"),
         (status = 503, body = Problem, description = "No key-encryption key (kek.key)")))]
 pub async fn seal(
     State(state): State<AppState>,

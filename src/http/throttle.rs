@@ -70,18 +70,23 @@ impl Purpose {
 /// Keeps memory bounded under address-spraying: full buckets are forgotten past this size.
 const MAX_TRACKED: usize = 100_000;
 
-/// One purpose's buckets of `capacity` tokens refilled at `per_second`.
+/// One purpose's buckets of `capacity` tokens refilled at `per_second`, one per key (a
+/// client network, or an agency client's id).
 #[derive(Debug)]
-struct Buckets {
+struct Buckets<K> {
     capacity: f64,
     per_second: f64,
-    by_network: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    by_key: Mutex<HashMap<K, (f64, Instant)>>,
 }
 
-/// The buckets of every purpose.
+/// The buckets of every purpose, and each agency client's request quota.
 #[derive(Debug)]
 pub struct Throttle {
-    buckets: Vec<(Purpose, Buckets)>,
+    buckets: Vec<(Purpose, Buckets<IpAddr>)>,
+    /// Requests of each authenticated client (`--client-rate-per-second`; `None`: off).
+    /// Taken only after the client authenticated, so no one else can spend a client's
+    /// quota and lock it out.
+    clients: Option<Buckets<String>>,
 }
 
 /// The network an address is throttled as: itself for IPv4 (also when written as an
@@ -99,12 +104,12 @@ pub fn network(ip: IpAddr) -> IpAddr {
     }
 }
 
-impl Buckets {
+impl<K: std::hash::Hash + Eq + Clone> Buckets<K> {
     fn new(capacity: u32, per_minute: u32) -> Self {
         Self {
             capacity: f64::from(capacity.max(1)),
             per_second: f64::from(per_minute.max(1)) / 60.0,
-            by_network: Mutex::new(HashMap::new()),
+            by_key: Mutex::new(HashMap::new()),
         }
     }
 
@@ -114,11 +119,11 @@ impl Buckets {
 
     /// Like [`Buckets::take`] without taking: never records anything (so probing costs no
     /// memory either).
-    fn check(&self, net: IpAddr, now: Instant) -> Result<(), Duration> {
-        let Ok(buckets) = self.by_network.lock() else {
+    fn check(&self, net: &K, now: Instant) -> Result<(), Duration> {
+        let Ok(buckets) = self.by_key.lock() else {
             return Ok(());
         };
-        match buckets.get(&net) {
+        match buckets.get(net) {
             None => Ok(()),
             Some((tokens, at)) => {
                 let refilled = (*tokens
@@ -133,8 +138,8 @@ impl Buckets {
         }
     }
 
-    fn take(&self, net: IpAddr, now: Instant) -> Result<(), Duration> {
-        let Ok(mut buckets) = self.by_network.lock() else {
+    fn take(&self, net: &K, now: Instant) -> Result<(), Duration> {
+        let Ok(mut buckets) = self.by_key.lock() else {
             // A poisoned lock means a panic elsewhere; fail open rather than lock everyone out.
             return Ok(());
         };
@@ -144,7 +149,7 @@ impl Buckets {
                 *tokens + now.saturating_duration_since(*at).as_secs_f64() * rate < cap
             });
         }
-        let (tokens, at) = buckets.entry(net).or_insert((self.capacity, now));
+        let (tokens, at) = buckets.entry(net.clone()).or_insert((self.capacity, now));
         let refilled = (*tokens
             + now.saturating_duration_since(*at).as_secs_f64() * self.per_second)
             .min(self.capacity);
@@ -176,7 +181,31 @@ impl Throttle {
                 )
             })
             .collect();
-        Self { buckets }
+        Self {
+            buckets,
+            clients: None,
+        }
+    }
+
+    /// Adds a quota of `per_second` requests (and as many in a burst) for each
+    /// authenticated client; 0 leaves clients without one.
+    #[must_use]
+    pub fn with_client_rate(mut self, per_second: u32) -> Self {
+        self.clients =
+            (per_second > 0).then(|| Buckets::new(per_second, per_second.saturating_mul(60)));
+        self
+    }
+
+    /// Takes one request of `client_id`'s quota; when it is spent, returns how long until
+    /// the next request may go.
+    ///
+    /// # Errors
+    /// The wait.
+    pub fn take_client(&self, client_id: &str, now: Instant) -> Result<(), Duration> {
+        match &self.clients {
+            Some(b) => b.take(&client_id.to_owned(), now),
+            None => Ok(()),
+        }
     }
 
     /// Takes one `purpose` token for `ip`'s network; when none is left, returns how long
@@ -186,7 +215,7 @@ impl Throttle {
     /// The wait before the next attempt may succeed.
     pub fn take(&self, purpose: Purpose, ip: IpAddr, now: Instant) -> Result<(), Duration> {
         match self.buckets.iter().find(|(p, _)| *p == purpose) {
-            Some((_, b)) => b.take(network(ip), now),
+            Some((_, b)) => b.take(&network(ip), now),
             None => Ok(()),
         }
     }
@@ -198,7 +227,7 @@ impl Throttle {
     /// The wait before a token is back.
     pub fn check(&self, purpose: Purpose, ip: IpAddr, now: Instant) -> Result<(), Duration> {
         match self.buckets.iter().find(|(p, _)| *p == purpose) {
-            Some((_, b)) => b.check(network(ip), now),
+            Some((_, b)) => b.check(&network(ip), now),
             None => Ok(()),
         }
     }
@@ -286,5 +315,21 @@ mod tests {
         assert!(t.take(Purpose::Login, elsewhere, now).is_ok());
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
         assert_eq!(network(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn each_client_has_its_own_quota_and_zero_means_none() {
+        let t = Throttle::new(1, 1).with_client_rate(2);
+        let now = Instant::now();
+        assert!(t.take_client("a", now).is_ok());
+        assert!(t.take_client("a", now).is_ok());
+        assert_eq!(t.take_client("a", now), Err(Duration::from_secs(1)));
+        assert!(t.take_client("b", now).is_ok(), "per client");
+        let later = now + Duration::from_millis(500);
+        assert!(t.take_client("a", later).is_ok(), "two a second come back");
+        let off = Throttle::new(1, 1).with_client_rate(0);
+        for _ in 0..100 {
+            assert!(off.take_client("a", now).is_ok());
+        }
     }
 }

@@ -159,3 +159,63 @@ async fn a_malformed_trusted_proxy_is_refused_with_its_name() {
         "{err}"
     );
 }
+
+/// `--client-rate-per-second 3`: a client gets three requests a second at `/token` (and
+/// sealing), then 429 with `Retry-After`; another client is unaffected, and wrong secrets
+/// sent under the first client's id do not spend its quota (it is taken only after
+/// authentication), so no one can lock an agency out.
+#[tokio::test]
+async fn each_client_has_its_own_request_quota_that_only_it_can_spend() {
+    let data = tempdir();
+    let server = start(
+        &data,
+        Opts::plain().with_args(["--client-rate-per-second", "3"]),
+    );
+    let a = server.machine_client("Agency A", "seal").await;
+    let b = server.machine_client("Agency B", "seal").await;
+    let (a_id, a_secret) = a.auth();
+    for _ in 0..10 {
+        let wrong = server
+            .token(
+                (a_id, "not-the-secret"),
+                &[("grant_type", "client_credentials")],
+            )
+            .await;
+        assert_eq!(wrong.status, 401, "{}", wrong.text);
+    }
+    let answers: Vec<u16> = statuses_in_a_row(&server, (a_id, a_secret), 5).await;
+    assert_eq!(
+        answers.iter().filter(|s| **s == 200).count(),
+        3,
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers.iter().filter(|s| **s == 429).count(),
+        2,
+        "{answers:?}"
+    );
+    let over = server.client_credentials((a_id, a_secret)).await;
+    assert_eq!(over.status, 429, "{}", over.text);
+    assert_eq!(over.json()["error"], "temporarily_unavailable");
+    assert!(over.header("retry-after").parse::<u64>().unwrap() >= 1);
+    assert_eq!(
+        server.client_credentials(b.auth()).await.status,
+        200,
+        "per client"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        server.client_credentials((a_id, a_secret)).await.status,
+        200,
+        "the quota comes back"
+    );
+}
+
+/// `n` token requests of one client, one after another.
+async fn statuses_in_a_row(server: &Server, auth: (&str, &str), n: usize) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for _ in 0..n {
+        statuses.push(server.client_credentials(auth).await.status);
+    }
+    statuses
+}
