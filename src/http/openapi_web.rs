@@ -273,8 +273,16 @@ pub struct SessionView {
     pub user_verified: bool,
 }
 
-/// A form of a page (consent, logout confirmation, approval rejection): the values the
-/// page put in it.
+/// A rejected sign request.
+#[derive(Serialize, ToSchema)]
+pub struct Rejected {
+    /// `rejected`.
+    pub status: String,
+    /// The request.
+    pub id: String,
+}
+
+/// A form of a page (consent, logout confirmation): the values the page put in it.
 #[derive(Serialize, ToSchema)]
 pub struct PageForm {
     /// The parked request the page is about.
@@ -530,16 +538,13 @@ fn approval_start() {}
         (status = 422, body = Problem, description = "The body is not a ceremony and a credential")))]
 fn approval_finish() {}
 
-#[utoipa::path(post, path = "/sign/requests/{id}/reject", tag = "pages",
+#[utoipa::path(post, path = "/sign/requests/{id}/reject", tag = "passkeys",
     params(("id" = String, Path, description = "The sign request")),
-    request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, content_type = "text/html", body = String, description = "Rejected; nothing will be signed"),
-        (status = 303, description = "Back to the request", headers(("location" = String))),
-        (status = 400, content_type = "text/html", body = String, description = "A wrong CSRF value"),
+        (status = 200, body = Rejected, description = "Rejected; nothing will be signed"),
         (status = 401, body = Problem, description = "No session"),
-        (status = 403, body = Problem, description = "A cross-origin request"),
-        (status = 404, body = Problem, description = "No such request of this official"),
+        (status = 403, body = Problem, description = "A cross-origin request, or another official's request"),
+        (status = 404, body = Problem, description = "No such request"),
         (status = 409, body = Problem, description = "The request is no longer pending")))]
 fn approval_reject() {}
 

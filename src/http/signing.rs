@@ -159,6 +159,7 @@ fn view(r: &SignRequest, now: OffsetDateTime) -> RequestView {
         (status = 201, body = RequestCreated),
         (status = 401, description = "No, or an invalid, access token"),
         (status = 403, body = Problem, description = "Not an official, or the token lacks scope sign"),
+        (status = 409, body = Problem, description = "100 of this official's requests already wait for a decision"),
         (status = 422, body = Problem, description = "Every bad field named")))]
 pub async fn create_request(
     State(state): State<AppState>,

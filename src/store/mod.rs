@@ -82,7 +82,7 @@ pub use expiry::EXPIRY;
 pub use memory::MemoryBackend;
 pub use passkeys::{CEREMONIES, CREDENTIALS, Passkeys, SESSIONS};
 pub use revocations::{REVOCATIONS, Revocations};
-pub use sign_requests::{SIGN_APPROVALS, SIGN_REQUESTS, SignRequests};
+pub use sign_requests::{SIGN_APPROVALS, SIGN_REQUESTS, SIGN_REQUESTS_PENDING, SignRequests};
 pub use signatures::{SIGNATURE_BATCHES, SIGNATURE_FINGERPRINTS, Signatures};
 pub use signing_keys::{SIGNING_KEYS, SIGNING_KEYS_BY_HOLDER, SigningKeys};
 pub use sled_backend::SledBackend;
@@ -145,6 +145,7 @@ pub const RECORD_TREES: &[&str] = &[
     oidc::PUSHED_REQUESTS,
     sign_requests::SIGN_REQUESTS,
     sign_requests::SIGN_APPROVALS,
+    sign_requests::SIGN_REQUESTS_PENDING,
     signatures::SIGNATURE_BATCHES,
     revocations::REVOCATIONS,
     signing_keys::SIGNING_KEYS,
@@ -279,6 +280,10 @@ pub const TREES: &[TreeSpec] = &[
     TreeSpec {
         name: SIGN_APPROVALS,
         durable: false,
+    },
+    TreeSpec {
+        name: SIGN_REQUESTS_PENDING,
+        durable: true,
     },
     // The audit log: an acknowledged action's entry is on disk with it.
     TreeSpec {

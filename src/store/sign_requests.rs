@@ -17,6 +17,17 @@ use crate::domain::signing::{Document, SignatureFormat};
 pub const SIGN_REQUESTS: &str = "sign_requests";
 /// Tree of pending approval ceremonies by ceremony id (single use, short-lived).
 pub const SIGN_APPROVALS: &str = "sign_approvals";
+/// Tree of each official's pending requests by citizen id: `(id, expires_at)` pairs, so
+/// that a new request can be refused when too many wait, in the transaction that would
+/// add it.
+pub const SIGN_REQUESTS_PENDING: &str = "sign_requests_pending";
+
+#[derive(Serialize, Deserialize, Default)]
+struct PendingV1 {
+    /// `(request id, approval deadline)`.
+    requests: Vec<(String, i64)>,
+}
+record_v1!(StoredPending, SIGN_REQUESTS_PENDING, PendingV1);
 
 #[derive(Serialize, Deserialize)]
 struct DocumentV1 {
@@ -262,19 +273,65 @@ fn ceremony_domain(c: StoredApprovalCeremony, key: &[u8]) -> Result<ApprovalCere
 }
 
 impl SignRequests<&mut Tx<'_>> {
-    /// Stores a new request, filed for expiry at its retention end.
+    /// Stores a new request, filed for expiry at its retention end, and counts it among its
+    /// official's pending ones.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] if the id exists.
     pub fn insert(&mut self, r: &SignRequest) -> Result<()> {
         self.0
-            .insert_new_expiring(r.id.as_bytes(), &StoredSignRequest::from(r), r.keep_until())
+            .insert_new_expiring(r.id.as_bytes(), &StoredSignRequest::from(r), r.keep_until())?;
+        let mut pending = self.pending_list(&r.citizen_id, r.created_at)?;
+        pending
+            .requests
+            .push((r.id.clone(), r.expires_at.unix_timestamp()));
+        self.put_pending(&r.citizen_id, pending, r.expires_at);
+        Ok(())
     }
 
-    /// Replaces a request (approval), filed again for its new retention end.
-    pub fn update(&mut self, r: &SignRequest) {
+    /// Replaces a request (approval, rejection), filed again for its new retention end; a
+    /// request that was approved or rejected no longer counts as pending.
+    ///
+    /// # Errors
+    /// Decoding and backend errors of the pending list.
+    pub fn update(&mut self, r: &SignRequest) -> Result<()> {
         self.0
             .put_expiring(r.id.as_bytes(), &StoredSignRequest::from(r), r.keep_until());
+        if r.approval.is_some() || r.rejected_at.is_some() {
+            let mut pending = self.pending_list(&r.citizen_id, r.created_at)?;
+            pending.requests.retain(|(id, _)| *id != r.id);
+            let last = pending.requests.iter().map(|(_, e)| *e).max();
+            let until = last
+                .and_then(|e| OffsetDateTime::from_unix_timestamp(e).ok())
+                .unwrap_or(r.created_at);
+            self.put_pending(&r.citizen_id, pending, until);
+        }
+        Ok(())
+    }
+
+    /// How many of `citizen_id`'s requests are still waiting for a decision at `now`.
+    ///
+    /// # Errors
+    /// Decoding and backend errors.
+    pub fn pending(&mut self, citizen_id: &str, now: OffsetDateTime) -> Result<usize> {
+        Ok(self.pending_list(citizen_id, now)?.requests.len())
+    }
+
+    /// The official's pending list without the requests whose deadline passed.
+    fn pending_list(&mut self, citizen_id: &str, now: OffsetDateTime) -> Result<PendingV1> {
+        let StoredPending::V1(mut list) = self
+            .0
+            .get::<StoredPending>(citizen_id.as_bytes())?
+            .unwrap_or(StoredPending::V1(PendingV1::default()));
+        let now = now.unix_timestamp();
+        list.requests.retain(|(_, expires)| *expires > now);
+        Ok(list)
+    }
+
+    /// Writes the list, filed for expiry with its last deadline (an empty one at once).
+    fn put_pending(&mut self, citizen_id: &str, list: PendingV1, until: OffsetDateTime) {
+        self.0
+            .put_expiring(citizen_id.as_bytes(), &StoredPending::V1(list), until);
     }
 
     /// Stores a new approval ceremony, filed for expiry.
@@ -313,6 +370,7 @@ pub(super) fn round_trip(tree: &str, bytes: &[u8]) -> Option<std::result::Result
     Some(match tree {
         SIGN_REQUESTS => check::<StoredSignRequest>(bytes),
         SIGN_APPROVALS => check::<StoredApprovalCeremony>(bytes),
+        SIGN_REQUESTS_PENDING => check::<StoredPending>(bytes),
         _ => return None,
     })
 }

@@ -711,3 +711,32 @@ async fn a_rejected_request_is_never_signed() {
     assert_eq!(done["signatures"], json!([]));
     page_shows_only(&server, &o, &id, "Rejected").await;
 }
+
+/// A leaked `sign` token cannot fill the store: 100 requests of one official may wait for a
+/// decision; the 101st is 409 until one is decided (or expires), and another official is
+/// unaffected.
+#[tokio::test]
+async fn an_official_has_at_most_100_requests_waiting() {
+    let data = tempdir();
+    let server = plain(&data);
+    let o = signed_in(&server, "SIGN-9101", true).await;
+    let mut first = None;
+    for _ in 0..100 {
+        let id = new_request(&server, &o, "cades").await;
+        first.get_or_insert(id);
+    }
+    let r = create_request(&server, &o.token, "cades").await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert!(r.text.contains("too many requests wait"), "{}", r.text);
+    let other = signed_in(&server, "SIGN-9102", true).await;
+    new_request(&server, &other, "cades").await;
+    let first = first.unwrap();
+    let rejected = server
+        .post(&format!("/sign/requests/{first}/reject"))
+        .cookie(&o.cookie)
+        .json(&json!({}))
+        .send()
+        .await;
+    assert_eq!(rejected.status, 200, "{}", rejected.text);
+    new_request(&server, &o, "cades").await;
+}

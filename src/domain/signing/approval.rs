@@ -180,7 +180,7 @@ impl Approvals<'_> {
                 other => return Err(not_pending(other)),
             }
             current.rejected_at = Some(now);
-            tx.sign_requests().update(&current);
+            tx.sign_requests().update(&current)?;
             Ok(())
         })
     }
@@ -338,7 +338,7 @@ impl Approvals<'_> {
             credential.last_used_at = Some(now);
             tx.passkeys().update_credential(&credential);
             current.approval = Some((signatures.clone(), approval.clone()));
-            tx.sign_requests().update(&current);
+            tx.sign_requests().update(&current)?;
             produce::record_produced(tx, &produced)?;
             entry.append(tx)?;
             Ok(current)

@@ -21,6 +21,9 @@ pub const EXPIRED_RETENTION: Duration = Duration::days(1);
 pub const SIGNED_RETENTION: Duration = Duration::days(3653);
 /// Most documents in one request.
 pub const MAX_DOCUMENTS: usize = 100;
+/// Most requests of one official that may wait for a decision at once: each is a durable
+/// record and an audit entry, so a leaked `sign` token cannot fill the store.
+pub const MAX_PENDING: usize = 100;
 /// A signature produced for one document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducedSignature {
@@ -207,8 +210,16 @@ impl Pki<'_> {
             self.rng,
         )?;
         self.store.transact(|tx| {
+            // Read and written in this transaction: concurrent requests cannot both take
+            // the last place.
+            if tx.sign_requests().pending(citizen_id, now)? >= MAX_PENDING {
+                return Err(DomainError::Conflict(
+                    "too many requests wait for a decision: approve, reject or let some expire first",
+                ));
+            }
             tx.sign_requests().insert(&request)?;
-            entry.append(tx)
+            entry.append(tx)?;
+            Ok(())
         })?;
         Ok(request)
     }
