@@ -3,7 +3,8 @@
 //! this file with `#[path]`. Requests go through the real router, assembled by
 //! `civis::app::assemble` on an in-memory store with the development keys, so each target
 //! runs exactly the extractors, handlers and error mapping the server runs. The oracle:
-//! never a panic, never a 5xx, and an error body that says it is JSON is JSON.
+//! never a panic, never a 5xx, no refusal in plain text, and a body that says it is JSON
+//! is JSON.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -253,6 +254,15 @@ impl Service {
         assert!(
             !answer.status.is_server_error(),
             "{what} answered {} to input {:?}: {}",
+            answer.status,
+            String::from_utf8_lossy(input),
+            text(&answer.body)
+        );
+        // Every refusal is RFC 9457 or RFC 6749 JSON, or a page: never the framework's
+        // plain text (a missing or repeated parameter was, before the fuzzers looked).
+        assert!(
+            !(answer.status.is_client_error() && answer.content_type.starts_with("text/plain")),
+            "{what} answered {} in plain text to input {:?}: {}",
             answer.status,
             String::from_utf8_lossy(input),
             text(&answer.body)
