@@ -7,6 +7,11 @@
 //! is JSON.
 #![allow(dead_code)]
 
+// The integration tests' software authenticator (1Password's passkey-rs): the setup enrols
+// and signs in an official with it, so that the ceremony target reaches approvals.
+#[path = "../tests/it/authenticator.rs"]
+mod authenticator;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -56,13 +61,18 @@ pub struct Service {
     /// Signatures the setup's seal made over [`DOCUMENT`]: CAdES (DER) and JAdES.
     pub cades: Vec<u8>,
     pub jades: String,
+    /// The session cookie of a signed-in official, and a sign request of theirs that waits
+    /// for approval.
+    official_cookie: String,
+    sign_request: String,
     calls: AtomicU64,
 }
 
-/// An answer: status, content type, body.
+/// An answer: status, content type, headers, body.
 pub struct Answer {
     pub status: StatusCode,
     pub content_type: String,
+    pub headers: axum::http::HeaderMap,
     pub body: Vec<u8>,
 }
 
@@ -116,7 +126,7 @@ impl Service {
             .to_owned();
         let mut service = Service {
             runtime,
-            router: civis::http::router(assembled.state),
+            router: civis::http::router(assembled.state.clone()),
             store,
             admin_token,
             client_id: String::new(),
@@ -124,9 +134,12 @@ impl Service {
             enrolment_code: String::new(),
             cades: Vec::new(),
             jades: String::new(),
+            official_cookie: String::new(),
+            sign_request: String::new(),
             calls: AtomicU64::new(0),
         };
         service.set_up();
+        service.set_up_official(&assembled.state);
         if let Some(signer) = assembled.audit_signer {
             // The setup's actions are in the log; a checkpoint over them makes proofs of
             // every index up to its size answerable.
@@ -202,6 +215,58 @@ impl Service {
         }
     }
 
+    /// An official with a passkey on the software authenticator, signed in, with one sign
+    /// request waiting for approval (made through the domain: a `sign` access token would
+    /// need a whole authorization-code flow).
+    fn set_up_official(&mut self, state: &civis::http::state::AppState) {
+        let citizen = self.admin(
+            "/admin/v1/citizens",
+            json!({"given_name": "Ada", "family_name": "Official",
+                   "birthdate": "1980-01-01", "national_id": "FUZZ-0002"}),
+        );
+        let citizen_id = citizen["id"].as_str().expect("id").to_owned();
+        let code = citizen["enrolment_code"].as_str().expect("code");
+        let mut device = authenticator::Device::new(ISSUER);
+        let started = self.send(json_post("/enrol/start", json!({"code": code}).to_string()));
+        let options = serde_json::from_slice::<Value>(&started.body).expect("options");
+        let credential = self
+            .runtime
+            .block_on(device.create(&options["options"]))
+            .expect("the device enrols");
+        let body = json!({"ceremony": options["ceremony"], "credential": credential});
+        let enrolled = self.send(json_post("/enrol/finish", body.to_string()));
+        assert_eq!(enrolled.status, 201, "{}", text(&enrolled.body));
+        let started = self.send(json_post("/login/start", String::new()));
+        let options = serde_json::from_slice::<Value>(&started.body).expect("options");
+        let assertion = self
+            .runtime
+            .block_on(device.get(&options["options"]))
+            .expect("the device signs in");
+        let body = json!({"ceremony": options["ceremony"], "credential": assertion});
+        let signed_in = self.send(json_post("/login/finish", body.to_string()));
+        assert_eq!(signed_in.status, 200, "{}", text(&signed_in.body));
+        self.official_cookie = signed_in
+            .headers
+            .get(header::SET_COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|c| c.split(';').next())
+            .expect("a session cookie")
+            .to_owned();
+        self.admin(
+            "/admin/v1/officials",
+            json!({"citizen_id": citizen_id, "title": "Fuzz officer", "organisation": "Fuzz Office"}),
+        );
+        let request = civis::domain::signing::requests::NewRequest {
+            documents: vec![("fuzz.txt".into(), digest_of(DOCUMENT))],
+            format: "cades".into(),
+        };
+        self.sign_request = state
+            .pki()
+            .create_request(&citizen_id, &request, state.now())
+            .expect("a sign request")
+            .id;
+    }
+
     fn admin(&self, path: &str, body: Value) -> Value {
         let answer = self.send(
             Request::post(path)
@@ -235,6 +300,7 @@ impl Service {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_owned();
+            let headers = response.headers().clone();
             let body = axum::body::to_bytes(response.into_body(), 16 << 20)
                 .await
                 .expect("the body is read")
@@ -242,6 +308,7 @@ impl Service {
             Answer {
                 status,
                 content_type,
+                headers,
                 body,
             }
         })
@@ -282,7 +349,9 @@ impl Service {
     /// requests): the expiry sweeper does it in the server, with the clock moved ahead.
     fn tidy(&self) {
         if self.calls.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
-            let later = time::OffsetDateTime::now_utc() + time::Duration::days(2);
+            // Ceremonies and parked requests live 5 minutes; the official's session (hours)
+            // and sign request (15 minutes, then kept) are not touched.
+            let later = time::OffsetDateTime::now_utc() + time::Duration::minutes(6);
             while self.store.sweep_expired(later, 10_000).unwrap_or(0) > 0 {}
         }
     }
@@ -291,6 +360,15 @@ impl Service {
     pub fn client_basic(&self) -> String {
         basic(&self.client_id, &self.client_secret)
     }
+}
+
+/// A same-origin JSON POST, as the pages' script sends it.
+fn json_post(path: &str, body: impl Into<Body>) -> Request<Body> {
+    Request::post(path)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ORIGIN, ISSUER)
+        .body(body.into())
+        .expect("a request")
 }
 
 fn basic(id: &str, secret: &str) -> String {
@@ -400,36 +478,49 @@ pub fn jws(data: &[u8]) {
 }
 
 /// The WebAuthn JSON a browser sends to finish a ceremony: `selector byte, credential`.
-/// Even selectors finish a login, odd ones an enrolment (with the setup citizen's code);
-/// each input gets a ceremony of its own, started first.
+/// Selector mod 3: 0 finishes a login, 1 an enrolment (with the setup citizen's code), 2 the
+/// approval of the setup official's sign request (with their session); each input gets a
+/// ceremony of its own, started first.
 pub fn ceremony(data: &[u8]) {
     let service = Service::get();
     let Some((selector, credential)) = data.split_first() else {
         return;
     };
-    let (start, finish, start_body) = if selector % 2 == 0 {
-        ("/login/start", "/login/finish", String::new())
-    } else {
-        (
-            "/enrol/start",
-            "/enrol/finish",
+    let approval = format!("/sign/requests/{}", service.sign_request);
+    let (start, finish, start_body) = match selector % 3 {
+        0 => (
+            "/login/start".to_owned(),
+            "/login/finish".to_owned(),
+            String::new(),
+        ),
+        1 => (
+            "/enrol/start".to_owned(),
+            "/enrol/finish".to_owned(),
             json!({"code": service.enrolment_code}).to_string(),
-        )
+        ),
+        _ => (
+            format!("{approval}/start"),
+            format!("{approval}/finish"),
+            String::new(),
+        ),
     };
-    let json_post = |path: &str, body: Vec<u8>| {
-        Request::post(path)
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::ORIGIN, ISSUER)
-            .body(Body::from(body))
-            .expect("a request")
+    let signed_in = |mut request: Request<Body>| {
+        if selector % 3 == 2 {
+            let cookie = header::HeaderValue::from_str(&service.official_cookie);
+            request
+                .headers_mut()
+                .insert(header::COOKIE, cookie.expect("a cookie value"));
+        }
+        request
     };
-    let started = service.send(json_post(start, start_body.into_bytes()));
+    let started = service.send(signed_in(json_post(&start, start_body)));
     assert_eq!(started.status, 200, "{start}: {}", text(&started.body));
-    let ceremony = started.json()["ceremony"].clone();
+    let ceremony =
+        serde_json::from_slice::<Value>(&started.body).unwrap_or_default()["ceremony"].clone();
     let mut body = format!("{{\"ceremony\":{ceremony},\"credential\":").into_bytes();
     body.extend_from_slice(credential);
     body.push(b'}');
-    let answer = service.expect_handled(json_post(finish, body), data);
+    let answer = service.expect_handled(signed_in(json_post(&finish, body)), data);
     assert!(
         !answer.status.is_success(),
         "{finish} accepted a made-up credential: {}",
