@@ -236,3 +236,29 @@ async fn undecodable_paths_and_repeated_query_parameters_are_problem_json() {
         problem(&r, 400);
     }
 }
+
+/// Elevation: a valid access token of ours (an agency's, with every scope it has) is not
+/// the admin token; the admin API refuses it like any other wrong credential.
+#[tokio::test]
+async fn an_agency_access_token_is_not_an_admin_token() {
+    let data = tempdir();
+    let server = plain(&data);
+    let machine = server.machine_client("Machine", "seal").await;
+    let token = server
+        .client_credentials(machine.auth())
+        .await
+        .tokens()
+        .access;
+    for (method, path) in [
+        ("GET", "/admin/v1/audit"),
+        ("POST", "/admin/v1/citizens"),
+        ("POST", "/admin/v1/clients"),
+    ] {
+        let req = match method {
+            "GET" => server.get(path),
+            _ => server.post(path).json(&json!({})),
+        };
+        let r = req.bearer(&token).send().await;
+        assert_eq!(r.status, 401, "{method} {path}: {}", r.text);
+    }
+}
