@@ -405,6 +405,9 @@ impl From<DomainError> for OAuthError {
 pub enum BearerError {
     /// 401 without error code: no token presented.
     Missing,
+    /// 400 `invalid_request` (RFC 6750 §3.1): the request itself is malformed, e.g. a body
+    /// over the size limit; the text says how.
+    Malformed(&'static str),
     /// 401 `invalid_token`: bad, expired or revoked; the reason is logged.
     Invalid(String),
     /// 403 `insufficient_scope`.
@@ -455,6 +458,11 @@ impl IntoResponse for BearerError {
                 StatusCode::UNAUTHORIZED,
                 "Bearer".to_owned(),
                 serde_json::json!({"error": "invalid_request", "error_description": "bearer token required"}),
+            ),
+            Self::Malformed(why) => (
+                StatusCode::BAD_REQUEST,
+                "Bearer error=\"invalid_request\"".to_owned(),
+                serde_json::json!({"error": "invalid_request", "error_description": why}),
             ),
             Self::Invalid(why) => {
                 tracing::info!(reason = %why, "bearer token refused");

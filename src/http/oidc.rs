@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -519,8 +520,16 @@ async fn userinfo(
     State(state): State<AppState>,
     method: axum::http::Method,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    // As at the other OAuth endpoints, an unreadable body is `invalid_request`, not axum's text.
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return BearerError::Malformed("the body exceeds the size limit").into_response();
+        }
+        Err(_) => return BearerError::Malformed("the body could not be read").into_response(),
+    };
     let form: Option<HashMap<String, String>> =
         (!body.is_empty()).then(|| url::form_urlencoded::parse(&body).into_owned().collect());
     let token = match super::access::presented(&headers, form.as_ref()) {

@@ -262,3 +262,46 @@ async fn an_agency_access_token_is_not_an_admin_token() {
         assert_eq!(r.status, 401, "{method} {path}: {}", r.text);
     }
 }
+
+/// A body over the limit (`--max-body-bytes`, 64 KiB by default) at an OAuth endpoint is an
+/// OAuth error in JSON (`invalid_request`, 400, as RFC 6750 §3.1 and RFC 6749 §5.2 ask for a
+/// malformed request), never axum's plain-text 413.
+#[tokio::test]
+async fn oversized_bodies_at_the_oauth_endpoints_are_oauth_errors() {
+    let data = tempdir();
+    let server = plain(&data);
+    let client = server.web_client().await;
+    let (id, secret) = client.auth();
+    let huge = format!(
+        "token=a&access_token=a&grant_type=x&pad={}",
+        "a".repeat(70_000)
+    );
+    for path in ["/token", "/par", "/introspect", "/revoke", "/userinfo"] {
+        let r = server
+            .post(path)
+            .basic(id, secret)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(huge.clone())
+            .send()
+            .await;
+        assert_eq!(
+            r.header("content-type"),
+            "application/json",
+            "{path}: {}",
+            r.text
+        );
+        oauth_error(&r, 400, "invalid_request");
+    }
+    // At userinfo, the RFC 6750 challenge names the error.
+    let r = server
+        .post("/userinfo")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(huge)
+        .send()
+        .await;
+    oauth_error(&r, 400, "invalid_request");
+    assert_eq!(
+        r.header("www-authenticate"),
+        "Bearer error=\"invalid_request\""
+    );
+}
