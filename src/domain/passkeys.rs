@@ -502,9 +502,10 @@ impl Passkeys<'_> {
             }
             tx.passkeys().insert_session(&token_hash, &session)?;
             entry.append(tx)?;
+            // A passkey whose citizen's record is gone signs in no one.
             tx.citizens()
                 .get(&session.citizen_id)?
-                .ok_or(DomainError::NotFound("citizen"))
+                .ok_or_else(|| DomainError::from(unknown("owner's record is gone")))
         })?;
         Ok(Login {
             citizen,

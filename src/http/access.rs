@@ -10,7 +10,6 @@ use super::error::BearerError;
 use super::state::AppState;
 use crate::domain::oidc::dpop::{DpopError, Expected, NonceRule};
 use crate::domain::oidc::mint::AccessClaims;
-use crate::domain::oidc::verify::InvalidToken;
 
 /// A presented access token, before it is verified.
 pub(super) struct Presented {
@@ -87,12 +86,7 @@ pub(super) fn verify(
 ) -> Result<AccessClaims, BearerError> {
     let prov = state.provider();
     let now = state.now();
-    let claims = prov
-        .verify_access_token(&presented.token, now)
-        .map_err(|e| match e {
-            InvalidToken::Internal(d) => BearerError::Internal(d),
-            other => BearerError::Invalid(other.to_string()),
-        })?;
+    let claims = prov.verify_access_token(&presented.token, now)?;
     let dpop_refusal = |error: &'static str, why: &str| BearerError::Dpop {
         error,
         why: why.to_owned(),

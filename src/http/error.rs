@@ -436,6 +436,16 @@ pub enum BearerError {
     Internal(DomainError),
 }
 
+impl From<crate::domain::oidc::verify::InvalidToken> for BearerError {
+    fn from(e: crate::domain::oidc::verify::InvalidToken) -> Self {
+        use crate::domain::oidc::verify::InvalidToken as I;
+        match e {
+            I::Internal(d) => Self::Internal(d),
+            other => Self::Invalid(other.to_string()),
+        }
+    }
+}
+
 /// 429 for an authenticated client over its request quota (`--client-rate-per-second`):
 /// an OAuth error body and `Retry-After`, at the token endpoints and at sealing alike.
 pub fn over_quota(wait: std::time::Duration) -> Response {

@@ -542,9 +542,7 @@ async fn userinfo(
             if claims.gid.is_none() || !claims.scope.split(' ').any(|s| s == "openid") {
                 return Err(BearerError::InsufficientScope("openid"));
             }
-            s.provider()
-                .userinfo(&claims)
-                .map_err(BearerError::Internal)
+            Ok(s.provider().userinfo(&claims)?)
         })
         .await;
     match result {

@@ -146,6 +146,14 @@ impl<S: Read> Citizens<S> {
             .map(StoredCitizen::into_domain))
     }
 
+    /// Whether a citizen's record exists (without decoding it).
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn exists(&self, id: &str) -> Result<bool> {
+        Ok(self.0.raw(CITIZENS, id.as_bytes())?.is_some())
+    }
+
     /// An enrolment ticket by the hash of its code.
     ///
     /// # Errors

@@ -107,6 +107,11 @@ impl<R: Read> View<R> {
     pub fn consents(&self) -> oidc::Consents<&R> {
         oidc::Consents(&self.0)
     }
+
+    /// Citizens.
+    pub fn citizens(&self) -> Citizens<&R> {
+        Citizens(&self.0)
+    }
 }
 
 /// Result type of the storage layer.

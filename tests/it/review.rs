@@ -264,3 +264,80 @@ async fn an_authorization_request_cannot_be_finished_in_another_browser() {
     assert_eq!(fine.status, 200, "{}", fine.text);
     assert!(fine.text.contains(">Allow</button>"));
 }
+
+/// A server on a fixed address and issuer, so that it can be stopped and started again on
+/// the same data and still accept the tokens it issued.
+fn serve_at(data: &std::path::Path, listen: &str) -> crate::driver::Server {
+    let issuer = format!("http://localhost:{}", listen.rsplit_once(':').unwrap().1);
+    let mut cmd = crate::support::civis();
+    cmd.args([
+        "serve",
+        "--plain-http",
+        "--listen",
+        listen,
+        "--issuer",
+        &issuer,
+    ])
+    .arg("--data-dir")
+    .arg(data);
+    crate::driver::Server::spawn(cmd).unwrap_or_else(|(s, err)| panic!("{s:?}: {err}"))
+}
+
+/// No route deletes a citizen (`DELETE /admin/v1/citizens` is 405), but a record can still
+/// go missing (an operator's hand, a restored backup). Then nothing of theirs is live:
+/// userinfo is 401 `invalid_token`, introspection says inactive, refresh and a pending code
+/// are `invalid_grant`, and their passkey is refused — never a 500 or a 404.
+#[tokio::test]
+async fn a_citizen_whose_record_is_gone_has_no_live_token_code_or_login() {
+    let data = tempdir();
+    let listen = crate::support::free_addr();
+    let server = serve_at(data.path(), &listen);
+    let web = server.web_client().await;
+    let (citizen, mut device) = server.citizen_with_passkey("GONE-0001").await;
+    let (code, cookie) = server.code_for(&web.id, &mut device, None).await;
+    let tokens = server.redeem(web.auth(), &code, VERIFIER).await.tokens();
+    let (pending, _) = server.code_for(&web.id, &mut device, cookie).await;
+    assert_eq!(server.userinfo(&tokens.access).await.status, 200);
+    assert!(server.stop().0.success());
+
+    crate::support::outside_runtime(|| {
+        let store = civis::store::Store::open_sled(data.path()).unwrap();
+        store
+            .transact(|tx| {
+                tx.delete(civis::store::CITIZENS, citizen.as_bytes());
+                Ok::<_, civis::store::StoreError>(())
+            })
+            .unwrap();
+        store.flush().unwrap();
+    });
+    let server = serve_at(data.path(), &listen);
+
+    let r = server.userinfo(&tokens.access).await;
+    assert_eq!(
+        (r.status, r.error()),
+        (401, Some("invalid_token")),
+        "{}",
+        r.text
+    );
+    let seen = server.introspect(web.auth(), &tokens.access).await;
+    assert_eq!(seen["active"], false, "access token: {seen}");
+    let seen = server.introspect(web.auth(), tokens.refresh_token()).await;
+    assert_eq!(seen["active"], false, "refresh token: {seen}");
+    let r = server.refresh(web.auth(), tokens.refresh_token()).await;
+    assert_eq!(
+        (r.status, r.error()),
+        (400, Some("invalid_grant")),
+        "{}",
+        r.text
+    );
+    let r = server.redeem(web.auth(), &pending, VERIFIER).await;
+    assert_eq!(
+        (r.status, r.error()),
+        (400, Some("invalid_grant")),
+        "{}",
+        r.text
+    );
+    let r = server.login(&mut device).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.json()["type"], "urn:civis:problem:passkey-refused");
+}

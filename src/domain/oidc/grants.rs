@@ -250,7 +250,7 @@ impl Provider<'_> {
             .store
             .citizens()
             .get(&grant.citizen_id)?
-            .ok_or(DomainError::NotFound("citizen"))?;
+            .ok_or(TokenError::InvalidGrant(REFRESH_INVALID))?;
         // FAPI 2.0 (§5.3.2.1) asks for no rotation: the client keeps its refresh token,
         // which is bound to its private_key_jwt authentication, and gets none in the answer.
         let rotate = !client.security.fapi2;

@@ -1,5 +1,6 @@
 //! Whether what a login produced may still be used. A code or a grant (and every token of
-//! it) dies with the passkey that logged in and with the consent it was given under; a code
+//! it) dies with the passkey that logged in, with the consent it was given under and with
+//! the citizen's record (no route deletes one, but a token must not outlive it); a code
 //! also dies with its login session. The rule is checked wherever a code, a grant or one of
 //! its tokens is used, inside the transaction that uses it, so revoking a passkey or
 //! withdrawing a consent is one record written and ends everything it produced at that
@@ -37,8 +38,8 @@ fn consent_covers<R: Read>(
         .is_some_and(|c| c.since <= at))
 }
 
-/// Whether tokens of `grant` may be used: it is not revoked, its passkey is not revoked, and
-/// the consent it was made under has not been withdrawn.
+/// Whether tokens of `grant` may be used: it is not revoked, its passkey is not revoked, the
+/// consent it was made under has not been withdrawn, and its citizen still exists.
 ///
 /// # Errors
 /// Storage failures.
@@ -46,11 +47,13 @@ pub fn grant_live<R: Read>(reads: R, grant: &Grant) -> Result<bool> {
     let view = View(reads);
     Ok(grant.revoked_at.is_none()
         && passkey_live(&view, grant.login.as_ref())?
-        && consent_covers(&view, &grant.citizen_id, &grant.client_id, grant.created_at)?)
+        && consent_covers(&view, &grant.citizen_id, &grant.client_id, grant.created_at)?
+        && view.citizens().exists(&grant.citizen_id)?)
 }
 
 /// Whether a taken code may still become a grant: its passkey is not revoked, its login
-/// session has not ended (logout, expiry, a newer login), and its consent stands.
+/// session has not ended (logout, expiry, a newer login), its consent stands, and its
+/// citizen still exists.
 ///
 /// # Errors
 /// Storage failures.
@@ -68,5 +71,6 @@ pub fn code_live<R: Read>(reads: R, code: &AuthorizationCode, now: OffsetDateTim
     };
     Ok(session_live
         && passkey_live(&view, code.login.as_ref())?
-        && consent_covers(&view, &code.citizen_id, &code.client_id, code.issued_at)?)
+        && consent_covers(&view, &code.citizen_id, &code.client_id, code.issued_at)?
+        && view.citizens().exists(&code.citizen_id)?)
 }

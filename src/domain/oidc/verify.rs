@@ -244,22 +244,25 @@ impl Provider<'_> {
     /// Userinfo claims for a verified access token (needs the `openid` scope and a citizen).
     ///
     /// # Errors
-    /// [`DomainError::NotFound`] if the citizen is gone; storage failures.
-    pub fn userinfo(&self, claims: &AccessClaims) -> Result<serde_json::Value, DomainError> {
+    /// [`InvalidToken`] when the token is not a citizen's or its grant or citizen is gone
+    /// (it refers to no one); storage failures.
+    pub fn userinfo(&self, claims: &AccessClaims) -> Result<serde_json::Value, InvalidToken> {
         let gid = claims
             .gid
             .as_deref()
-            .ok_or(DomainError::NotFound("citizen"))?;
+            .ok_or_else(|| InvalidToken::Rejected("not a citizen's token".into()))?;
         let grant = self
             .store
             .grants()
-            .get(gid)?
-            .ok_or(DomainError::NotFound("grant"))?;
+            .get(gid)
+            .map_err(DomainError::from)?
+            .ok_or(InvalidToken::Revoked)?;
         let citizen = self
             .store
             .citizens()
-            .get(&grant.citizen_id)?
-            .ok_or(DomainError::NotFound("citizen"))?;
+            .get(&grant.citizen_id)
+            .map_err(DomainError::from)?
+            .ok_or(InvalidToken::Revoked)?;
         let scopes = parse_scopes(&claims.scope);
         let mut m = identity_claims(&citizen, &scopes);
         m.insert("sub".into(), claims.sub.clone().into());
