@@ -1,9 +1,12 @@
 //! The OpenAPI description, generated from the handlers' annotations. `civis openapi`
 //! prints it; `spec/openapi.json` is the checked-in copy, kept equal by a test.
 
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, ParameterIn};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{Content, ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{
+    Content, ContentBuilder, Object, Ref, RefOr, Response, ResponseBuilder, Type,
+};
 use utoipa::{Modify, OpenApi};
 
 use super::openapi_web as web;
@@ -43,13 +46,21 @@ pub struct ApiDoc;
 /// What every route may answer whatever its handler does, added in one place rather than
 /// on each annotation: problem bodies as `application/problem+json`; 431 for a head over
 /// `app::MAX_HEAD_BYTES` and 503 for a timeout or an unreachable database, on every
-/// operation; 413 on operations with a body; 400 (malformed JSON) and 415 (another content
-/// type) on JSON bodies.
+/// operation (OAuth endpoints tell an unreachable database in their own error form); 413 on
+/// operations with a body that is not a form (an oversized form is the route's own 400);
+/// 400 (malformed JSON) and 415 (another content type) on JSON bodies; 429 on admin
+/// operations (failed admin authentications are throttled per address); `Retry-After` on
+/// every 429 and `WWW-Authenticate` on every 401.
 struct CommonAnswers;
+
+/// Operations whose query is read by a tolerant extractor that answers a bad one with the
+/// route's own page (declared as its 400), not with a problem.
+const OWN_PARAMETER_ANSWERS: &[&str] = &["/authorize"];
 
 impl Modify for CommonAnswers {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in &mut openapi.paths.paths {
+            let own_parameter_answers = OWN_PARAMETER_ANSWERS.contains(&path.as_str());
             let operations = [
                 &mut item.get,
                 &mut item.post,
@@ -58,21 +69,22 @@ impl Modify for CommonAnswers {
                 &mut item.patch,
             ];
             for op in operations.into_iter().flatten() {
-                common_answers(op);
+                common_answers(op, own_parameter_answers);
             }
         }
     }
 }
 
-fn common_answers(op: &mut Operation) {
+fn common_answers(op: &mut Operation, own_parameter_answers: bool) {
     for response in op.responses.responses.values_mut() {
         if let RefOr::T(response) = response {
             as_problem_json(response);
         }
     }
     let body = match &op.request_body {
-        Some(RefOr::T(body)) => Some(body.content.contains_key("application/json")),
-        Some(RefOr::Ref(_)) => Some(false),
+        Some(RefOr::T(body)) if body.content.contains_key(FORM) => Some(Body::Form),
+        Some(RefOr::T(body)) if body.content.contains_key("application/json") => Some(Body::Json),
+        Some(_) => Some(Body::Other),
         None => None,
     };
     let has_params = op.parameters.as_ref().is_some_and(|ps| {
@@ -80,7 +92,7 @@ fn common_answers(op: &mut Operation) {
             matches!(p, RefOr::T(p) if matches!(p.parameter_in, ParameterIn::Path | ParameterIn::Query))
         })
     });
-    if has_params {
+    if has_params && !own_parameter_answers {
         let what =
             "A path segment or query parameter that does not decode, is missing or is repeated";
         match op.responses.responses.get_mut("400") {
@@ -98,6 +110,11 @@ fn common_answers(op: &mut Operation) {
             }
         }
     }
+    let oauth = answers_oauth_errors(op);
+    let admin_only = op
+        .security
+        .as_ref()
+        .is_some_and(|s| s.as_slice() == [SecurityRequirement::new("admin", Vec::<String>::new())]);
     let mut add = |status: &str, what: &str| {
         op.responses
             .responses
@@ -105,21 +122,101 @@ fn common_answers(op: &mut Operation) {
             .or_insert_with(|| RefOr::T(problem(what)));
     };
     add("431", "The URL and headers together are over 16 KiB");
-    add(
-        "503",
-        "The request timed out, or the database is unreachable (`urn:civis:problem:database-unavailable`)",
-    );
-
-    if body.is_some() {
+    if oauth {
+        add(
+            "503",
+            "`temporarily_unavailable`: the database is unreachable; or (a problem) the request timed out",
+        );
+    } else {
+        add(
+            "503",
+            "The request timed out, or the database is unreachable (`urn:civis:problem:database-unavailable`)",
+        );
+    }
+    if admin_only {
+        add(
+            "429",
+            "Too many failed admin authentications from this network (`urn:civis:problem:throttled`)",
+        );
+    }
+    if matches!(body, Some(Body::Json | Body::Other)) {
         add("413", "The body is over the size limit");
     }
-    if body == Some(true) {
+    if body == Some(Body::Json) {
         add(
             "400",
             "The body is not JSON (or nested deeper than 128 levels)",
         );
         add("415", "The body is not `application/json`");
     }
+    for (status, response) in &mut op.responses.responses {
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        match status.as_str() {
+            // The OAuth form for an unreachable database, a problem for a timeout.
+            "503" if oauth => {
+                let oauth_body = ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("OAuthErrorBody")))
+                    .build();
+                let problem_body = ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build();
+                response
+                    .content
+                    .entry("application/json".to_owned())
+                    .or_insert(RefOr::T(oauth_body));
+                response
+                    .content
+                    .entry(PROBLEM_JSON.to_owned())
+                    .or_insert(RefOr::T(problem_body));
+            }
+            "429" => header(response, "retry-after", Type::Integer, "Seconds to wait"),
+            "401" => header(
+                response,
+                "www-authenticate",
+                Type::String,
+                "The challenge: `Bearer` (with `error=` for a refused token), `DPoP`, or `Basic` for client authentication",
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// How an operation's body is sent.
+#[derive(PartialEq, Eq)]
+enum Body {
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    /// `application/json`.
+    Json,
+    /// Anything else.
+    Other,
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// Whether some answer of the operation is an OAuth error body (RFC 6749 §5.2, RFC 6750 §3).
+fn answers_oauth_errors(op: &Operation) -> bool {
+    op.responses.responses.values().any(|r| match r {
+        RefOr::T(r) => r.content.values().any(|c| {
+            matches!(c, RefOr::T(c)
+                if matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/OAuthErrorBody")))
+        }),
+        RefOr::Ref(_) => false,
+    })
+}
+
+/// Declares a response header, unless the annotation already does.
+fn header(response: &mut Response, name: &str, kind: Type, description: &str) {
+    response.headers.entry(name.to_owned()).or_insert_with(|| {
+        RefOr::T(
+            HeaderBuilder::new()
+                .schema(Some(Object::with_type(kind)))
+                .description(Some(description))
+                .build(),
+        )
+    });
 }
 
 /// A response of problem details.
@@ -178,7 +275,8 @@ impl Modify for AdminAuth {
             "client_token",
             token(
                 "An access token of POST /token (client_credentials) with the scope the \
-                 operation names",
+                 operation names; a DPoP-bound one as `Authorization: DPoP` with a `DPoP` \
+                 proof (RFC 9449)",
             ),
         );
         components.add_security_scheme(
@@ -195,7 +293,18 @@ impl Modify for AdminAuth {
         );
         components.add_security_scheme(
             "bearer",
-            token("An access token (RFC 9068) of a citizen's grant with scope sign"),
+            token(
+                "An access token (RFC 9068) of a citizen's grant with scope sign; a \
+                 DPoP-bound one as `Authorization: DPoP` with a `DPoP` proof (RFC 9449)",
+            ),
+        );
+        components.add_security_scheme(
+            "access_token",
+            token(
+                "An access token (RFC 9068) of a citizen's grant with scope openid: \
+                 `Authorization: Bearer`, or for POST the `access_token` form field; a \
+                 DPoP-bound token as `Authorization: DPoP` with a `DPoP` proof (RFC 9449)",
+            ),
         );
     }
 }
@@ -210,6 +319,42 @@ pub fn json() -> String {
 
 #[cfg(test)]
 mod tests {
+    fn operations() -> Vec<(String, serde_json::Value)> {
+        let spec: serde_json::Value =
+            serde_json::from_str(&super::json()).unwrap_or(serde_json::Value::Null);
+        let mut out = Vec::new();
+        for (path, item) in spec["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                out.push((format!("{method} {path}"), op.clone()));
+            }
+        }
+        out
+    }
+
+    /// The headers the server always sends with these statuses are declared on every one.
+    #[test]
+    fn every_429_and_401_declares_its_header() {
+        for (op, spec) in operations() {
+            for (status, header) in [("429", "retry-after"), ("401", "www-authenticate")] {
+                let response = &spec["responses"][status];
+                if !response.is_null() {
+                    assert!(!response["headers"][header].is_null(), "{op} {status}");
+                }
+            }
+        }
+    }
+
+    /// A form over the size limit is the route's own 400 (an OAuth error or a page), never 413.
+    #[test]
+    fn form_bodies_are_never_answered_413() {
+        for (op, spec) in operations() {
+            let form = &spec["requestBody"]["content"]["application/x-www-form-urlencoded"];
+            if !form.is_null() {
+                assert!(spec["responses"]["413"].is_null(), "{op}");
+                assert!(!spec["responses"]["400"].is_null(), "{op}");
+            }
+        }
+    }
     /// Fails when the code's API drifts from `spec/openapi.json`. To accept a change:
     /// `cargo run -- openapi > spec/openapi.json`.
     #[test]
