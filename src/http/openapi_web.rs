@@ -15,7 +15,8 @@ use super::error::Problem;
 pub struct OAuthErrorBody {
     /// The error code (`invalid_request`, `invalid_client`, `invalid_grant`,
     /// `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, `invalid_dpop_proof`,
-    /// `use_dpop_nonce`, `temporarily_unavailable`, …).
+    /// `use_dpop_nonce`, `request_not_supported`, `invalid_request_uri`, `invalid_token`,
+    /// `insufficient_scope`, `temporarily_unavailable`, `server_error`).
     pub error: String,
     /// What was wrong, in words.
     pub error_description: Option<String>,
@@ -95,8 +96,15 @@ pub struct AuthorizationRequest {
     pub code_challenge_method: Option<String>,
     /// `none`, `login`, `consent`.
     pub prompt: Option<String>,
+    /// The longest time in seconds since the citizen last signed in that the client
+    /// accepts; an older session signs in again.
+    pub max_age: Option<String>,
     /// Requested levels of assurance.
     pub acr_values: Option<String>,
+    /// `query`, the only mode; another is `invalid_request`.
+    pub response_mode: Option<String>,
+    /// Request objects are not supported: any value is `request_not_supported`.
+    pub request: Option<String>,
     /// A pushed request (`/par`) instead of the parameters above (not at `/par` itself).
     pub request_uri: Option<String>,
     /// The thumbprint of the DPoP key the code is bound to (RFC 9449 §10).
@@ -148,6 +156,13 @@ pub struct Introspection {
     pub sub: Option<String>,
     /// Expiry, seconds since the epoch.
     pub exp: Option<i64>,
+}
+
+/// `POST /userinfo` with the token in the body (RFC 6750 §2.2) instead of the header.
+#[derive(Serialize, ToSchema)]
+pub struct UserInfoForm {
+    /// The access token (bearer only; never together with `Authorization`).
+    pub access_token: Option<String>,
 }
 
 /// Claims about the signed-in citizen, as the token's scopes allow; always `sub`.
@@ -273,6 +288,15 @@ pub struct SessionView {
     pub user_verified: bool,
 }
 
+/// An approved sign request: every document is signed.
+#[derive(Serialize, ToSchema)]
+pub struct Approved {
+    /// `signed`.
+    pub status: String,
+    /// The request.
+    pub id: String,
+}
+
 /// A rejected sign request.
 #[derive(Serialize, ToSchema)]
 pub struct Rejected {
@@ -282,7 +306,33 @@ pub struct Rejected {
     pub id: String,
 }
 
-/// A form of a page (consent, logout confirmation): the values the page put in it.
+/// `POST /end_session`: the parameters of `GET /end_session` as a form.
+#[derive(Serialize, ToSchema)]
+pub struct EndSessionForm {
+    /// An ID token civis issued to the client.
+    pub id_token_hint: Option<String>,
+    /// The client.
+    pub client_id: Option<String>,
+    /// A registered post-logout redirect URI.
+    pub post_logout_redirect_uri: Option<String>,
+    /// Returned to the client.
+    pub state: Option<String>,
+}
+
+/// The form of the **Log out** question: the values the page put in it.
+#[derive(Serialize, ToSchema)]
+pub struct LogoutConfirmForm {
+    /// The CSRF value bound to the session.
+    pub csrf: Option<String>,
+    /// The client.
+    pub client_id: Option<String>,
+    /// A registered post-logout redirect URI.
+    pub post_logout_redirect_uri: Option<String>,
+    /// Returned to the client.
+    pub state: Option<String>,
+}
+
+/// The consent page's form: the values the page put in it.
 #[derive(Serialize, ToSchema)]
 pub struct PageForm {
     /// The parked request the page is about.
@@ -306,16 +356,16 @@ fn jwks() {}
 #[utoipa::path(get, path = "/authorize", tag = "oidc", params(AuthorizationRequest),
     responses(
         (status = 303, description = "To the login page, the consent page, or back to the client's redirect URI with `code` or `error`, `state` and `iss`", headers(("location" = String))),
-        (status = 400, content_type = "text/html", body = String, description = "A page: the client or redirect URI cannot be trusted (unknown client, unregistered or duplicate `redirect_uri`, a bad `request_uri`), so nothing is redirected"),
-        (status = 429, body = Problem, description = "Too many authorization requests from this network; `Retry-After`")))]
+        (status = 400, content_type = "text/html", body = String, description = "A page: the client or redirect URI cannot be trusted (unknown client, unregistered or duplicate `redirect_uri`, a bad `request_uri`), or the query does not decode (a repeated parameter), so nothing is redirected"),
+        (status = 429, content_type = "text/html", body = String, description = "A page: too many authorization requests from this network")))]
 fn authorize_get() {}
 
 #[utoipa::path(post, path = "/authorize", tag = "oidc",
     request_body(content = AuthorizationRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 303, description = "As `GET /authorize`", headers(("location" = String))),
-        (status = 400, content_type = "text/html", body = String, description = "As `GET /authorize`"),
-        (status = 429, body = Problem, description = "Too many authorization requests from this network; `Retry-After`")))]
+        (status = 400, content_type = "text/html", body = String, description = "A page: as `GET /authorize`, or the body is not a form (another content type, a repeated parameter, over the size limit)"),
+        (status = 429, content_type = "text/html", body = String, description = "A page: too many authorization requests from this network")))]
 fn authorize_post() {}
 
 #[utoipa::path(get, path = "/authorize/continue", tag = "oidc",
@@ -330,28 +380,26 @@ fn authorize_continue() {}
     request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 303, description = "Back to the client with `code`, or `error=access_denied`", headers(("location" = String))),
-        (status = 400, content_type = "text/html", body = String, description = "A page: unknown or expired request, wrong CSRF value, no session"),
-        (status = 401, body = Problem, description = "No session"),
-        (status = 403, body = Problem, description = "A cross-origin post")))]
+        (status = 400, content_type = "text/html", body = String, description = "A page: no session, an unknown or expired request, or the body is not the page's form (missing fields, another content type, over the size limit)"),
+        (status = 403, content_type = "text/html", body = String, description = "A page: the CSRF value was not issued for this session")))]
 fn consent() {}
 
 #[utoipa::path(delete, path = "/session/consents/{client_id}", tag = "oidc",
     params(("client_id" = String, Path, description = "The client whose consent is withdrawn")),
     responses(
-        (status = 204, description = "Withdrawn; the client's grants under it stop working"),
+        (status = 204, description = "Withdrawn (or there was none); the client's grants under it stop working"),
         (status = 401, body = Problem, description = "No session"),
-        (status = 403, body = Problem, description = "A cross-origin request"),
-        (status = 404, body = Problem, description = "No such consent")))]
+        (status = 403, body = Problem, description = "A cross-origin request")))]
 fn withdraw_consent() {}
 
 #[utoipa::path(post, path = "/par", tag = "oidc",
     request_body(content = ParForm, content_type = "application/x-www-form-urlencoded"),
     security(("client_basic" = []), ()),
     responses(
-        (status = 201, body = ParAnswer, description = "Pushed; use `request_uri` at `/authorize` within `expires_in` seconds"),
-        (status = 400, body = OAuthErrorBody, description = "`invalid_request` (also a duplicate parameter), `invalid_scope`, `invalid_dpop_proof`, `unauthorized_client`"),
-        (status = 401, body = OAuthErrorBody, description = "`invalid_client`; `WWW-Authenticate` for HTTP Basic"),
-        (status = 429, body = OAuthErrorBody, description = "Too many failed client authentications from this network (`invalid_client`), or this client's request quota is spent (`temporarily_unavailable`); `Retry-After`")))]
+        (status = 201, body = ParAnswer, description = "Pushed; use `request_uri` at `/authorize` within `expires_in` seconds", headers(("dpop-nonce" = String, description = "A nonce for the next DPoP proof, when the request carried one"))),
+        (status = 400, body = OAuthErrorBody, description = "`invalid_request` (a duplicate parameter, another content type than a form, a body over the size limit, an unsupported `response_mode`), `request_not_supported`, `invalid_scope`, `invalid_dpop_proof`, `use_dpop_nonce`, `unauthorized_client`", headers(("dpop-nonce" = String, description = "A nonce for the next DPoP proof, when the request carried one"))),
+        (status = 401, body = OAuthErrorBody, description = "`invalid_client`", headers(("dpop-nonce" = String, description = "A nonce for the next DPoP proof, when the request carried one"))),
+        (status = 429, body = OAuthErrorBody, description = "Too many failed client authentications from this network (`invalid_client`), or this client's request quota is spent (`temporarily_unavailable`)", headers(("dpop-nonce" = String, description = "A nonce for the next DPoP proof, when the request carried one")))))]
 fn par() {}
 
 #[utoipa::path(post, path = "/token", tag = "oidc",
@@ -359,29 +407,29 @@ fn par() {}
     params(("DPoP" = Option<String>, Header, description = "A DPoP proof (RFC 9449) binding the tokens to its key")),
     security(("client_basic" = []), ()),
     responses(
-        (status = 200, body = TokenAnswer, description = "Tokens; `Cache-Control: no-store`"),
-        (status = 400, body = OAuthErrorBody, description = "`invalid_request` (also a duplicate parameter), `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, `invalid_dpop_proof`, `use_dpop_nonce` (with a `DPoP-Nonce` header)"),
-        (status = 401, body = OAuthErrorBody, description = "`invalid_client`; `WWW-Authenticate` for HTTP Basic"),
-        (status = 429, body = OAuthErrorBody, description = "Too many failed client authentications from this network (`invalid_client`), or this client's request quota is spent (`temporarily_unavailable`); `Retry-After`"),
-        (status = 503, body = OAuthErrorBody, description = "`temporarily_unavailable`: the database is unreachable")))]
+        (status = 200, body = TokenAnswer, description = "Tokens; `Cache-Control: no-store`", headers(("dpop-nonce" = String, description = "A nonce for the next DPoP proof, when the request carried one"))),
+        (status = 400, body = OAuthErrorBody, description = "`invalid_request` (a duplicate parameter, another content type than a form, a body over the size limit), `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, `invalid_dpop_proof`, `use_dpop_nonce`", headers(("dpop-nonce" = String, description = "The nonce to put in the DPoP proof (`use_dpop_nonce`), or for the next one"))),
+        (status = 401, body = OAuthErrorBody, description = "`invalid_client`", headers(("dpop-nonce" = String, description = "A nonce for the next DPoP proof, when the request carried one"))),
+        (status = 429, body = OAuthErrorBody, description = "Too many failed client authentications from this network (`invalid_client`), or this client's request quota is spent (`temporarily_unavailable`)", headers(("dpop-nonce" = String, description = "A nonce for the next DPoP proof, when the request carried one")))))]
 fn token() {}
 
 #[utoipa::path(get, path = "/userinfo", tag = "oidc",
-    security(("bearer" = [])),
+    security(("access_token" = [])),
     responses(
         (status = 200, body = UserInfo, description = "Claims the token's scopes allow"),
-        (status = 400, body = OAuthErrorBody, description = "A malformed request"),
-        (status = 401, body = OAuthErrorBody, description = "`invalid_token` or `invalid_dpop_proof`; `WWW-Authenticate` (and `DPoP-Nonce` when a nonce is needed)"),
-        (status = 403, body = OAuthErrorBody, description = "`insufficient_scope`")))]
+        (status = 400, body = OAuthErrorBody, description = "`invalid_request`: a body that cannot be read (over the size limit); `WWW-Authenticate: Bearer error=\"invalid_request\"`"),
+        (status = 401, body = OAuthErrorBody, description = "`invalid_request` (no token, or two), `invalid_token` (bad, expired or revoked, or its citizen is gone), `invalid_dpop_proof` or `use_dpop_nonce`", headers(("dpop-nonce" = String, description = "The nonce to put in the DPoP proof (`use_dpop_nonce`)"))),
+        (status = 403, body = OAuthErrorBody, description = "`insufficient_scope`: no scope `openid`, or not a citizen's token")))]
 fn userinfo_get() {}
 
 #[utoipa::path(post, path = "/userinfo", tag = "oidc",
-    security(("bearer" = [])),
+    security(("access_token" = [])),
+    request_body(content = UserInfoForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, body = UserInfo, description = "As `GET /userinfo`"),
-        (status = 400, body = OAuthErrorBody, description = "A malformed request"),
-        (status = 401, body = OAuthErrorBody, description = "As `GET /userinfo`"),
-        (status = 403, body = OAuthErrorBody, description = "`insufficient_scope`")))]
+        (status = 400, body = OAuthErrorBody, description = "`invalid_request`: the body cannot be read (over the size limit); `WWW-Authenticate: Bearer error=\"invalid_request\"`"),
+        (status = 401, body = OAuthErrorBody, description = "As `GET /userinfo`", headers(("dpop-nonce" = String, description = "The nonce to put in the DPoP proof (`use_dpop_nonce`)"))),
+        (status = 403, body = OAuthErrorBody, description = "As `GET /userinfo`")))]
 fn userinfo_post() {}
 
 #[utoipa::path(post, path = "/introspect", tag = "oidc",
@@ -389,9 +437,9 @@ fn userinfo_post() {}
     security(("client_basic" = []), ()),
     responses(
         (status = 200, body = Introspection, description = "`active: false` for anything not valid now, or not this client's"),
-        (status = 400, body = OAuthErrorBody, description = "`invalid_request` (no `token`, a duplicate parameter)"),
-        (status = 401, body = OAuthErrorBody, description = "`invalid_client`"),
-        (status = 429, body = OAuthErrorBody, description = "Too many failed client authentications from this network (`invalid_client`), or this client's request quota is spent (`temporarily_unavailable`); `Retry-After`")))]
+        (status = 400, body = OAuthErrorBody, description = "`invalid_request` (no `token`, a duplicate parameter, another content type than a form, a body over the size limit)"),
+        (status = 401, body = OAuthErrorBody, description = "`invalid_client` (also a public client, which may not introspect)"),
+        (status = 429, body = OAuthErrorBody, description = "Too many failed client authentications from this network (`invalid_client`), or this client's request quota is spent (`temporarily_unavailable`)")))]
 fn introspect() {}
 
 #[utoipa::path(post, path = "/revoke", tag = "oidc",
@@ -399,33 +447,33 @@ fn introspect() {}
     security(("client_basic" = []), ()),
     responses(
         (status = 200, description = "Revoked, or nothing to revoke (RFC 7009 §2.2)"),
-        (status = 400, body = OAuthErrorBody, description = "`invalid_request`, `unsupported_token_type`"),
+        (status = 400, body = OAuthErrorBody, description = "`invalid_request` (no `token`, a duplicate parameter, another content type than a form, a body over the size limit)"),
         (status = 401, body = OAuthErrorBody, description = "`invalid_client`"),
-        (status = 429, body = OAuthErrorBody, description = "Too many failed client authentications from this network (`invalid_client`), or this client's request quota is spent (`temporarily_unavailable`); `Retry-After`")))]
+        (status = 429, body = OAuthErrorBody, description = "Too many failed client authentications from this network (`invalid_client`), or this client's request quota is spent (`temporarily_unavailable`)")))]
 fn revoke() {}
 
 #[utoipa::path(get, path = "/end_session", tag = "oidc", params(EndSessionQuery),
     responses(
-        (status = 200, content_type = "text/html", body = String, description = "The **Log out** question (no hint for this session)"),
+        (status = 200, content_type = "text/html", body = String, description = "The **Log out** question (a session, but no hint of it), or **Logged out** (no session, or the hint's session ended and there is no return address)"),
         (status = 303, description = "Logged out, back to the post-logout redirect URI", headers(("location" = String))),
-        (status = 400, content_type = "text/html", body = String, description = "A page: unknown client or unregistered return address")))]
+        (status = 400, content_type = "text/html", body = String, description = "A page: an `id_token_hint` that is not an ID token of ours, a `client_id` other than the hint's, an unregistered or malformed return address")))]
 fn end_session_get() {}
 
 #[utoipa::path(post, path = "/end_session", tag = "oidc",
-    request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = EndSessionForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, content_type = "text/html", body = String, description = "As `GET /end_session`"),
         (status = 303, description = "As `GET /end_session`", headers(("location" = String))),
-        (status = 400, content_type = "text/html", body = String, description = "As `GET /end_session`")))]
+        (status = 400, content_type = "text/html", body = String, description = "As `GET /end_session`, or the body is not a form (a repeated parameter, another content type, over the size limit)")))]
 fn end_session_post() {}
 
 #[utoipa::path(post, path = "/end_session/confirm", tag = "oidc",
-    request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = LogoutConfirmForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, content_type = "text/html", body = String, description = "Logged out"),
+        (status = 200, content_type = "text/html", body = String, description = "**Logged out** (or already: no session)"),
         (status = 303, description = "Logged out, back to the client", headers(("location" = String))),
-        (status = 400, content_type = "text/html", body = String, description = "A page: wrong CSRF value or unknown request"),
-        (status = 403, body = Problem, description = "A cross-origin post")))]
+        (status = 400, content_type = "text/html", body = String, description = "A page: no `csrf`, an unregistered or malformed return address, or the body is not a form (another content type, over the size limit)"),
+        (status = 403, content_type = "text/html", body = String, description = "A page: the CSRF value was not issued for this session")))]
 fn end_session_confirm() {}
 
 // ---- Passkey ceremonies ------------------------------------------------------------------
@@ -434,38 +482,35 @@ fn end_session_confirm() {}
     request_body = EnrolStartBody,
     responses(
         (status = 200, body = CeremonyStarted, description = "Options for `navigator.credentials.create`"),
-        (status = 401, body = Problem, description = "An unknown, used or expired enrolment code"),
+        (status = 400, body = Problem, description = "`urn:civis:problem:passkey-refused`: an unknown, used or expired enrolment code; or the body is not JSON"),
         (status = 403, body = Problem, description = "A cross-origin request"),
         (status = 422, body = Problem, description = "The body is not `{code}`"),
-        (status = 429, body = Problem, description = "Too many refused codes or starts from this network; `Retry-After`")))]
+        (status = 429, body = Problem, description = "Too many refused codes or starts from this network")))]
 fn enrol_start() {}
 
 #[utoipa::path(post, path = "/enrol/finish", tag = "passkeys",
     request_body = CeremonyFinish,
     responses(
         (status = 201, body = Enrolled, description = "The passkey is registered"),
-        (status = 401, body = Problem, description = "The credential was refused (unknown or expired ceremony, wrong origin, a cross-origin frame)"),
+        (status = 400, body = Problem, description = "`urn:civis:problem:passkey-refused`: an unknown, expired or used ceremony, a credential refused (wrong origin, a cross-origin frame, a bad attestation, a credential id already registered), or an enrolment code used meanwhile (each refusal counts against this network's enrolment attempts); or the body is not JSON"),
         (status = 403, body = Problem, description = "A cross-origin request"),
-        (status = 409, body = Problem, description = "The passkey is already registered"),
-        (status = 422, body = Problem, description = "The body is not a ceremony and a credential"),
-        (status = 429, body = Problem, description = "Too many refusals from this network; `Retry-After`")))]
+        (status = 422, body = Problem, description = "The body is not a ceremony and a credential")))]
 fn enrol_finish() {}
 
 #[utoipa::path(post, path = "/login/start", tag = "passkeys",
     responses(
         (status = 200, body = CeremonyStarted, description = "Options for `navigator.credentials.get` (usernameless)"),
         (status = 403, body = Problem, description = "A cross-origin request"),
-        (status = 429, body = Problem, description = "Too many refused logins or starts from this network; `Retry-After`")))]
+        (status = 429, body = Problem, description = "Too many refused logins or starts from this network")))]
 fn login_start() {}
 
 #[utoipa::path(post, path = "/login/finish", tag = "passkeys",
     request_body = CeremonyFinish,
     responses(
-        (status = 200, body = SignedIn, description = "Signed in; `Set-Cookie` holds the session"),
-        (status = 401, body = Problem, description = "The assertion was refused (unknown or expired ceremony, unknown or revoked passkey, wrong origin, a counter going backwards)"),
+        (status = 200, body = SignedIn, description = "Signed in; `Set-Cookie` holds the session", headers(("set-cookie" = String))),
+        (status = 400, body = Problem, description = "`urn:civis:problem:passkey-refused`: an unknown, expired or used ceremony, an unknown or revoked passkey (or one whose citizen is gone), a refused assertion (wrong origin, a cross-origin frame, a bad signature), a counter going backwards (each refusal counts against this network's logins, and `/login/start` answers 429 once they are spent); or the body is not JSON"),
         (status = 403, body = Problem, description = "A cross-origin request"),
-        (status = 422, body = Problem, description = "The body is not a ceremony and a credential"),
-        (status = 429, body = Problem, description = "Too many refused logins from this network; `Retry-After`")))]
+        (status = 422, body = Problem, description = "The body is not a ceremony and a credential")))]
 fn login_finish() {}
 
 #[utoipa::path(get, path = "/session", tag = "passkeys",
@@ -485,9 +530,8 @@ fn logout() {}
 #[utoipa::path(get, path = "/enrol", tag = "pages", params(EnrolPageQuery),
     responses(
         (status = 200, content_type = "text/html", body = String, description = "The enrolment page, naming the account, with **Create passkey**"),
-        (status = 400, content_type = "text/html", body = String, description = "No code"),
-        (status = 404, content_type = "text/html", body = String, description = "An unknown, used or expired code"),
-        (status = 429, body = Problem, description = "Too many refused codes from this network; `Retry-After`")))]
+        (status = 404, content_type = "text/html", body = String, description = "A page: no code, or an unknown, used or expired one"),
+        (status = 429, content_type = "text/html", body = String, description = "A page: too many refused codes from this network")))]
 fn enrol_page() {}
 
 #[utoipa::path(get, path = "/login", tag = "pages", params(LoginPageQuery),
@@ -521,20 +565,22 @@ fn approval_page() {}
     responses(
         (status = 200, body = CeremonyStarted, description = "Options whose challenge commits to the request"),
         (status = 401, body = Problem, description = "No session"),
-        (status = 403, body = Problem, description = "A cross-origin request"),
-        (status = 404, body = Problem, description = "No such request of this official"),
-        (status = 409, body = Problem, description = "The request is no longer pending")))]
+        (status = 403, body = Problem, description = "A cross-origin request, another official's request, or no passkey that can approve"),
+        (status = 404, body = Problem, description = "No such request"),
+        (status = 409, body = Problem, description = "The request is no longer pending"),
+        (status = 429, body = Problem, description = "Too many refused logins or approvals, or starts, from this network")))]
 fn approval_start() {}
 
 #[utoipa::path(post, path = "/sign/requests/{id}/finish", tag = "passkeys",
     params(("id" = String, Path, description = "The sign request")),
     request_body = CeremonyFinish,
     responses(
-        (status = 200, description = "Approved and signed"),
-        (status = 401, body = Problem, description = "No session, or the assertion was refused"),
-        (status = 403, body = Problem, description = "A cross-origin request, or another citizen's passkey"),
-        (status = 404, body = Problem, description = "No such request of this official"),
-        (status = 409, body = Problem, description = "The request is no longer pending"),
+        (status = 200, body = Approved, description = "Approved and signed"),
+        (status = 400, body = Problem, description = "`urn:civis:problem:passkey-refused`: an unknown, expired or used ceremony (or one of another request), a refused assertion (another citizen's or a revoked passkey, wrong origin, a bad signature, a counter going backwards), each counting against this network's logins; or the body is not JSON"),
+        (status = 401, body = Problem, description = "No session"),
+        (status = 403, body = Problem, description = "A cross-origin request, another official's ceremony or request, or an official who can no longer sign"),
+        (status = 404, body = Problem, description = "No such request, or the official's key is gone"),
+        (status = 409, body = Problem, description = "The request is no longer pending, or the official's signing key changed"),
         (status = 422, body = Problem, description = "The body is not a ceremony and a credential")))]
 fn approval_finish() {}
 

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{BearerError, Problem, Result};
 use super::extract::ApiJson;
+use super::openapi_web::OAuthErrorBody;
 use super::state::AppState;
 use crate::domain::DomainError;
 use crate::domain::signing::documents::{self, DocumentInput};
@@ -131,13 +132,13 @@ pub struct SealResponse {
     request_body = SealRequest,
     responses(
         (status = 200, body = SealResponse),
-        (status = 401, description = "No token, or `invalid_token` (bad, expired or revoked); `WWW-Authenticate: Bearer`"),
-        (status = 403, description = "`insufficient_scope`: no scope `seal`, or a citizen's token"),
+        (status = 401, body = OAuthErrorBody, description = "No token (`invalid_request`), or `invalid_token` (bad, expired or revoked), `invalid_dpop_proof` or `use_dpop_nonce` (with `DPoP-Nonce`)", headers(("dpop-nonce" = String))),
+        (status = 403, body = OAuthErrorBody, description = "`insufficient_scope`: no scope `seal`, or a citizen's token"),
         (status = 409, body = Problem, description = "The client has no live seal (none, revoked, or its certificate expired)"),
         (status = 413, body = Problem, description = "Body over 1 MiB (or `--max-body-bytes` if larger)"),
         (status = 422, body = Problem, description = "Every bad field named: `format`, `documents`, `documents[i].name`, `documents[i].digest`"),
-        (status = 429, description = "`temporarily_unavailable`: this client's request quota (`--client-rate-per-second`) is spent; `Retry-After`"),
-        (status = 503, body = Problem, description = "No key-encryption key (kek.key)")))]
+        (status = 429, body = OAuthErrorBody, description = "`temporarily_unavailable`: this client's request quota (`--client-rate-per-second`) is spent"),
+        (status = 503, body = Problem, description = "No key-encryption key (kek.key), or a timeout; `temporarily_unavailable` (an OAuth error) when the database is unreachable")))]
 pub async fn seal(
     State(state): State<AppState>,
     client: SealingClient,

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use super::access::Presented;
 use super::error::{ApiError, BearerError, Problem};
 use super::extract::{ApiJson, ApiPath};
+use super::openapi_web::OAuthErrorBody;
 use super::state::AppState;
 use crate::domain::DomainError;
 use crate::domain::signing::evidence;
@@ -156,9 +157,10 @@ fn view(r: &SignRequest, now: OffsetDateTime) -> RequestView {
 #[utoipa::path(post, path = "/sign/v1/requests", tag = "signing", security(("bearer" = ["sign"])),
     request_body = CreateRequest,
     responses(
-        (status = 201, body = RequestCreated),
-        (status = 401, description = "No, or an invalid, access token"),
-        (status = 403, body = Problem, description = "Not an official, or the token lacks scope sign"),
+        (status = 201, body = RequestCreated, headers(("location" = String))),
+        (status = 401, body = OAuthErrorBody, description = "No token (`invalid_request`), or `invalid_token`, `invalid_dpop_proof` or `use_dpop_nonce` (with `DPoP-Nonce`)", headers(("dpop-nonce" = String))),
+        (status = 403, description = "`insufficient_scope` (no scope `sign`, or not a citizen's token), or a problem: the citizen is not an official",
+            content((OAuthErrorBody = "application/json"), (Problem = "application/problem+json"))),
         (status = 409, body = Problem, description = "100 of this official's requests already wait for a decision"),
         (status = 422, body = Problem, description = "Every bad field named")))]
 pub async fn create_request(
@@ -216,7 +218,9 @@ pub async fn create_request(
 /// The request's status and, once signed, its signatures (only to the same official).
 #[utoipa::path(get, path = "/sign/v1/requests/{id}", tag = "signing", security(("bearer" = ["sign"])),
     params(("id" = String, Path, description = "Request id")),
-    responses((status = 200, body = RequestView), (status = 401, description = "No, or an invalid, access token"),
+    responses((status = 200, body = RequestView),
+        (status = 401, body = OAuthErrorBody, description = "As `POST /sign/v1/requests`", headers(("dpop-nonce" = String))),
+        (status = 403, body = OAuthErrorBody, description = "`insufficient_scope`: no scope `sign`, or not a citizen's token"),
         (status = 404, body = Problem, description = "Unknown, or another official's")))]
 pub async fn get_request(
     State(state): State<AppState>,
@@ -251,7 +255,8 @@ pub async fn get_request(
     security(("bearer" = ["sign"]), ("admin" = [])),
     params(("id" = String, Path, description = "Request id")),
     responses((status = 200, description = "The evidence bundle (spec/flows/signing-approval.md)"),
-        (status = 401, description = "No, or an invalid, access token"),
+        (status = 401, body = OAuthErrorBody, description = "As `POST /sign/v1/requests` (the admin token is never refused)", headers(("dpop-nonce" = String))),
+        (status = 403, body = OAuthErrorBody, description = "`insufficient_scope`: no scope `sign`, or not a citizen's token"),
         (status = 404, body = Problem, description = "Unknown, another official's, or not signed (yet)")))]
 pub async fn get_evidence(
     State(state): State<AppState>,
