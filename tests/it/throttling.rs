@@ -219,3 +219,34 @@ async fn statuses_in_a_row(server: &Server, auth: (&str, &str), n: usize) -> Vec
     }
     statuses
 }
+
+/// What `spec/openapi.json` says a throttled answer is: an HTML page at `/authorize` and
+/// `/enrol` (a browser shows it), problem+json at the admin API; `Retry-After` on each.
+#[tokio::test]
+async fn a_throttled_page_is_a_page_and_a_throttled_api_is_a_problem() {
+    let data = tempdir();
+    let server = start(&data, three_failures());
+    let throttled = |r: &Reply, content_type: &str| {
+        assert_eq!(r.status, 429, "{}", r.text);
+        assert!(r.header("content-type").starts_with(content_type), "{r:?}");
+        assert!(r.header("retry-after").parse::<u64>().is_ok(), "{r:?}");
+    };
+    let mut last = server.get("/authorize").send().await;
+    for _ in 0..100 {
+        if last.status == 429 {
+            break;
+        }
+        last = server.get("/authorize").send().await;
+    }
+    throttled(&last, "text/html");
+    for _ in 0..3 {
+        assert_eq!(server.get("/enrol?code=wrong").send().await.status, 404);
+    }
+    throttled(&server.get("/enrol?code=wrong").send().await, "text/html");
+    for _ in 0..3 {
+        let r = server.get("/admin/v1/audit").bearer("wrong").send().await;
+        assert_eq!(r.status, 401, "{}", r.text);
+    }
+    let r = server.get("/admin/v1/audit").bearer("wrong").send().await;
+    throttled(&r, "application/problem+json");
+}
