@@ -78,6 +78,7 @@ pub struct Point {
     /// Anything that makes the point less than a full measurement.
     pub notes: Vec<String>,
     pub mean_ms: f64,
+    pub p50_ms: f64,
     pub p99_ms: f64,
     pub server_cpu_us: Option<f64>,
     pub client_cpu_us: Option<f64>,
@@ -385,6 +386,7 @@ pub async fn run_point<W: Worker>(
     }
     if !all.is_empty() {
         point.mean_ms = all.iter().sum::<Duration>().as_secs_f64() * 1000.0 / all.len() as f64;
+        point.p50_ms = all[all.len() / 2].as_secs_f64() * 1000.0;
         point.p99_ms = all[(all.len() * 99 / 100).min(all.len() - 1)].as_secs_f64() * 1000.0;
     }
     let per_op = |a: Option<f64>, b: Option<f64>| match (a, b) {

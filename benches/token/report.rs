@@ -60,6 +60,7 @@ fn merge(runs: &[Run], series: Series, bin: usize) -> Vec<Merged> {
                     issued_per_second: avg(|p| p.issued_per_second),
                     notes,
                     mean_ms: avg(|p| Some(p.mean_ms)).unwrap_or_default(),
+                    p50_ms: avg(|p| Some(p.p50_ms)).unwrap_or_default(),
                     p99_ms: avg(|p| Some(p.p99_ms)).unwrap_or_default(),
                     server_cpu_us: avg(|p| p.server_cpu_us),
                     client_cpu_us: avg(|p| p.client_cpu_us),

@@ -30,6 +30,8 @@ pub struct Server {
     /// A second process of the same deployment (same database and issuer), with
     /// [`TWO_PROCESSES`]: the load's connections alternate between the two.
     pub peer: Option<Box<Server>>,
+    /// From spawning the process to its ready line.
+    pub ready: Duration,
 }
 
 /// The binary under test: `TOKEN_BENCH_SERVER` (another build, e.g. one with frame pointers
@@ -45,7 +47,7 @@ pub const FRESH_DATABASE: &str = "TOKEN_BENCH_FRESH_DATABASE";
 
 /// Creates an empty database on the bench's cluster; returns its URL. On a thread of its
 /// own: the synchronous client may not run inside the load generator's runtime.
-fn fresh_database() -> String {
+pub fn fresh_database() -> String {
     std::thread::spawn(create_database)
         .join()
         .expect("creating the bench database")
@@ -58,7 +60,10 @@ pub const TWO_PROCESSES: &str = "TOKEN_BENCH_TWO_PROCESSES";
 fn create_database() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    let admin = std::env::var("TOKEN_BENCH_DATABASE_URL").expect("TOKEN_BENCH_DATABASE_URL");
+    // The scale bench names its cluster in its own variable.
+    let admin = std::env::var("TOKEN_BENCH_DATABASE_URL")
+        .or_else(|_| std::env::var("SCALE_BENCH_DATABASE_URL"))
+        .expect("TOKEN_BENCH_DATABASE_URL or SCALE_BENCH_DATABASE_URL");
     let name = format!(
         "civis_bench_{}_{}",
         std::process::id(),
@@ -78,13 +83,32 @@ impl Server {
     pub fn start(bin: &Path, log_level: &str, env: &[(&str, &str)]) -> Self {
         let has = |marker: &str| env.iter().any(|(k, _)| *k == marker);
         let database = has(FRESH_DATABASE).then(fresh_database);
-        let mut server = Self::spawn(bin, log_level, env, database.as_deref(), None);
+        let mut server = Self::spawn(bin, log_level, env, database.as_deref(), None, None);
         if has(TWO_PROCESSES) {
             let origin = server.origin();
-            let peer = Self::spawn(bin, log_level, env, database.as_deref(), Some(&origin));
+            let peer = Self::spawn(
+                bin,
+                log_level,
+                env,
+                database.as_deref(),
+                Some(&origin),
+                None,
+            );
             server.peer = Some(Box::new(peer));
         }
         server
+    }
+
+    /// Starts `bin` on the sled data directory `store` (kept when the server stops).
+    #[allow(dead_code)] // used by the scale bench, which shares this file
+    pub fn start_on(bin: &Path, log_level: &str, env: &[(&str, &str)], store: &Path) -> Self {
+        Self::spawn(bin, log_level, env, None, None, Some(store))
+    }
+
+    /// Starts `bin` on the PostgreSQL database at `url`.
+    #[allow(dead_code)] // used by the scale bench, which shares this file
+    pub fn start_on_database(bin: &Path, log_level: &str, env: &[(&str, &str)], url: &str) -> Self {
+        Self::spawn(bin, log_level, env, Some(url), None, None)
     }
 
     fn spawn(
@@ -93,10 +117,13 @@ impl Server {
         env: &[(&str, &str)],
         database: Option<&str>,
         issuer: Option<&str>,
+        store: Option<&Path>,
     ) -> Self {
         let data = tempfile::tempdir().expect("temporary directory");
+        let store = store.map_or_else(|| data.path().join("store"), Path::to_path_buf);
         let log = data.path().join("server.stderr");
         let log_file = std::fs::File::create(&log).expect("server log file");
+        let spawned = Instant::now();
         let mut child = Command::new(bin)
             .current_dir(root())
             .env_remove("CIVIS_LISTEN")
@@ -124,7 +151,7 @@ impl Server {
                 "1000000000",
                 "--data-dir",
             ])
-            .arg(data.path().join("store"))
+            .arg(&store)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             // A file never fills up, so the server never blocks on its log.
@@ -146,9 +173,11 @@ impl Server {
             log,
             _data: data,
             peer: None,
+            ready: Duration::ZERO,
         };
         match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(line) => {
+                server.ready = spawned.elapsed();
                 server.url = line
                     .strip_prefix("listening on ")
                     .unwrap_or_else(|| panic!("unexpected ready line {line:?}"))
@@ -193,7 +222,6 @@ impl Server {
         (text.lines().count(), text.len() as u64)
     }
 
-    /// SIGTERM, then wait up to 30 s (SIGKILL after that).
     /// The server's peak resident memory so far (`VmHWM`), in KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
@@ -203,6 +231,13 @@ impl Server {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
+    /// Starts a new peak: the kernel resets `VmHWM` to the current resident size.
+    #[allow(dead_code)] // used by the scale bench, which shares this file
+    pub fn reset_peak_rss(&self) {
+        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5");
+    }
+
+    /// SIGTERM, then wait up to 30 s (SIGKILL after that).
     pub fn stop(mut self) {
         if let Some(peer) = self.peer.take() {
             peer.stop();

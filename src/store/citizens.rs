@@ -154,6 +154,18 @@ impl<S: Read> Citizens<S> {
         Ok(self.0.raw(CITIZENS, id.as_bytes())?.is_some())
     }
 
+    /// The id of the citizen holding a (normalised) national id: the uniqueness index that
+    /// every registration consults.
+    ///
+    /// # Errors
+    /// Decoding and backend errors.
+    pub fn by_national_id(&self, national_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .0
+            .get::<StoredNationalId>(national_id.as_bytes())?
+            .map(|StoredNationalId::V1 { citizen_id }| citizen_id))
+    }
+
     /// An enrolment ticket by the hash of its code.
     ///
     /// # Errors
@@ -196,6 +208,22 @@ impl Citizens<&mut Tx<'_>> {
         self.put_enrolment(hash, ticket)
     }
 
+    /// Creates a citizen that needs no enrolment ticket (enrolled elsewhere, e.g. brought
+    /// in by a bulk load, whose passkeys are inserted in the same transaction).
+    ///
+    /// # Errors
+    /// As [`Citizens::insert`].
+    pub fn insert_enrolled(&mut self, citizen: &Citizen) -> Result<()> {
+        self.0.insert_new(
+            citizen.national_id.as_bytes(),
+            &StoredNationalId::V1 {
+                citizen_id: citizen.id.clone(),
+            },
+        )?;
+        self.0
+            .insert_new(citizen.id.as_bytes(), &StoredCitizen::from(citizen))
+    }
+
     /// Replaces a citizen record.
     pub fn update(&mut self, citizen: &Citizen) {
         self.0
@@ -235,4 +263,55 @@ pub(super) fn round_trip(tree: &str, bytes: &[u8]) -> Option<std::result::Result
         ENROLMENTS => check::<StoredEnrolment>(bytes),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::{date, datetime};
+
+    use super::*;
+    use crate::store::StoreError;
+
+    fn citizen(id: &str, national_id: &str) -> Citizen {
+        Citizen {
+            id: id.into(),
+            given_name: "Ana".into(),
+            family_name: "Novak".into(),
+            birthdate: date!(1990 - 04 - 01),
+            national_id: national_id.into(),
+            email: None,
+            created_at: datetime!(2026-12-01 0:00 UTC),
+            registered_by: "load".into(),
+            passkey_ids: vec!["cred".into()],
+            enrolment_hash: None,
+        }
+    }
+
+    #[test]
+    fn an_enrolled_citizen_is_found_by_national_id_and_keeps_it_unique() {
+        let store = Store::in_memory();
+        let ana = citizen("c-1", "NID0001");
+        store
+            .transact(|tx| tx.citizens().insert_enrolled(&ana))
+            .unwrap();
+        let citizens = store.citizens();
+        assert_eq!(
+            citizens.by_national_id("NID0001").unwrap().as_deref(),
+            Some("c-1")
+        );
+        assert_eq!(citizens.by_national_id("NID0002").unwrap(), None);
+        assert_eq!(citizens.get("c-1").unwrap().unwrap().passkey_ids, ["cred"]);
+        let twin = store.transact(|tx| tx.citizens().insert_enrolled(&citizen("c-2", "NID0001")));
+        assert!(
+            matches!(
+                twin,
+                Err(StoreError::Conflict {
+                    tree: NATIONAL_IDS,
+                    ..
+                })
+            ),
+            "{twin:?}"
+        );
+        assert!(store.citizens().get("c-2").unwrap().is_none());
+    }
 }

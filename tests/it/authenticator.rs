@@ -119,7 +119,7 @@ impl Device {
     }
 
     /// The credential's own signing key (passkey-rs keeps it as a COSE key).
-    fn credential_key(&self) -> EcdsaKeyPair {
+    pub fn credential_key(&self) -> EcdsaKeyPair {
         let key = self.passkey().expect("a passkey").key;
         let param = |label: i64| {
             key.params
