@@ -24,7 +24,8 @@
 //! - `SCALE_BENCH_N=10000,1000000,10000000`: the sizes (10⁷ takes about 50 GB of sled and
 //!   an hour to load on the 2-core VM);
 //! - `SCALE_BENCH_DATABASE_URL=postgres://…/postgres`: every size on PostgreSQL too (a fresh
-//!   database on that cluster per size), after sled;
+//!   database on that cluster per size), after sled; `SCALE_BENCH_PG_N` gives PostgreSQL
+//!   its own sizes;
 //! - `SCALE_BENCH_DIR`: where the sled data dirs go (default: the temporary directory);
 //!   `SCALE_BENCH_KEEP=1` leaves them there;
 //! - `SCALE_BENCH_PERF=DIR`: `perf record` of the server during each series, summarised
@@ -168,8 +169,9 @@ fn user_system(pid: &str) -> (f64, f64) {
     (at(10), at(11))
 }
 
-/// With `SCALE_BENCH_PERF=DIR`: `perf record` (user space, self time) of the server for
-/// one series, and its user and system CPU seconds, for `profile.py`.
+/// With `SCALE_BENCH_PERF=DIR`: `perf record` (self time by symbol, kernel included where
+/// perf may see it) of the server for one series, and its user and system CPU seconds,
+/// for `profile.py`.
 struct Profile {
     perf: std::process::Child,
     cpu_file: PathBuf,
@@ -188,7 +190,7 @@ impl Profile {
         let base = dir.join(format!("{n}-{slug}"));
         let pid = server.pid();
         let perf = std::process::Command::new("perf")
-            .args(["record", "-q", "-F", "1999", "--all-user", "-p", &pid, "-o"])
+            .args(["record", "-q", "-F", "1999", "-p", &pid, "-o"])
             .arg(base.with_extension("data"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -462,9 +464,16 @@ fn main() {
         before.0, before.1
     );
     let rt = runtime();
-    let backends = std::iter::once(false).chain(postgres_given().then_some(true));
-    let steps: Vec<Step> = backends
-        .flat_map(|pg| sizes.iter().map(move |&n| (n, pg)))
+    // PostgreSQL numbers and integrates entries more slowly (its queue, and a statement per
+    // read): SCALE_BENCH_PG_N may give it smaller sizes.
+    let pg_sizes = env_list("SCALE_BENCH_PG_N", &sizes);
+    let targets = sizes.iter().map(|&n| (n, false)).chain(
+        pg_sizes
+            .iter()
+            .filter(|_| postgres_given())
+            .map(|&n| (n, true)),
+    );
+    let steps: Vec<Step> = targets
         .map(|target| step(target, k, measure, &keys, &rt))
         .collect();
     drop(rt);
