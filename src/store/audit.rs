@@ -225,8 +225,10 @@ impl Audit<&mut Tx<'_>> {
     pub fn number(&mut self, keys: &[Vec<u8>]) -> Result<u64> {
         let first = self.appended()?;
         let mut next = first;
-        for key in keys {
-            let Some(value) = self.0.raw(AUDIT_QUEUE, key)? else {
+        // One read for the whole page: on a shared database, one round trip, not one per key.
+        let values = self.0.raw_many(AUDIT_QUEUE, keys)?;
+        for (key, value) in keys.iter().zip(values) {
+            let Some(value) = value else {
                 continue;
             };
             let (subject, entry) = decode_queued(key, &value)?;

@@ -51,6 +51,19 @@ pub trait TxRead {
     /// # Errors
     /// Backend I/O failure, or a tree the backend does not know.
     fn get(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
+
+    /// Reads several values of one tree, in the order of `keys`. A shared database answers
+    /// them in one round trip instead of one each.
+    ///
+    /// # Errors
+    /// As [`TxRead::get`].
+    fn get_many(
+        &self,
+        tree: &'static str,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
+        keys.iter().map(|k| self.get(tree, k)).collect()
+    }
 }
 
 /// What a transaction body decided.

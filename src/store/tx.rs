@@ -73,6 +73,32 @@ impl Read for Tx<'_> {
 }
 
 impl<'a> Tx<'a> {
+    /// Several raw values of one tree, in the order of `keys`: this transaction's staged
+    /// writes where it has them, the rest read together ([`TxRead::get_many`]).
+    ///
+    /// # Errors
+    /// Backend failures.
+    pub(super) fn raw_many(
+        &self,
+        tree: &'static str,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        let staged = self.staged.get(tree);
+        let unstaged: Vec<Vec<u8>> = keys
+            .iter()
+            .filter(|k| staged.is_none_or(|t| !t.contains_key(k.as_slice())))
+            .cloned()
+            .collect();
+        let mut read = self.reads.get_many(tree, &unstaged)?.into_iter();
+        Ok(keys
+            .iter()
+            .map(|k| match staged.and_then(|t| t.get(k.as_slice())) {
+                Some(value) => value.clone(),
+                None => read.next().flatten(),
+            })
+            .collect())
+    }
+
     pub(super) fn new(reads: &'a dyn TxRead, tag: [u8; 16], serial: bool) -> Self {
         Self {
             reads,

@@ -377,6 +377,35 @@ impl TxRead for Reads<'_, '_> {
             }
         }
     }
+
+    fn get_many(
+        &self,
+        tree: &'static str,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.tx.borrow_mut();
+        match tx.query(
+            "SELECT key, value FROM civis_kv WHERE tree = $1 AND key = ANY($2)",
+            &[&tree, &keys],
+        ) {
+            Ok(rows) => {
+                let mut found: std::collections::HashMap<Vec<u8>, Vec<u8>> = rows
+                    .into_iter()
+                    .map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)))
+                    .collect();
+                Ok(keys.iter().map(|k| found.remove(k)).collect())
+            }
+            Err(e) => {
+                if matches!(classify(&e), Attempt::Retry) {
+                    self.conflict.set(true);
+                }
+                Err(error(&e))
+            }
+        }
+    }
 }
 
 /// The first key after every key that starts with `prefix`, if there is one.
