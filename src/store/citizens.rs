@@ -197,14 +197,7 @@ impl Citizens<&mut Tx<'_>> {
         hash: &[u8; 32],
         ticket: &EnrolmentTicket,
     ) -> Result<()> {
-        self.0.insert_new(
-            citizen.national_id.as_bytes(),
-            &StoredNationalId::V1 {
-                citizen_id: citizen.id.clone(),
-            },
-        )?;
-        self.0
-            .insert_new(citizen.id.as_bytes(), &StoredCitizen::from(citizen))?;
+        self.insert_enrolled(citizen)?;
         self.put_enrolment(hash, ticket)
     }
 
