@@ -235,11 +235,18 @@ impl ApiError {
     }
 }
 
+/// `Retry-After` for a wait: whole seconds rounded up, never 0 (a client told 0 would
+/// retry at once and be refused again).
+pub fn retry_after(wait: std::time::Duration) -> HeaderValue {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    HeaderValue::from(secs.max(1))
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let unauthorized = matches!(self, Self::Unauthorized);
         let retry_after = match &self {
-            Self::TooManyRequests(wait) => Some(wait.as_secs().max(1)),
+            Self::TooManyRequests(wait) => Some(retry_after(*wait)),
             _ => None,
         };
         let p = self.parts();
@@ -260,7 +267,7 @@ impl IntoResponse for ApiError {
         if unauthorized {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if let Some(v) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+        if let Some(v) = retry_after {
             h.insert(header::RETRY_AFTER, v);
         }
         resp
@@ -449,15 +456,14 @@ impl From<crate::domain::oidc::verify::InvalidToken> for BearerError {
 /// 429 for an authenticated client over its request quota (`--client-rate-per-second`):
 /// an OAuth error body and `Retry-After`, at the token endpoints and at sealing alike.
 pub fn over_quota(wait: std::time::Duration) -> Response {
-    let secs = wait.as_secs().max(1);
+    let value = retry_after(wait);
+    let secs = value.to_str().unwrap_or("1");
     let body = serde_json::json!({
         "error": "temporarily_unavailable",
         "error_description": format!("this client's request quota is spent; retry in {secs} s"),
     });
     let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-        resp.headers_mut().insert(header::RETRY_AFTER, v);
-    }
+    resp.headers_mut().insert(header::RETRY_AFTER, value);
     resp
 }
 

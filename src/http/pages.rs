@@ -256,9 +256,8 @@ trait WithRetry {
 
 impl WithRetry for Response {
     fn into_response_with_retry(mut self, wait: std::time::Duration) -> Response {
-        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().to_string()) {
-            self.headers_mut().insert(header::RETRY_AFTER, v);
-        }
+        self.headers_mut()
+            .insert(header::RETRY_AFTER, super::error::retry_after(wait));
         self
     }
 }
@@ -272,6 +271,25 @@ mod tests {
             .await
             .unwrap();
         String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn a_throttled_page_never_says_retry_after_zero() {
+        for (wait_ms, expected) in [
+            (0, "1"),
+            (300, "1"),
+            (1000, "1"),
+            (2500, "3"),
+            (60_000, "60"),
+        ] {
+            let resp = too_many_attempts(std::time::Duration::from_millis(wait_ms));
+            assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(
+                resp.headers()[header::RETRY_AFTER],
+                expected,
+                "{wait_ms} ms"
+            );
+        }
     }
 
     #[tokio::test]
