@@ -72,10 +72,12 @@ pub fn load(
             .map(|i| {
                 let id = citizen_uuid(i).to_string();
                 let mut cred = credential.clone();
-                cred.cred_id = credential_id(i);
+                let raw_id = credential_id(i);
+                let passkey_id = URL_SAFE_NO_PAD.encode(&raw_id);
+                cred.cred_id = raw_id;
                 cred.counter = 0;
                 let passkey = StoredPasskey {
-                    id: URL_SAFE_NO_PAD.encode(credential_id(i)),
+                    id: passkey_id,
                     citizen_id: id.clone(),
                     passkey: Passkey::from(cred),
                     created_at: now,
