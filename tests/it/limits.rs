@@ -6,12 +6,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::driver::{plain, tempdir, tls};
-
-/// The `host:port` of a plain server's URL.
-fn authority(url: &str) -> String {
-    url.trim_start_matches("http://")
-        .replace("localhost", "127.0.0.1")
-}
+use crate::support::{authority, status_line};
 
 /// How long until the server closes `stream`, while `drip` is sent every two seconds
 /// (nothing when empty); gives up after 45 s.
@@ -80,23 +75,6 @@ async fn slow_and_idle_connections_are_closed_within_30_seconds() {
     }
     // The server still answers.
     assert_eq!(server.get("/healthz").send().await.status, 200);
-}
-
-/// Sends `head` on a fresh connection and returns the answer's status line; `None` when the
-/// server reset the connection before the client could read one.
-fn status_line(addr: &str, head: &[u8]) -> Option<String> {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream.write_all(head).ok()?;
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let text = String::from_utf8_lossy(&answer);
-    text.lines()
-        .next()
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
 }
 
 #[tokio::test]

@@ -474,11 +474,20 @@ async fn only_an_agency_client_with_scope_seal_and_a_live_seal_may_seal() {
     let none = server.post_seal_sign(None, &body).await;
     assert_eq!(none.status, 401);
     assert!(none.header("www-authenticate").starts_with("Bearer"));
-    // The token is checked before the body is read: a body over the limit, without a
-    // token, is a 401, not a 413.
-    let huge =
-        json!({"format": "cades", "documents": [{"name": "x".repeat(1 << 21), "digest": ""}]});
-    assert_eq!(server.post_seal_sign(None, &huge).await.status, 401);
+    // The token is checked before the body is read: a body announced over the limit,
+    // without a token, is a 401, not a 413, answered while the client has sent only its
+    // first kilobyte (a raw socket, so that the server's early answer cannot race a client
+    // still writing).
+    let addr = crate::support::authority(&server.url);
+    let head = format!(
+        "POST /seal/v1/sign HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{{\"format\":\"cades\",\"documents\":[{{\"name\":\"{}",
+        1 << 21,
+        "x".repeat(1024)
+    );
+    let early =
+        crate::support::outside_runtime(|| crate::support::status_line(&addr, head.as_bytes()));
+    assert_eq!(early.as_deref(), Some("HTTP/1.1 401 Unauthorized"));
 
     let bad = server
         .post_seal_sign(Some("Bearer not.a.token"), &body)

@@ -1,6 +1,7 @@
 //! Starting and stopping the real server, and HTTP clients that trust only the dev CA.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -278,4 +279,27 @@ pub fn http_no_redirect() -> reqwest::Client {
 /// a runtime's threads (it belongs on the blocking pool), and test helpers are no exception.
 pub fn outside_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|s| s.spawn(f).join().unwrap())
+}
+
+/// The `host:port` of a plain server's URL.
+pub fn authority(url: &str) -> String {
+    url.trim_start_matches("http://")
+        .replace("localhost", "127.0.0.1")
+}
+
+/// Sends `head` on a fresh connection and returns the answer's status line; `None` when the
+/// server reset the connection before the client could read one.
+pub fn status_line(addr: &str, head: &[u8]) -> Option<String> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(head).ok()?;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    text.lines()
+        .next()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
 }
