@@ -61,13 +61,15 @@ pub fn load(
     n: u64,
 ) -> Loaded {
     let rng = civis::domain::SystemRng::new();
-    let now = time::OffsetDateTime::now_utc();
     let credential: Credential = template.passkey.clone().into();
     let start = Instant::now();
     let mut entries = 0;
     let mut next = 0;
     while next < n {
         let end = (next + BATCH).min(n);
+        // Each batch at its own time, as a real deployment's entries are: the queue is in
+        // time order, and numbering scans from near the last time it numbered.
+        let now = time::OffsetDateTime::now_utc();
         let rows: Vec<(Citizen, StoredPasskey, [Entry; 2])> = (next..end)
             .map(|i| {
                 let id = citizen_uuid(i).to_string();

@@ -22,7 +22,7 @@
 //!
 //! Environment:
 //! - `SCALE_BENCH_N=10000,1000000,10000000`: the sizes (10⁷ takes about 50 GB of sled and
-//!   an hour to load on the 2-core VM);
+//!   an hour to load on the 2-core VM); `0` measures PostgreSQL only;
 //! - `SCALE_BENCH_DATABASE_URL=postgres://…/postgres`: every size on PostgreSQL too (a fresh
 //!   database on that cluster per size), after sled; `SCALE_BENCH_PG_N` gives PostgreSQL
 //!   its own sizes;
@@ -254,6 +254,33 @@ fn postgres_given() -> bool {
     std::env::var_os("SCALE_BENCH_DATABASE_URL").is_some_and(|v| !v.is_empty())
 }
 
+impl Drop for Target {
+    /// Drops a step's PostgreSQL database (10⁷ citizens fill about 32 GB), unless
+    /// `SCALE_BENCH_KEEP=1`; a sled data dir goes with its holder.
+    fn drop(&mut self) {
+        let Self::Postgres(url) = self else { return };
+        if std::env::var("SCALE_BENCH_KEEP").as_deref() == Ok("1") {
+            eprintln!("the database {url} stays");
+            return;
+        }
+        let (Ok(admin), Ok(parsed)) = (
+            std::env::var("SCALE_BENCH_DATABASE_URL"),
+            url::Url::parse(url),
+        ) else {
+            return;
+        };
+        let name = parsed.path().trim_start_matches('/').to_owned();
+        let dropped = std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&admin, postgres::NoTls)?;
+            c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop the bench database {url}: {dropped:?}");
+        }
+    }
+}
+
 impl Target {
     fn new(n: u64, postgres: bool) -> Self {
         if postgres {
@@ -466,8 +493,12 @@ fn main() {
     let rt = runtime();
     // PostgreSQL numbers and integrates entries more slowly (its queue, and a statement per
     // read): SCALE_BENCH_PG_N may give it smaller sizes.
-    let pg_sizes = env_list("SCALE_BENCH_PG_N", &sizes);
-    let targets = sizes.iter().map(|&n| (n, false)).chain(
+    let pg_sizes: Vec<u64> = env_list("SCALE_BENCH_PG_N", &sizes)
+        .into_iter()
+        .filter(|&n| n > 0)
+        .collect();
+    // SCALE_BENCH_N=0 measures PostgreSQL only (at SCALE_BENCH_PG_N).
+    let targets = sizes.iter().filter(|&&n| n > 0).map(|&n| (n, false)).chain(
         pg_sizes
             .iter()
             .filter(|_| postgres_given())

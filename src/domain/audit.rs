@@ -315,12 +315,9 @@ const SETTLE_MAX: usize = 100 * MAX_PAGE;
 pub fn settle(store: &Store) -> std::result::Result<u64, StoreError> {
     let mut numbered = 0;
     for _ in 0..SETTLE_MAX / MAX_PAGE {
-        let keys = store.audit().queued(MAX_PAGE)?;
-        if keys.is_empty() {
-            break;
-        }
-        numbered += store.transact(|tx| tx.audit().number(&keys))?;
-        if keys.len() < MAX_PAGE {
+        let (found, count) = store.audit().number_queued(MAX_PAGE)?;
+        numbered += count;
+        if found < MAX_PAGE {
             break;
         }
     }

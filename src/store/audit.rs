@@ -56,6 +56,60 @@ const VERIFIER: &[u8] = b"verifier";
 /// Largest page any listing reads at once.
 pub const MAX_PAGE: usize = 1000;
 
+/// How far before the time of the last entry it numbered a scan of the queue starts.
+/// Entries are numbered as their transactions commit, and a transaction commits shortly
+/// after its entries' time; only one slower than this (or from a process whose clock is
+/// further behind) waits for the next sweep.
+const QUEUE_WINDOW_NANOS: u64 = 2_000_000_000;
+
+/// How often a scan of the queue starts at its beginning instead (the sweep), so that no
+/// entry behind the cursor waits longer.
+const QUEUE_SWEEP: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Where the next scan of the queue starts. Numbered entries are deleted from the queue,
+/// and on PostgreSQL a deleted row stays in the index until vacuum: a scan from the
+/// queue's beginning walks every entry numbered since, which made integrating a backlog
+/// of 2·10⁷ entries slow down from 13 000 to 3 700 entries/s. Scans start a short window
+/// before the last entry numbered, with a sweep from the beginning every [`QUEUE_SWEEP`].
+#[derive(Debug, Default)]
+pub(super) struct QueueCursor {
+    from: Vec<u8>,
+    swept: Option<std::time::Instant>,
+}
+
+impl QueueCursor {
+    /// Where a scan at `now` starts: the beginning when a sweep is due.
+    fn start(&mut self, now: std::time::Instant) -> Vec<u8> {
+        match self.swept {
+            Some(at) if now.saturating_duration_since(at) < QUEUE_SWEEP => self.from.clone(),
+            _ => {
+                self.swept = Some(now);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Moves the cursor to the window before queue key `last`, never backwards (a sweep
+    /// numbers stragglers older than entries numbered before it).
+    fn numbered_up_to(&mut self, last: &[u8]) {
+        let at = last
+            .get(..8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(0, u64::from_be_bytes);
+        let from = at.saturating_sub(QUEUE_WINDOW_NANOS).to_be_bytes().to_vec();
+        if from > self.from {
+            self.from = from;
+        }
+    }
+}
+
+/// The cursor, even if a thread panicked holding it (it is only a starting point).
+fn lock(cursor: &std::sync::Mutex<QueueCursor>) -> std::sync::MutexGuard<'_, QueueCursor> {
+    cursor
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The audit log in the committed store or in a transaction.
 pub struct Audit<S>(S);
 
@@ -215,7 +269,7 @@ impl Audit<&mut Tx<'_>> {
         Ok(())
     }
 
-    /// Numbers the queued entries under `keys` (from [`Audit::queued`]), in that order:
+    /// Numbers the queued entries under `keys` (read from the queue), in that order:
     /// each moves into the log with the next index and is filed under its subject. Keys no
     /// longer queued (numbered meanwhile by another process) are skipped. Returns how many
     /// were numbered.
@@ -302,16 +356,30 @@ impl Audit<&mut Tx<'_>> {
 }
 
 impl Audit<&Store> {
-    /// The keys of up to `limit` (at most [`MAX_PAGE`]) queued entries, in numbering order.
+    /// Numbers up to `limit` (at most [`MAX_PAGE`]) queued entries, in numbering order, in
+    /// one transaction. Returns how many queued keys the scan found (fewer than `limit`:
+    /// nothing more is waiting above the cursor) and how many of them this call numbered
+    /// (another process may have numbered some first).
     ///
     /// # Errors
-    /// Backend errors.
-    pub fn queued(&self, limit: usize) -> Result<Vec<Vec<u8>>> {
+    /// Backend and decoding errors.
+    pub fn number_queued(&self, limit: usize) -> Result<(usize, u64)> {
+        self.number_queued_at(limit, std::time::Instant::now())
+    }
+
+    fn number_queued_at(&self, limit: usize, now: std::time::Instant) -> Result<(usize, u64)> {
+        let start = lock(&self.0.queue_cursor).start(now);
         let page = self
             .0
             .backend()?
-            .scan(AUDIT_QUEUE, b"", b"", limit.min(MAX_PAGE))?;
-        Ok(page.into_iter().map(|(key, _)| key).collect())
+            .scan(AUDIT_QUEUE, b"", &start, limit.min(MAX_PAGE))?;
+        let keys: Vec<Vec<u8>> = page.into_iter().map(|(key, _)| key).collect();
+        let Some(last) = keys.last() else {
+            return Ok((0, 0));
+        };
+        let numbered = self.0.transact(|tx| tx.audit().number(&keys))?;
+        lock(&self.0.queue_cursor).numbered_up_to(last);
+        Ok((keys.len(), numbered))
     }
 
     /// Up to `limit` (at most [`MAX_PAGE`]) entries from index `from` on, in index order.
@@ -413,8 +481,16 @@ mod tests {
     }
 
     fn number(store: &Store) -> u64 {
-        let keys = store.audit().queued(MAX_PAGE).unwrap();
-        store.transact(|tx| tx.audit().number(&keys)).unwrap()
+        store.audit().number_queued(MAX_PAGE).unwrap().1
+    }
+
+    /// The keys of every queued entry.
+    fn queued(store: &Store) -> Vec<Vec<u8>> {
+        let page = store
+            .backend()
+            .unwrap()
+            .scan(AUDIT_QUEUE, b"", b"", MAX_PAGE);
+        page.unwrap().into_iter().map(|(key, _)| key).collect()
     }
 
     #[test]
@@ -463,12 +539,55 @@ mod tests {
         let store = Store::in_memory();
         append(&store, "a", None);
         append(&store, "b", Some("c1"));
-        let keys = store.audit().queued(MAX_PAGE).unwrap();
+        let keys = queued(&store);
         assert_eq!(store.transact(|tx| tx.audit().number(&keys)).unwrap(), 2);
         // Another process that read the same keys before the first numbered them.
         assert_eq!(store.transact(|tx| tx.audit().number(&keys)).unwrap(), 0);
         assert_eq!(store.audit().appended().unwrap(), 2);
-        assert!(store.audit().queued(MAX_PAGE).unwrap().is_empty());
+        assert!(queued(&store).is_empty());
+    }
+
+    #[test]
+    fn scans_start_near_the_last_entry_numbered_and_a_sweep_finds_stragglers() {
+        const SECOND: u64 = 1_000_000_000;
+        let store = Store::in_memory();
+        let at = |entry: &str, time: u64| {
+            store
+                .transact(|tx| tx.audit().append(entry.as_bytes(), None, time))
+                .unwrap();
+        };
+        let t0 = std::time::Instant::now();
+        let number_at = |after: u64| {
+            let now = t0 + std::time::Duration::from_secs(after);
+            store.audit().number_queued_at(MAX_PAGE, now).unwrap()
+        };
+        at("first", 100 * SECOND);
+        assert_eq!(number_at(0), (1, 1));
+        // Committed late: one within the window before the last numbered entry, one behind it.
+        at("behind", 50 * SECOND);
+        at("within", 99 * SECOND);
+        assert_eq!(number_at(1), (1, 1), "only the one within the window");
+        assert_eq!(
+            number_at(4),
+            (0, 0),
+            "the cursor skips the straggler until a sweep"
+        );
+        assert_eq!(number_at(5), (1, 1), "the sweep numbers it");
+        at("also behind", 97 * SECOND);
+        assert_eq!(
+            number_at(6),
+            (0, 0),
+            "the sweep did not move the cursor back"
+        );
+        assert_eq!(number_at(10), (1, 1));
+        let bytes: Vec<Vec<u8>> = store
+            .audit()
+            .entries(0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|(_, b)| b)
+            .collect();
+        assert_eq!(bytes, [&b"first"[..], b"within", b"behind", b"also behind"]);
     }
 
     #[test]
@@ -482,7 +601,7 @@ mod tests {
             })
         });
         assert!(failed.is_err());
-        assert!(store.audit().queued(MAX_PAGE).unwrap().is_empty());
+        assert!(queued(&store).is_empty());
         assert_eq!(store.audit().appended().unwrap(), 0);
         assert!(store.audit().entries(0, 10).unwrap().is_empty());
         assert!(

@@ -392,6 +392,8 @@ pub struct Store {
     /// transactions that insert there conflict.
     nonce: [u8; 8],
     attempts: Arc<AtomicU64>,
+    /// Where the next scan of the audit queue starts; see [`audit::QueueCursor`].
+    queue_cursor: Arc<std::sync::Mutex<audit::QueueCursor>>,
 }
 
 impl StoreError {
@@ -458,6 +460,7 @@ impl Store {
             flushed: Arc::default(),
             clients: Arc::default(),
             spent: Arc::default(),
+            queue_cursor: Arc::default(),
             nonce,
             attempts: Arc::default(),
         }
