@@ -4,7 +4,8 @@
 //! `civis audit verify`.
 //!
 //! The tree's storage is the hash of every complete subtree (about 2n hashes); an entry
-//! costs O(log n) hashes to integrate, and a proof O(log² n) reads at most.
+//! costs O(log n) hashes to integrate, and a proof at most O(log² n) stored hashes, fetched
+//! in one read.
 
 use std::collections::HashMap;
 
@@ -32,14 +33,46 @@ impl Subtrees for Staged<'_> {
     }
 }
 
-/// The committed tree.
-struct Committed<'a>(&'a Store);
+/// Records which subtrees a proof reads, answering zeros: which ones a proof reads depends
+/// only on its indices, never on the hashes, so they can all be fetched in one read first.
+#[derive(Default)]
+struct Wanted(std::cell::RefCell<Vec<(u8, u64)>>);
 
-impl Subtrees for Committed<'_> {
+impl Subtrees for Wanted {
+    type Error = std::convert::Infallible;
+    fn subtree(&self, level: u8, index: u64) -> Result<Hash, Self::Error> {
+        self.0.borrow_mut().push((level, index));
+        Ok([0; 32])
+    }
+}
+
+/// The subtrees a proof reads, fetched beforehand.
+struct Fetched(HashMap<(u8, u64), Hash>);
+
+impl Subtrees for Fetched {
     type Error = StoreError;
     fn subtree(&self, level: u8, index: u64) -> Result<Hash, StoreError> {
-        self.0.audit().subtree(level, index)
+        self.0
+            .get(&(level, index))
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt {
+                tree: crate::store::AUDIT_HASHES,
+                key: format!("({level}, {index})"),
+                reason: "subtree not fetched".into(),
+            })
     }
+}
+
+/// Fetches, in one read, every subtree that `proof` reads (it is run once on [`Wanted`]).
+fn fetch(
+    store: &Store,
+    proof: impl FnOnce(&Wanted) -> Result<Vec<Hash>, std::convert::Infallible>,
+) -> Result<Fetched, StoreError> {
+    let wanted = Wanted::default();
+    let Ok(_) = proof(&wanted);
+    let wanted = wanted.0.into_inner();
+    let hashes = store.audit().subtrees(&wanted)?;
+    Ok(Fetched(wanted.into_iter().zip(hashes).collect()))
 }
 
 /// Why integration could not go on.
@@ -164,7 +197,8 @@ fn missing(index: u64) -> StoreError {
 /// # Errors
 /// Storage errors.
 pub fn inclusion(store: &Store, index: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
-    merkle::inclusion_proof(&Committed(store), index, size)
+    let fetched = fetch(store, |w| merkle::inclusion_proof(w, index, size))?;
+    merkle::inclusion_proof(&fetched, index, size)
 }
 
 /// The RFC 9162 consistency proof between the trees of `from` and `size` entries. The
@@ -173,7 +207,8 @@ pub fn inclusion(store: &Store, index: u64, size: u64) -> Result<Vec<Hash>, Stor
 /// # Errors
 /// Storage errors.
 pub fn consistency(store: &Store, from: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
-    merkle::consistency_proof(&Committed(store), from, size)
+    let fetched = fetch(store, |w| merkle::consistency_proof(w, from, size))?;
+    merkle::consistency_proof(&fetched, from, size)
 }
 
 /// What `civis audit verify` found wrong: the first damage, naming the entry where one can

@@ -87,6 +87,19 @@ pub trait Backend: Send + Sync + 'static {
     /// Backend I/O failure.
     fn get(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
 
+    /// Reads several committed values of one tree, in the order of `keys`. A shared
+    /// database answers them in one round trip instead of one each.
+    ///
+    /// # Errors
+    /// Backend I/O failure.
+    fn get_many(
+        &self,
+        tree: &'static str,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
+        keys.iter().map(|k| self.get(tree, k)).collect()
+    }
+
     /// Up to `limit` entries with `key >= start` whose key starts with `prefix`, in key order.
     ///
     /// # Errors

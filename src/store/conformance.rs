@@ -196,6 +196,33 @@ fn scans_follow_prefix_start_and_limit(store: &Store) {
     assert!(keys(b"q/", b"", 10).is_empty());
 }
 
+fn reads_of_many_keys_answer_in_the_order_asked(store: &Store) {
+    put(store, b"m/a", 1);
+    put(store, b"m/b", 2);
+    let keys: Vec<Vec<u8>> = ["m/b", "m/x", "m/a", "m/b"]
+        .iter()
+        .map(|k| k.as_bytes().to_vec())
+        .collect();
+    let backend = store.backend().unwrap();
+    let one = |key: &[u8]| backend.get(TREE, key).unwrap();
+    let expected = vec![one(b"m/b"), None, one(b"m/a"), one(b"m/b")];
+    assert!(expected[0].is_some() && expected[2].is_some());
+    assert_eq!(backend.get_many(TREE, &keys).unwrap(), expected);
+    assert!(backend.get_many(TREE, &[]).unwrap().is_empty());
+    // In a transaction, its own writes first.
+    store
+        .transact(|tx| {
+            tx.put(b"m/x", &Probe::V1 { n: 3 });
+            let many = tx.raw_many(TREE, &keys)?;
+            assert_eq!(many[0], expected[0]);
+            assert_eq!(many[1], tx.raw(TREE, b"m/x")?);
+            assert!(many[1].is_some());
+            assert_eq!(many[2..], expected[2..]);
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+}
+
 /// A short-lived record that names its own expiry, as every such shape does.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "v", content = "data")]
@@ -376,6 +403,7 @@ suite!(
     concurrent_inserts_of_one_new_key_admit_one,
     read_modify_write_loses_no_update,
     scans_follow_prefix_start_and_limit,
+    reads_of_many_keys_answer_in_the_order_asked,
     expired_records_are_swept_and_reused_keys_kept,
     unknown_versions_and_garbage_are_errors_naming_the_record,
     concurrent_audit_entries_form_one_gap_free_sequence,

@@ -95,6 +95,7 @@ impl Drop for PgBackend {
 /// Statements every pooled connection prepares once.
 struct Statements {
     get: Statement,
+    get_many: Statement,
     scan: Statement,
     scan_to: Statement,
     upsert: Statement,
@@ -106,6 +107,8 @@ impl Statements {
     fn prepare(c: &mut postgres::Client) -> Result<Self, postgres::Error> {
         Ok(Self {
             get: c.prepare("SELECT value FROM civis_kv WHERE tree = $1 AND key = $2")?,
+            get_many: c
+                .prepare("SELECT key, value FROM civis_kv WHERE tree = $1 AND key = ANY($2)")?,
             scan: c.prepare(
                 "SELECT key, value FROM civis_kv WHERE tree = $1 AND key >= $2 \
                  ORDER BY key LIMIT $3",
@@ -387,17 +390,8 @@ impl TxRead for Reads<'_, '_> {
             return Ok(Vec::new());
         }
         let mut tx = self.tx.borrow_mut();
-        match tx.query(
-            "SELECT key, value FROM civis_kv WHERE tree = $1 AND key = ANY($2)",
-            &[&tree, &keys],
-        ) {
-            Ok(rows) => {
-                let mut found: std::collections::HashMap<Vec<u8>, Vec<u8>> = rows
-                    .into_iter()
-                    .map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)))
-                    .collect();
-                Ok(keys.iter().map(|k| found.remove(k)).collect())
-            }
+        match tx.query(&self.statements.get_many, &[&tree, &keys]) {
+            Ok(rows) => Ok(in_key_order(rows, keys)),
             Err(e) => {
                 if matches!(classify(&e), Attempt::Retry) {
                     self.conflict.set(true);
@@ -406,6 +400,16 @@ impl TxRead for Reads<'_, '_> {
             }
         }
     }
+}
+
+/// The values of `rows` (key, value) in the order of `keys`; `None` where a key has no row.
+fn in_key_order(rows: Vec<postgres::Row>, keys: &[Vec<u8>]) -> Vec<Option<Vec<u8>>> {
+    let found: std::collections::HashMap<Vec<u8>, Vec<u8>> = rows
+        .into_iter()
+        .map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)))
+        .collect();
+    // `get`, not `remove`: a key asked twice is answered twice.
+    keys.iter().map(|k| found.get(k).cloned()).collect()
 }
 
 /// The first key after every key that starts with `prefix`, if there is one.
@@ -428,6 +432,22 @@ impl Backend for PgBackend {
             .query_opt(&statements.get, &[&tree, &key])
             .map_err(|e| error(&e))?;
         Ok(row.map(|r| r.get::<_, Vec<u8>>(0)))
+    }
+
+    fn get_many(
+        &self,
+        tree: &'static str,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn()?;
+        let Conn { client, statements } = &mut *conn;
+        let rows = client
+            .query(&statements.get_many, &[&tree, &keys])
+            .map_err(|e| error(&e))?;
+        Ok(in_key_order(rows, keys))
     }
 
     fn scan(
