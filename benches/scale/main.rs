@@ -6,7 +6,8 @@
 //!    integration tests' software device, and the server stops;
 //! 2. the loader (`loader.rs`) adds N citizens with a copy of that passkey each, and their
 //!    2N audit entries, straight through the store, then integrates the entries into the
-//!    Merkle tree (entries integrated per second);
+//!    Merkle tree (entries integrated per second); on PostgreSQL, `VACUUM (ANALYZE)` and a
+//!    `CHECKPOINT` follow, which autovacuum would otherwise run during the series;
 //! 3. point lookups in process (`lookup.rs`): by citizen id, national id, credential id;
 //! 4. the server starts again on the full data dir (time to ready) and is driven over
 //!    loopback by K keep-alive connections (`SCALE_BENCH_K`, default 16) for
@@ -327,6 +328,26 @@ impl Target {
         (store, start.elapsed())
     }
 
+    /// On PostgreSQL, what autovacuum would do after a bulk load (and would otherwise do
+    /// during the series, on the same two cores): vacuum and analyse the table, then a
+    /// checkpoint. Returns how long it took (none on sled).
+    fn settle(&self) -> Option<Duration> {
+        let Self::Postgres(url) = self else {
+            return None;
+        };
+        let url = url.clone();
+        let start = Instant::now();
+        std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+            c.batch_execute("VACUUM (ANALYZE) civis_kv")
+                .expect("vacuum");
+            c.batch_execute("CHECKPOINT").expect("checkpoint");
+        })
+        .join()
+        .expect("vacuum thread");
+        Some(start.elapsed())
+    }
+
     /// Bytes on disk: the data dir, or the database.
     fn size(&self) -> u64 {
         match self {
@@ -371,11 +392,16 @@ fn step(
     eprintln!("N = {n}: loading");
     let loaded = loader::load(&store, &stored, keys, n);
     drop(store);
+    let vacuum = target.settle();
     let bytes = target.size();
     eprintln!(
-        "N = {n}: loaded in {:.1} s, integrated in {:.1} s, {:.0} MB; lookups",
+        "N = {n}: loaded in {:.1} s, integrated in {:.1} s,{} {:.0} MB; lookups",
         loaded.load_seconds,
         loaded.integrate_seconds,
+        vacuum.map_or_else(String::new, |d| format!(
+            " vacuumed and checkpointed in {:.1} s,",
+            d.as_secs_f64()
+        )),
         bytes as f64 / 1e6
     );
     let (store, open) = target.open(SERVER_CACHE_BYTES);
