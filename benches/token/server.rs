@@ -175,7 +175,8 @@ impl Server {
             peer: None,
             ready: Duration::ZERO,
         };
-        match rx.recv_timeout(Duration::from_secs(30)) {
+        // sled rebuilds its page table at open: about 1 s per 10⁶ citizens.
+        match rx.recv_timeout(Duration::from_secs(300)) {
             Ok(line) => {
                 server.ready = spawned.elapsed();
                 server.url = line
@@ -185,7 +186,7 @@ impl Server {
             }
             Err(_) => {
                 let err = std::fs::read_to_string(&server.log).unwrap_or_default();
-                panic!("civis did not start within 30 s:\n{err}");
+                panic!("civis did not start within 300 s:\n{err}");
             }
         }
         server
