@@ -6,8 +6,9 @@
 //! own: it touches no key that another action's transaction touches, so concurrent actions
 //! never conflict over the log (with PostgreSQL's serializable transactions, a shared
 //! counter written by every action made most of them run again). Numbering
-//! ([`Audit::number`], run by the integrator and before a listing) moves queued entries
-//! into the log in queue-key order, one transaction for many entries.
+//! ([`Audit::number_queued`], run by the integrator and before a listing) moves queued
+//! entries into the log in queue-key order, one transaction for many entries, scanning
+//! from near the last entry it numbered ([`QueueCursor`]).
 //!
 //! On a backend that runs one transaction at a time (sled, [`super::Backend::serial`])
 //! there is nothing to conflict with, and queueing would only write and move every entry
