@@ -36,6 +36,8 @@ CATEGORIES = [
                r"crypto_bigint|elliptic_curve|fiat_|ghash|aes_|gfp_|LIMBS|limbs_|sha512|"
                r"ed25519|x25519|GFp|\bring\b"),
     ("storage (sled)", r"sled::|crossbeam_epoch|crossbeam_utils|pagecache|crc32"),
+    ("storage (PostgreSQL client)", r"postgres::|postgres_protocol|tokio_postgres|postgres_types|"
+                                    r"civis::store::postgres|r2d2"),
     ("logging and audit", r"civis::logging|tracing|civis::domain::audit|civis::crypto::merkle|"
                           r"civis::domain::transparency|civis::store::audit"),
     ("WebAuthn and CBOR", r"webauthn|ciborium|serde_cbor|base64|x509|der::|cms::"),
