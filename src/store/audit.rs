@@ -188,9 +188,8 @@ impl<S: Read> Audit<S> {
     /// [`StoreError::Corrupt`] when it is missing or not 32 bytes (the tree's state and its
     /// hashes are written together, so a gap is damage).
     pub fn subtree(&self, level: u8, index: u64) -> Result<[u8; 32]> {
-        let (key, offset) = tile_of(level, index);
-        let tile = self.0.raw(AUDIT_HASHES, &key)?;
-        hash_at(tile.as_deref(), &key, offset, level, index)
+        let tile = self.0.raw(AUDIT_HASHES, &tile_of(level, index).0)?;
+        hash_at(tile.as_deref(), level, index)
     }
 
     /// The checkpoint key in signed-note form, once the first checkpoint fixed it.
@@ -205,20 +204,15 @@ impl<S: Read> Audit<S> {
     }
 }
 
-/// The hash at `offset` of tile `key` (absent: `None`), which holds subtree `(level, index)`.
-fn hash_at(
-    tile: Option<&[u8]>,
-    key: &[u8],
-    offset: usize,
-    level: u8,
-    index: u64,
-) -> Result<[u8; 32]> {
+/// The hash of subtree `(level, index)` in its tile (`None`: no such tile).
+fn hash_at(tile: Option<&[u8]>, level: u8, index: u64) -> Result<[u8; 32]> {
+    let (key, offset) = tile_of(level, index);
     tile.and_then(|t| t.get(offset..offset + 32))
         .and_then(|h| <[u8; 32]>::try_from(h).ok())
         .ok_or_else(|| {
             corrupt(
                 AUDIT_HASHES,
-                key,
+                &key,
                 &format!("missing subtree hash ({level}, {index})"),
             )
         })
@@ -416,14 +410,8 @@ impl Audit<&Store> {
         wanted
             .iter()
             .map(|&(level, index)| {
-                let (key, offset) = tile_of(level, index);
-                hash_at(
-                    tiles.get(key.as_slice()).map(Vec::as_slice),
-                    &key,
-                    offset,
-                    level,
-                    index,
-                )
+                let tile = tiles.get(tile_of(level, index).0.as_slice());
+                hash_at(tile.map(Vec::as_slice), level, index)
             })
             .collect()
     }
