@@ -13,8 +13,26 @@ use super::error::ApiError;
 use super::state::AppState;
 use super::throttle::Purpose;
 
-/// `axum::Json` with our error mapping: 400 malformed, 413 too large, 415 wrong type,
-/// 422 wrong shape (serde's message names the field).
+/// A route's body limit, as [`with_body_limit`] sets it, for extractors that can refuse a
+/// body on its announced length (axum's own limit is enforced only while reading).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// Limits the bodies of `router`'s routes to `bytes`: axum's limit while reading, and
+/// [`BodyLimit`] for [`ApiJson`] to refuse a larger `Content-Length` before reading. The
+/// innermost call wins, so a router merged into another keeps its own limit.
+pub fn with_body_limit<S: Clone + Send + Sync + 'static>(
+    router: axum::Router<S>,
+    bytes: usize,
+) -> axum::Router<S> {
+    router
+        .layer(axum::extract::DefaultBodyLimit::max(bytes))
+        .layer(axum::Extension(BodyLimit(bytes)))
+}
+
+/// `axum::Json` with our error mapping: 400 malformed, 413 too large (at once when the
+/// `Content-Length` says so, without reading the body), 415 wrong type, 422 wrong shape
+/// (serde's message names the field).
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
@@ -22,6 +40,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let limit = req.extensions().get::<BodyLimit>().map(|l| l.0 as u64);
+        let announced = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let (Some(limit), Some(announced)) = (limit, announced)
+            && announced > limit
+        {
+            return Err(ApiError::PayloadTooLarge);
+        }
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Self(v)),
             Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::BadRequest(e.body_text())),

@@ -28,7 +28,6 @@ pub mod transparency;
 pub mod verify;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 
 use crate::http::state::AppState;
@@ -53,7 +52,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(admin::advance_clock),
         );
     }
-    routes
+    let routes = routes
         .route("/healthz", get(ops::healthz))
         .route("/pki/ca.pem", get(ops::ca_pem))
         .route("/pki/crl", get(ops::crl))
@@ -70,8 +69,8 @@ pub fn router(state: AppState) -> Router {
         .merge(seal::router(state.config.max_body_bytes))
         .merge(verify::router())
         .fallback(ops::no_route)
-        .method_not_allowed_fallback(ops::wrong_method)
-        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .method_not_allowed_fallback(ops::wrong_method);
+    extract::with_body_limit(routes, state.config.max_body_bytes)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             observe::observe,

@@ -6,7 +6,7 @@
 //! buffer this route's larger body (see [`SEAL_BODY_BYTES`]).
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -29,9 +29,10 @@ pub const SEAL_BODY_BYTES: usize = 1 << 20;
 
 /// Routes of this module, with their own body limit.
 pub fn router(max_body_bytes: usize) -> Router<AppState> {
-    Router::new()
-        .route("/seal/v1/sign", post(seal))
-        .layer(DefaultBodyLimit::max(max_body_bytes.max(SEAL_BODY_BYTES)))
+    super::extract::with_body_limit(
+        Router::new().route("/seal/v1/sign", post(seal)),
+        max_body_bytes.max(SEAL_BODY_BYTES),
+    )
 }
 
 /// The agency client behind a valid `client_credentials` access token with scope `seal`.

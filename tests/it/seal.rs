@@ -460,6 +460,20 @@ async fn unreadable_input_is_422_naming_the_problem() {
         .post_seal_sign(Some(&format!("Bearer {}", sealer.token)), &body)
         .await;
     assert_eq!(resp.status, 413, "{}", resp.text);
+    // A body announced over the limit is refused on its Content-Length, before it is read:
+    // the client has sent only its first kilobyte (a server that read on would time out).
+    let addr = crate::support::authority(&server.url);
+    let head = format!(
+        "POST /seal/v1/sign HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n\
+         {{\"format\":\"cades\",\"documents\":[{{\"name\":\"{}",
+        sealer.token,
+        (1 << 20) + 1,
+        "x".repeat(1024)
+    );
+    let early =
+        crate::support::outside_runtime(|| crate::support::status_line(&addr, head.as_bytes()));
+    assert_eq!(early.as_deref(), Some("HTTP/1.1 413 Payload Too Large"));
     let padded = format!("MIIB{}", "A".repeat(100_000));
     let resp = server.post_verify(&good, &padded, "cades").await;
     assert_eq!(resp.status, 413, "/verify/v1 keeps the default limit");
