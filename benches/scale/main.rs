@@ -231,7 +231,22 @@ async fn measured<F: Future<Output = Point>>(
     if let Some(p) = profile {
         p.finish();
     }
-    Figure::new(name, point, server.peak_rss_kib())
+    let figure = Figure::new(name, point, server.peak_rss_kib());
+    // Each figure is in the log as soon as it is measured, so a run that fails later (an
+    // hour into a load of 10⁷) still leaves what it measured.
+    let p = &figure.point;
+    eprintln!(
+        "N = {n}: {name}: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, server CPU {} µs per op, peak RSS {} MiB, {} errors",
+        p.per_second,
+        p.p50_ms,
+        p.p99_ms,
+        p.server_cpu_us.map_or("?".into(), |c| format!("{c:.0}")),
+        figure
+            .peak_kib
+            .map_or("?".into(), |k| (k / 1024).to_string()),
+        p.errors
+    );
+    figure
 }
 
 /// Where one step's data lives: a sled data dir, or a fresh PostgreSQL database.
@@ -407,10 +422,27 @@ fn step(
     let (store, open) = target.open(SERVER_CACHE_BYTES);
     let lookups = lookup::measure(&store, n);
     drop(store);
+    let l = &lookups;
+    eprintln!(
+        "N = {n}: store opened in {} ms; lookup p50 / p99 µs: citizen id {:.1} / {:.1}, national id {:.1} / {:.1}, credential id {:.1} / {:.1}",
+        open.as_millis(),
+        l.by_citizen_id.p50_us,
+        l.by_citizen_id.p99_us,
+        l.by_national_id.p50_us,
+        l.by_national_id.p99_us,
+        l.by_credential_id.p50_us,
+        l.by_credential_id.p99_us
+    );
 
     let server = target.start(&bin);
     let ready_full = server.ready;
     let idle_kib = server.peak_rss_kib();
+    eprintln!(
+        "N = {n}: ready in {} ms on an empty store, {} ms on the full one; idle RSS {} MiB",
+        ready_empty.as_millis(),
+        ready_full.as_millis(),
+        idle_kib.map_or("?".into(), |k| (k / 1024).to_string())
+    );
     let mut figures = Vec::new();
     rt.block_on(async {
         let tree = checkpoint_size(&server).await;

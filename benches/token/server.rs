@@ -269,9 +269,18 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
+        let exited = self.child.try_wait();
+        if let Ok(None) = exited {
             let _ = self.child.kill();
             let _ = self.child.wait();
+        }
+        // A bench that fails (a panic unwinds through here) shows how the server ended and
+        // the end of its log, which goes with its temporary directory.
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+            eprintln!("server {exited:?} (None: still running); the end of its log:\n{tail}");
         }
     }
 }
