@@ -241,9 +241,7 @@ async fn measured<F: Future<Output = Point>>(
         p.p50_ms,
         p.p99_ms,
         p.server_cpu_us.map_or("?".into(), |c| format!("{c:.0}")),
-        figure
-            .peak_kib
-            .map_or("?".into(), |k| (k / 1024).to_string()),
+        report::mib(figure.peak_kib),
         p.errors
     );
     figure
@@ -441,7 +439,7 @@ fn step(
         "N = {n}: ready in {} ms on an empty store, {} ms on the full one; idle RSS {} MiB",
         ready_empty.as_millis(),
         ready_full.as_millis(),
-        idle_kib.map_or("?".into(), |k| (k / 1024).to_string())
+        report::mib(idle_kib)
     );
     let mut figures = Vec::new();
     rt.block_on(async {

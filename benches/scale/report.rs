@@ -55,7 +55,7 @@ pub struct Step {
     pub figures: Vec<Figure>,
 }
 
-fn mib(kib: Option<u64>) -> String {
+pub fn mib(kib: Option<u64>) -> String {
     kib.map_or("?".into(), |k| format!("{:.0}", k as f64 / 1024.0))
 }
 
