@@ -144,3 +144,107 @@ pub fn integration_rate(n: u64) -> f64 {
     }
     n as f64 / start.elapsed().as_secs_f64()
 }
+
+/// What durably appending `tokens.issued` entries costs in process, µs of this process's
+/// CPU per entry (user + system, every thread) and entries per second, three ways:
+/// - `appender`: 64 tasks through `domain::audit::Appender` into a fresh sled store, as the
+///   `client_credentials` handler does (a sled transaction and a group-commit flush per
+///   batch of whatever queued meanwhile);
+/// - `sled, 1000 a transaction`: the same entries in transactions of 1000 (what numbering
+///   them into sled later, from some other durable queue, would cost at best);
+/// - `file + fdatasync, 16 a write`: the entries length-prefixed into a plain file, one
+///   `write` and one `fdatasync` per 16: the floor of any durable append on this disk.
+///
+/// Must run outside any async runtime (it makes its own; the store refuses I/O on one).
+pub fn append_costs(n: u64) -> Vec<(&'static str, f64, f64)> {
+    use civis::domain::audit::{Actor, Appender, Entry, event};
+    let rng = civis::domain::SystemRng::new();
+    let now = time::OffsetDateTime::now_utc();
+    let entries: Vec<Entry> = (0..n)
+        .map(|i| {
+            Entry::new(
+                event::TOKENS_ISSUED,
+                Actor::Client("bench-client"),
+                None,
+                json!({"client_id": "bench-client", "grant_type": "client_credentials",
+                    "scope": "", "jti": format!("{i:032x}")}),
+                now,
+                &rng,
+            )
+            .expect("entry")
+        })
+        .collect();
+    let own = std::process::id().to_string();
+    let timed = |run: &mut dyn FnMut()| {
+        let (cpu, start) = (crate::server::cpu_seconds(&own), Instant::now());
+        run();
+        let wall = start.elapsed().as_secs_f64();
+        let cpu = crate::server::cpu_seconds(&own)
+            .zip(cpu)
+            .map_or(0.0, |(b, a)| b - a);
+        (cpu * 1e6 / n as f64, n as f64 / wall)
+    };
+    let mut out = Vec::new();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = civis::store::Store::open_sled(dir.path()).expect("sled");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let queued = entries.clone();
+    let (cpu, rate) = timed(&mut || {
+        let queued = queued.clone();
+        let store = store.clone();
+        rt.block_on(async move {
+            let appender = std::sync::Arc::new(Appender::start(store).expect("appender"));
+            let per_task = queued.len().div_ceil(64);
+            let tasks: Vec<_> = queued
+                .chunks(per_task)
+                .map(|mine| {
+                    let (appender, mine) = (appender.clone(), mine.to_vec());
+                    tokio::spawn(async move {
+                        for e in mine {
+                            appender.append(e).await.expect("append");
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.expect("appending task");
+            }
+        });
+    });
+    out.push(("appender (64 tasks, sled)", cpu, rate));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = civis::store::Store::open_sled(dir.path()).expect("sled");
+    let (cpu, rate) = timed(&mut || {
+        for batch in entries.chunks(1000) {
+            store
+                .transact(|tx| batch.iter().try_for_each(|e| e.append(tx)))
+                .expect("append");
+        }
+    });
+    out.push(("sled, 1000 a transaction", cpu, rate));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cpu, rate) = timed(&mut || {
+        use std::io::Write as _;
+        let mut file = std::fs::File::create(dir.path().join("entries")).expect("file");
+        let mut buf = Vec::new();
+        for batch in entries.chunks(16) {
+            buf.clear();
+            for e in batch {
+                let len = u32::try_from(e.bytes().len()).expect("entry length");
+                buf.extend_from_slice(&len.to_be_bytes());
+                buf.extend_from_slice(e.bytes());
+            }
+            file.write_all(&buf).expect("write");
+            file.sync_data().expect("fdatasync");
+        }
+    });
+    out.push(("file + fdatasync, 16 a write", cpu, rate));
+    out
+}

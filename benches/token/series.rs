@@ -132,6 +132,12 @@ pub fn run(series: Series, bins: &[Bin], bin: usize, round: usize, measure: Dura
             "  audit integration, in process (sled, {n} entries, checkpoint per round): {:.0} entries/s",
             crate::audit::integration_rate(n)
         );
+        let n = 64_000;
+        for (way, cpu, rate) in crate::audit::append_costs(n) {
+            println!(
+                "  audit append, in process ({n} tokens.issued entries), {way}: {cpu:.1} µs CPU per entry, {rate:.0} entries/s"
+            );
+        }
     }
     let server = Server::start(&bins[bin].path, series.log_level, &bins[bin].env);
     let rt = load_runtime();

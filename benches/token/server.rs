@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::root;
 
 /// CPU seconds (user + system) of a process, from /proc/<pid>/stat.
-fn cpu_seconds(pid: &str) -> Option<f64> {
+pub fn cpu_seconds(pid: &str) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
     let rest = stat.rsplit_once(')')?.1;
