@@ -244,6 +244,14 @@ async fn measured<F: Future<Output = Point>>(
         report::mib(figure.peak_kib),
         p.errors
     );
+    // Nothing answered in the whole window: the server stopped. Fail here, while it still
+    // runs, so that its threads are shown (`Server`'s drop) instead of a later connection
+    // error.
+    assert!(
+        p.ok > 0 || p.errors > 0,
+        "N = {n}: {name}: no request completed in {:?}: the server stopped answering",
+        p.window
+    );
     figure
 }
 

@@ -267,9 +267,52 @@ impl Server {
     }
 }
 
+impl Server {
+    /// For a bench that fails while the server still runs (it stopped answering): each
+    /// thread's name, state and kernel wait channel on stderr, and every thread's backtrace
+    /// (`gdb`, when installed) in a file that outlives the server's temporary directory.
+    fn dump_threads(&self) {
+        let pid = self.pid();
+        let mut summary = String::new();
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            for task in tasks.flatten() {
+                let dir = task.path();
+                let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+                let state = read("stat");
+                let state = state
+                    .rsplit_once(')')
+                    .map_or("?", |(_, r)| r.trim())
+                    .get(..1);
+                summary.push_str(&format!(
+                    "  {} {:<16} state {} wchan {}\n",
+                    task.file_name().to_string_lossy(),
+                    read("comm").trim(),
+                    state.unwrap_or("?"),
+                    read("wchan").trim(),
+                ));
+            }
+        }
+        eprintln!("server still running; its threads:\n{summary}");
+        let out = std::env::temp_dir().join(format!("civis-threads-{pid}.txt"));
+        let dumped = Command::new("gdb")
+            .args(["-p", &pid, "-batch", "-ex", "thread apply all bt"])
+            .stdin(Stdio::null())
+            .output();
+        match dumped {
+            Ok(o) if std::fs::write(&out, &o.stdout).is_ok() => {
+                eprintln!("every thread's backtrace (gdb): {}", out.display());
+            }
+            _ => eprintln!("no backtraces (gdb not installed or refused)"),
+        }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let exited = self.child.try_wait();
+        if let (Ok(None), true) = (&exited, std::thread::panicking()) {
+            self.dump_threads();
+        }
         if let Ok(None) = exited {
             let _ = self.child.kill();
             let _ = self.child.wait();
