@@ -107,10 +107,12 @@ async fn open_store(config: &Config) -> Result<Store, StartError> {
         dir: config.data_dir.display().to_string(),
         source,
     })?;
-    Ok(Store::open_sled_with_cache(
-        &config.data_dir,
-        config.store_cache_bytes,
-    )?)
+    let store = Store::open_sled_with_cache(&config.data_dir, config.store_cache_bytes)?;
+    let started = std::time::Instant::now();
+    let settling = store.clone();
+    crate::store::offload::run(move || settling.settle()).await?;
+    tracing::info!(seconds = started.elapsed().as_secs_f64(), "store settled");
+    Ok(store)
 }
 
 /// What [`assemble`] builds: everything the router needs, before any listener or background

@@ -127,6 +127,15 @@ pub trait Backend: Send + Sync + 'static {
     /// Backend I/O failure.
     fn flush(&self) -> Result<(), BackendError>;
 
+    /// Does, before the server says it is ready, whatever work the backend would otherwise
+    /// do on the first durable write after opening (and make the first requests wait for).
+    ///
+    /// # Errors
+    /// Backend I/O failure.
+    fn settle(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+
     /// Whether this process may now run the store's single background writer (the audit
     /// integrator). An embedded store has one process, which always may; a shared database
     /// lets one process at a time hold it, and another take over when that one is gone.

@@ -480,6 +480,15 @@ impl Store {
         Ok(self.io()?.flush()?)
     }
 
+    /// Does the backend's first-write work now (see [`Backend::settle`]): the server calls
+    /// it before it says it is ready.
+    ///
+    /// # Errors
+    /// The backend's I/O error.
+    pub fn settle(&self) -> Result<()> {
+        Ok(self.io()?.settle()?)
+    }
+
     /// Whether this process may now run the single background writer (see
     /// [`Backend::lead`]).
     ///
