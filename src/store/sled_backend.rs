@@ -216,17 +216,27 @@ impl Backend for SledBackend {
         self.db.flush().map(|_| ()).map_err(backend_err)
     }
 
-    /// After a restart sled 0.34 knows no segment as stable, so the first write that reaches
-    /// the disk deactivates every segment of the file under the lock every flush needs, and
-    /// counts all segments for each one (`SegmentAccountant::stabilize`): work that grows
-    /// with the square of the file. At 10⁷ citizens it held the first tokens after the ready
-    /// line for over 20 s. One durable write (of a key no tree of civis reads, removed again)
-    /// does it here instead.
+    /// After a restart sled 0.34 knows no segment as stable, so its first write to the disk
+    /// deactivates every segment of the file under the lock every flush needs, and counts
+    /// all segments for each one (`SegmentAccountant::stabilize`): work that grows with the
+    /// square of the file, about a minute at 10⁷ citizens. sled does it on an I/O thread
+    /// after the write is on disk, so a flush returns at once and later writes wait for it:
+    /// the first tokens after the ready line did. Here writes of a key no tree of civis
+    /// reads (removed again) fill more than a segment of the log, and taking the next
+    /// segment needs that lock, so this returns only when the walk is over.
     fn settle(&self) -> Result<(), BackendError> {
-        const KEY: &[u8] = b"civis.settle";
-        self.db.insert(KEY, &[][..]).map_err(backend_err)?;
-        self.db.remove(KEY).map_err(backend_err)?;
-        self.flush()
+        const ROUNDS: usize = 24;
+        // Under sled's inline limit (a quarter of a 512 KiB segment), so each lands in the log.
+        let filler = vec![0u8; 64 << 10];
+        for round in 0..ROUNDS {
+            let key = format!("civis.settle.{round}");
+            self.db
+                .insert(&key, filler.as_slice())
+                .map_err(backend_err)?;
+            self.db.remove(&key).map_err(backend_err)?;
+            self.flush()?;
+        }
+        Ok(())
     }
 
     fn is_empty(&self) -> Result<bool, BackendError> {
