@@ -107,7 +107,10 @@ async fn open_store(config: &Config) -> Result<Store, StartError> {
         dir: config.data_dir.display().to_string(),
         source,
     })?;
-    let store = Store::open_sled_with_cache(&config.data_dir, config.store_cache_bytes)?;
+    // Opening replays the audit journal: storage I/O, off the async threads.
+    let (dir, cache) = (config.data_dir.clone(), config.store_cache_bytes);
+    let store =
+        crate::store::offload::run(move || Store::open_sled_with_cache(&dir, cache)).await?;
     let started = std::time::Instant::now();
     let settling = store.clone();
     crate::store::offload::run(move || settling.settle()).await?;

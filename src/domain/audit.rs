@@ -12,7 +12,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::{Result, Rng, random_bytes};
-use crate::store::{MAX_AUDIT_PAGE as MAX_PAGE, Store, StoreError, Tx};
+use crate::store::{MAX_AUDIT_PAGE as MAX_PAGE, NewEntry, Store, StoreError, Tx};
 
 /// Who did it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,10 +212,9 @@ impl Entry {
 }
 
 /// Appends entries of actions that write nothing else (a `client_credentials` token) for
-/// many requests at once: one thread takes whatever is queued, appends it in one
-/// transaction (made durable by the store's group commit) and answers each caller. The
-/// callers wait without holding a thread, and one transaction and one flush serve every
-/// entry that queued meanwhile.
+/// many requests at once: one thread takes whatever is queued, appends it durably with one
+/// call of [`Store::append_audit`] (on sled, one journal `write` and `fdatasync`) and
+/// answers each caller. The callers wait without holding a thread.
 #[derive(Debug)]
 pub struct Appender {
     queue: tokio::sync::mpsc::UnboundedSender<Queued>,
@@ -247,8 +246,15 @@ impl Appender {
                             Err(_) => break,
                         }
                     }
-                    let appended = store
-                        .transact(|tx| batch.iter().try_for_each(|(entry, _)| entry.append(tx)));
+                    let entries: Vec<NewEntry<'_>> = batch
+                        .iter()
+                        .map(|(entry, _)| NewEntry {
+                            bytes: &entry.bytes,
+                            subject: entry.subject.as_deref(),
+                            at: entry.at,
+                        })
+                        .collect();
+                    let appended = store.append_audit(&entries);
                     match appended {
                         Ok(()) => {
                             for (_, answer) in batch {
@@ -313,7 +319,7 @@ const SETTLE_MAX: usize = 100 * MAX_PAGE;
 /// # Errors
 /// Storage errors.
 pub fn settle(store: &Store) -> std::result::Result<u64, StoreError> {
-    let mut numbered = 0;
+    let mut numbered = store.number_journal()?;
     for _ in 0..SETTLE_MAX / MAX_PAGE {
         let (found, count) = store.audit().number_queued(MAX_PAGE)?;
         numbered += count;

@@ -32,7 +32,13 @@
 //!   2n / TILE records (one record per hash made integration write a sled key per hash);
 //! - `audit_checkpoints`: tree size (u64 BE) → the signed note published at that size;
 //! - `audit_state`: `next` (entries numbered), `integrated` (entries in the tree),
-//!   `verifier` (the checkpoint key, signed-note form, fixed at the first checkpoint).
+//!   `verifier` (the checkpoint key, signed-note form, fixed at the first checkpoint),
+//!   `journal` (the audit journal's generation and how far it is numbered: 16 bytes ‖ u64
+//!   BE).
+//!
+//! On sled, [`Store::append_audit`] makes its entries durable in the journal
+//! ([`super::journal`]) rather than in sled; [`Store::number_journal`] numbers them into
+//! the log, in one transaction per page that also records how far it read.
 
 use super::tx::Read;
 use super::{Result, Store, StoreError, Tx};
@@ -53,6 +59,7 @@ pub const AUDIT_STATE: &str = "audit_state";
 const NEXT: &[u8] = b"next";
 const INTEGRATED: &[u8] = b"integrated";
 const VERIFIER: &[u8] = b"verifier";
+const JOURNAL: &[u8] = b"journal";
 
 /// Largest page any listing reads at once.
 pub const MAX_PAGE: usize = 1000;
@@ -119,6 +126,102 @@ impl Store {
     pub fn audit(&self) -> Audit<&Self> {
         Audit(self)
     }
+
+    /// Appends the entries of actions that write nothing else (`client_credentials`
+    /// tokens) and returns once they are durable: on sled into the journal, one `fdatasync`
+    /// ([`super::journal`]), numbered into the log later by [`Store::number_journal`];
+    /// elsewhere in one transaction.
+    ///
+    /// # Errors
+    /// Backend and journal errors: then none of `entries` may be relied on.
+    pub fn append_audit(&self, entries: &[NewEntry<'_>]) -> Result<()> {
+        let Some(journal) = &self.journal else {
+            return self.transact(|tx| {
+                entries
+                    .iter()
+                    .try_for_each(|e| tx.audit().append(e.bytes, e.subject, e.at))
+            });
+        };
+        self.io()?;
+        journal
+            .append(entries.iter().map(|e| (e.bytes, e.subject, e.at)))
+            .map_err(super::journal::failed)
+    }
+
+    /// Numbers the journal's entries into the log in journal order, a page per
+    /// transaction that also records how far it read, at most [`JOURNAL_PAGES`] pages;
+    /// then starts a large journal again. Run at open, by the integrator and before a
+    /// listing. Returns how many it numbered.
+    ///
+    /// # Errors
+    /// Backend and journal errors.
+    pub fn number_journal(&self) -> Result<u64> {
+        let Some(journal) = &self.journal else {
+            return Ok(0);
+        };
+        // One numbering at a time in this process (sled admits one process).
+        let _one = self
+            .journal_reader
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut numbered = 0;
+        for _ in 0..JOURNAL_PAGES {
+            let read = self.audit().journal_read()?;
+            let (generation, records) = journal
+                .unread(read.map(|r| r.0), read.map_or(0, |r| r.1), MAX_PAGE)
+                .map_err(super::journal::failed)?;
+            if records.is_empty() {
+                break;
+            }
+            numbered += self.number_records(generation, &records)?;
+        }
+        let read = self.audit().journal_read()?;
+        journal.rotate(
+            read.map(|r| r.0),
+            read.map_or(0, |r| r.1),
+            |generation, rest| {
+                numbered += self.number_records(generation, &rest)?;
+                Ok(())
+            },
+        )?;
+        Ok(numbered)
+    }
+
+    /// Numbers `records` of the journal of `generation` in one transaction, with how far
+    /// that has read it.
+    fn number_records(
+        &self,
+        generation: [u8; 16],
+        records: &[super::journal::Record],
+    ) -> Result<u64> {
+        let Some(end) = records.last().map(|r| r.end) else {
+            return Ok(0);
+        };
+        self.transact(|tx| {
+            for r in records {
+                tx.audit().append(&r.entry, r.subject.as_deref(), r.at)?;
+            }
+            let mut state = generation.to_vec();
+            state.extend_from_slice(&end.to_be_bytes());
+            tx.put_raw(AUDIT_STATE, JOURNAL, state);
+            Ok::<_, StoreError>(())
+        })?;
+        Ok(records.len() as u64)
+    }
+}
+
+/// Most pages of the journal one call of [`Store::number_journal`] numbers.
+pub const JOURNAL_PAGES: usize = 100;
+
+/// An entry for [`Store::append_audit`].
+#[derive(Debug, Clone, Copy)]
+pub struct NewEntry<'a> {
+    /// The exact entry bytes.
+    pub bytes: &'a [u8],
+    /// Whose entry it is.
+    pub subject: Option<&'a str>,
+    /// Its time, unix nanoseconds.
+    pub at: u64,
 }
 
 impl<'a> Tx<'a> {
@@ -172,6 +275,21 @@ impl<S: Read> Audit<S> {
     /// Backend and decoding errors.
     pub fn appended(&self) -> Result<u64> {
         counter(self.0.raw(AUDIT_STATE, NEXT)?, NEXT)
+    }
+
+    /// How far [`Store::number_journal`] has read the journal: its generation and offset.
+    ///
+    /// # Errors
+    /// Backend errors; [`StoreError::Corrupt`] when the record is not 24 bytes.
+    pub fn journal_read(&self) -> Result<Option<([u8; 16], u64)>> {
+        let Some(bytes) = self.0.raw(AUDIT_STATE, JOURNAL)? else {
+            return Ok(None);
+        };
+        let (generation, offset) = bytes
+            .split_first_chunk::<16>()
+            .and_then(|(g, rest)| Some((*g, u64::from_be_bytes(rest.try_into().ok()?))))
+            .ok_or_else(|| corrupt(AUDIT_STATE, JOURNAL, "not a generation and an offset"))?;
+        Ok(Some((generation, offset)))
     }
 
     /// How many entries the integrator has put into the tree.

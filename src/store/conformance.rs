@@ -443,3 +443,79 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for entry in walk(from) {
+        let target = to.join(entry.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, &target).unwrap();
+    }
+}
+
+fn entries(store: &Store) -> Vec<Vec<u8>> {
+    let page = store.audit().entries(0, 100).unwrap();
+    page.into_iter().map(|(_, bytes)| bytes).collect()
+}
+
+#[test]
+fn sled_journaled_entries_are_numbered_once_across_crashes_and_rotations() {
+    use super::NewEntry;
+    let journal = super::journal::FILE_NAME;
+    let new = |bytes: &'static [u8], subject| NewEntry {
+        bytes,
+        subject,
+        at: 0,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sled(dir.path()).unwrap();
+    store
+        .append_audit(&[new(b"a", None), new(b"b", None)])
+        .unwrap();
+    assert_eq!(
+        store.audit().appended().unwrap(),
+        0,
+        "journaled, not yet numbered"
+    );
+    // The files a crash right now would leave.
+    let unnumbered = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), unnumbered.path());
+    assert_eq!(store.number_journal().unwrap(), 2);
+    store
+        .append_audit(&[new(b"c", Some("c1")), new(b"d", None)])
+        .unwrap();
+
+    // Crashed after numbering a and b: c and d are numbered at open, a and b not again.
+    let crashed = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), crashed.path());
+    let recovered = Store::open_sled(crashed.path()).unwrap();
+    assert_eq!(
+        entries(&recovered),
+        [b"a", b"b", b"c", b"d"].map(|b| b.to_vec())
+    );
+    assert_eq!(recovered.audit().subject_indices("c1", 0, 10).unwrap(), [2]);
+    drop(recovered);
+
+    // Crashed before the numbering reached the disk: all four, once each.
+    std::fs::copy(dir.path().join(journal), unnumbered.path().join(journal)).unwrap();
+    let early = Store::open_sled(unnumbered.path()).unwrap();
+    assert_eq!(
+        entries(&early),
+        [b"a", b"b", b"c", b"d"].map(|b| b.to_vec())
+    );
+    drop(early);
+
+    // Past the rotation size, the numbered journal starts again under a new generation;
+    // what is journaled after that is numbered, and nothing twice after a restart.
+    let big: &'static [u8] = Box::leak(vec![b'x'; 1 << 20].into_boxed_slice());
+    store.append_audit(&[new(big, None); 5]).unwrap();
+    assert_eq!(store.number_journal().unwrap(), 7);
+    let size = std::fs::metadata(dir.path().join(journal)).unwrap().len();
+    assert!(size < 1 << 10, "the journal started again: {size} bytes");
+    store.append_audit(&[new(b"e", None)]).unwrap();
+    assert_eq!(store.number_journal().unwrap(), 1);
+    drop(store);
+    let reopened = Store::open_sled(dir.path()).unwrap();
+    let all = entries(&reopened);
+    assert_eq!(all.len(), 10);
+    assert_eq!(all[9], b"e");
+}

@@ -22,6 +22,9 @@
 //! pending authorization requests are not (a lost one is started again). Concurrent
 //! transactions share one flush (group commit, [`Store::transact`]): each waits until a
 //! flush that began after its own commit has finished, so none is acknowledged early.
+//! One exception on sled: the audit entries of actions that write nothing else go to the
+//! audit journal ([`journal`]; [`Store::append_audit`]), durable by an `fdatasync` of
+//! their own, and are numbered into the log from there.
 //!
 //! # No I/O on the async worker threads
 //! The domain is synchronous, and handlers call it through one helper, [`offload::run`],
@@ -54,6 +57,7 @@ mod clients;
 mod conformance;
 pub mod copy;
 mod expiry;
+mod journal;
 mod memory;
 pub mod offload;
 pub mod oidc;
@@ -73,7 +77,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use audit::{
     AUDIT_CHECKPOINTS, AUDIT_ENTRIES, AUDIT_HASHES, AUDIT_QUEUE, AUDIT_STATE, AUDIT_SUBJECTS,
-    Audit, MAX_PAGE as MAX_AUDIT_PAGE,
+    Audit, MAX_PAGE as MAX_AUDIT_PAGE, NewEntry,
 };
 pub use backend::{Backend, BackendError, Decision, Entry, TxRead, Write};
 pub use citizens::{CITIZENS, Citizens, ENROLMENTS, NATIONAL_IDS};
@@ -394,6 +398,10 @@ pub struct Store {
     attempts: Arc<AtomicU64>,
     /// Where the next scan of the audit queue starts; see [`audit::QueueCursor`].
     queue_cursor: Arc<std::sync::Mutex<audit::QueueCursor>>,
+    /// On sled, where [`Store::append_audit`] makes its entries durable ([`journal`]).
+    journal: Option<Arc<journal::Journal>>,
+    /// Held while the journal is numbered into the log.
+    journal_reader: Arc<std::sync::Mutex<()>>,
 }
 
 impl StoreError {
@@ -426,7 +434,17 @@ impl Store {
     /// # Errors
     /// As [`Self::open_sled`].
     pub fn open_sled_with_cache(dir: &std::path::Path, cache_bytes: u64) -> Result<Self> {
-        Ok(Self::new(SledBackend::open(dir, cache_bytes)?))
+        let mut store = Self::new(SledBackend::open(dir, cache_bytes)?);
+        let journal = journal::Journal::open(dir).map_err(|e| {
+            StoreError::Backend(BackendError::Failed(format!(
+                "cannot open the audit journal in {}: {e}",
+                dir.display()
+            )))
+        })?;
+        store.journal = Some(Arc::new(journal));
+        // What the last run journaled and did not number yet (after a crash, too).
+        while store.number_journal()? >= (audit::JOURNAL_PAGES * audit::MAX_PAGE) as u64 {}
+        Ok(store)
     }
 
     /// Opens the PostgreSQL database of `options` (creating or upgrading its schema), for a
@@ -461,6 +479,8 @@ impl Store {
             clients: Arc::default(),
             spent: Arc::default(),
             queue_cursor: Arc::default(),
+            journal: None,
+            journal_reader: Arc::default(),
             nonce,
             attempts: Arc::default(),
         }

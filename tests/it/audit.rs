@@ -562,6 +562,93 @@ async fn audit_verify_names_any_single_change() {
     assert_eq!(code, 0, "{out}");
 }
 
+/// Entries of `client_credentials` tokens for `client`, read 1000 at a time.
+async fn client_token_entries(server: &Server, client: &str) -> usize {
+    let (mut from, mut count) = (0u64, 0);
+    loop {
+        let resp = server
+            .admin_get(&format!("/admin/v1/audit?from={from}&limit=1000"))
+            .await;
+        assert_eq!(resp.status, 200, "{}", resp.text);
+        let page = resp.json().clone();
+        count += page["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                e["event"]["event"] == "tokens.issued"
+                    && e["event"]["details"]["grant_type"] == "client_credentials"
+                    && e["event"]["details"]["client_id"] == client
+            })
+            .count();
+        match page["next"].as_u64() {
+            Some(next) => from = next,
+            None => return count,
+        }
+    }
+}
+
+/// `client_credentials` entries are made durable in the audit journal and numbered into the
+/// log later (`store::journal`): every token answered before a SIGKILL has its entry after
+/// the restart, and the log still verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_client_credentials_tokens_survive_sigkill_with_their_entries() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let data = tempdir();
+    let server = plain(&data);
+    let machine = server.machine_client("Journal office", "seal").await;
+    let (id, secret) = (machine.id.clone(), machine.secret.clone().unwrap());
+    let answered = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..8 {
+        let (url, id, secret, answered) = (
+            server.at("/token"),
+            id.clone(),
+            secret.clone(),
+            answered.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let http = crate::support::http();
+            loop {
+                let sent = http
+                    .post(&url)
+                    .basic_auth(&id, Some(&secret))
+                    .form(&[("grant_type", "client_credentials")])
+                    .send()
+                    .await;
+                let Ok(resp) = sent else { return };
+                let ok = resp.status() == 200;
+                // Only a token received whole was acknowledged.
+                match resp.json::<Value>().await {
+                    Ok(v) if ok && v["access_token"].is_string() => {
+                        answered.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    drop(server); // SIGKILL in mid-load: no shutdown, no final flush
+    for w in workers {
+        w.await.unwrap();
+    }
+    let answered = answered.load(Ordering::SeqCst);
+    assert!(answered > 0, "the kill came before any token");
+    let server = plain(&data);
+    let logged = client_token_entries(&server, &id).await;
+    eprintln!("{answered} tokens answered before the kill, {logged} entries after the restart");
+    assert!(
+        logged >= answered,
+        "{answered} tokens were answered but only {logged} have their entry"
+    );
+    drop(server);
+    let (code, out) = audit_verify(data.path());
+    assert_eq!(code, 0, "{out}");
+}
+
 #[tokio::test]
 async fn an_acknowledged_action_survives_sigkill_with_its_entry() {
     let data = tempdir();
