@@ -244,9 +244,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
 
     tokio::spawn(reload_token_keys(state_keys.clone()));
     tokio::spawn(sweep_expired(store.clone(), sweeper_clock));
-    if let Some(signer) = audit_signer {
-        tokio::spawn(integrate_audit_log(store.clone(), signer));
-    }
+    tokio::spawn(integrate_audit_log(store.clone(), audit_signer));
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
 
@@ -438,7 +436,9 @@ async fn audit_signer(
 /// this (the contract asks for at least one a second while entries arrive).
 const INTEGRATE_EVERY: Duration = Duration::from_millis(250);
 
-async fn integrate_audit_log(store: Store, signer: Arc<NoteSigner>) {
+/// Without a checkpoint key there is no tree to extend, but journaled and queued entries
+/// are still numbered into the log.
+async fn integrate_audit_log(store: Store, signer: Option<Arc<NoteSigner>>) {
     let mut tick = tokio::time::interval(INTEGRATE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -450,6 +450,10 @@ async fn integrate_audit_log(store: Store, signer: Arc<NoteSigner>) {
             if !s.lead()? {
                 return Ok(None);
             }
+            let Some(signer) = signer else {
+                crate::domain::audit::settle(&s)?;
+                return Ok(None);
+            };
             // Work off a backlog before sleeping again, one checkpoint per round.
             while let Some(size) = transparency::integrate(&s, &signer)? {
                 last = Some(size);
@@ -482,4 +486,43 @@ async fn shutdown_on_signal<A: axum_server::Address>(handle: axum_server::Handle
         _ = int.recv() => tracing::info!("SIGINT: shutting down"),
     }
     handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NewEntry, offload};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_a_checkpoint_key_journaled_entries_are_still_numbered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_owned();
+        let store = offload::run(move || Store::open_sled(&path)).await.unwrap();
+        let s = store.clone();
+        offload::run(move || {
+            s.append_audit(
+                &[NewEntry {
+                    bytes: b"{}",
+                    subject: None,
+                    at: 0,
+                }; 3],
+            )
+        })
+        .await
+        .unwrap();
+        tokio::spawn(integrate_audit_log(store.clone(), None));
+        let mut numbered = 0;
+        for _ in 0..40 {
+            tokio::time::sleep(INTEGRATE_EVERY / 4).await;
+            let s = store.clone();
+            numbered = offload::run(move || s.audit().appended()).await.unwrap();
+            if numbered == 3 {
+                break;
+            }
+        }
+        assert_eq!(
+            numbered, 3,
+            "the journal was not numbered without a checkpoint key"
+        );
+    }
 }
