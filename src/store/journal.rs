@@ -91,7 +91,10 @@ impl Journal {
             open.generation.copy_from_slice(&header[MAGIC.len()..]);
             // A torn tail would sit before the next append: cut the file after the last
             // whole record.
-            let whole = open.records_from(HEADER)?.last().map_or(HEADER, |r| r.end);
+            let whole = open
+                .records_from(HEADER, usize::MAX)?
+                .last()
+                .map_or(HEADER, |r| r.end);
             if whole < len {
                 open.file.set_len(whole)?;
                 open.synced = whole;
@@ -150,9 +153,7 @@ impl Journal {
     ) -> std::io::Result<([u8; 16], Vec<Record>)> {
         let open = self.lock();
         let from = open.start(generation, offset);
-        let mut records = open.records_from(from)?;
-        records.truncate(limit);
-        Ok((open.generation, records))
+        Ok((open.generation, open.records_from(from, limit)?))
     }
 
     /// Once the file has grown past [`ROTATE_BYTES`]: with appends held, hands what is
@@ -172,7 +173,7 @@ impl Journal {
             return Ok(false);
         }
         let from = open.start(generation, offset);
-        let records = open.records_from(from).map_err(failed)?;
+        let records = open.records_from(from, usize::MAX).map_err(failed)?;
         number(open.generation, records)?;
         open.restart().map_err(failed)?;
         Ok(true)
@@ -201,24 +202,39 @@ impl Open {
         Ok(())
     }
 
-    /// The whole records from `from` up to what is synced.
-    fn records_from(&self, from: u64) -> std::io::Result<Vec<Record>> {
-        let len = self.synced.saturating_sub(from);
-        let mut bytes = vec![0; usize::try_from(len).map_err(std::io::Error::other)?];
+    /// The whole records from `from` up to what is synced, at most `limit`: only their
+    /// bytes are read, so numbering a long journal page by page stays linear.
+    fn records_from(&self, from: u64, limit: usize) -> std::io::Result<Vec<Record>> {
         let mut file = &self.file;
         file.seek(SeekFrom::Start(from))?;
-        file.read_exact(&mut bytes)?;
+        let mut reader = std::io::BufReader::new(file.take(self.synced.saturating_sub(from)));
         let mut records = Vec::new();
-        let mut rest = bytes.as_slice();
-        while let Some((at, subject, entry, used)) = next_record(rest) {
-            let end = records.last().map_or(from, |r: &Record| r.end) + used as u64;
+        let mut end = from;
+        let mut bytes = Vec::new();
+        while records.len() < limit {
+            bytes.resize(12, 0);
+            if reader.read_exact(&mut bytes).is_err() {
+                break;
+            }
+            let len = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            // A torn or damaged length must not make this allocate past the file's end.
+            if u64::from(len) > self.synced.saturating_sub(end + 12) {
+                break;
+            }
+            bytes.resize(12 + len as usize, 0);
+            if reader.read_exact(&mut bytes[12..]).is_err() {
+                break;
+            }
+            let Some((at, subject, entry, used)) = next_record(&bytes) else {
+                break;
+            };
+            end += used as u64;
             records.push(Record {
                 at,
                 subject,
                 entry: entry.to_vec(),
                 end,
             });
-            rest = &rest[used..];
         }
         Ok(records)
     }
@@ -307,6 +323,9 @@ mod tests {
             .unread(Some(generation), records[0].end, 10)
             .unwrap();
         assert_eq!(rest.1, records[1..].to_vec());
+        // A page of one.
+        let page = journal.unread(Some(generation), records[0].end, 1).unwrap();
+        assert_eq!(page.1, records[1..2].to_vec());
         drop(journal);
 
         // A torn record at the end is ignored and cut off, so appends go on after the
