@@ -107,7 +107,7 @@ async fn open_store(config: &Config) -> Result<Store, StartError> {
         dir: config.data_dir.display().to_string(),
         source,
     })?;
-    // Opening replays the audit journal: storage I/O, off the async threads.
+    // Opening numbers what the audit journal still holds: storage I/O, off the async threads.
     let (dir, cache) = (config.data_dir.clone(), config.store_cache_bytes);
     let store =
         crate::store::offload::run(move || Store::open_sled_with_cache(&dir, cache)).await?;

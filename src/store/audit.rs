@@ -142,6 +142,7 @@ impl Store {
                     .try_for_each(|e| tx.audit().append(e.bytes, e.subject, e.at))
             });
         };
+        // Like every store call, refused on an async worker thread.
         self.io()?;
         journal
             .append(entries.iter().map(|e| (e.bytes, e.subject, e.at)))

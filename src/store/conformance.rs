@@ -506,8 +506,13 @@ fn sled_journaled_entries_are_numbered_once_across_crashes_and_rotations() {
 
     // Past the rotation size, the numbered journal starts again under a new generation;
     // what is journaled after that is numbered, and nothing twice after a restart.
-    let big: &'static [u8] = Box::leak(vec![b'x'; 1 << 20].into_boxed_slice());
-    store.append_audit(&[new(big, None); 5]).unwrap();
+    let big = vec![b'x'; 1 << 20];
+    let big = NewEntry {
+        bytes: &big,
+        subject: None,
+        at: 0,
+    };
+    store.append_audit(&[big; 5]).unwrap();
     assert_eq!(store.number_journal().unwrap(), 7);
     let size = std::fs::metadata(dir.path().join(journal)).unwrap().len();
     assert!(size < 1 << 10, "the journal started again: {size} bytes");
