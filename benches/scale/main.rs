@@ -153,31 +153,66 @@ async fn checkpoint_size(server: &Server) -> u64 {
         .expect("a checkpoint")
 }
 
-/// User and system CPU seconds of a process, from /proc.
-fn user_system(pid: &str) -> (f64, f64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<f64> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| {
-            rest.split_whitespace()
-                .filter_map(|f| f.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    // After the command name: utime and stime are fields 14 and 15 (USER_HZ = 100); the
-    // state letter does not parse, so they sit at 10 and 11 here.
-    let at = |i: usize| fields.get(i).copied().unwrap_or(0.0) / 100.0;
-    (at(10), at(11))
+/// What the server has used so far, from /proc: user and system CPU seconds, major page
+/// faults, bytes read from disk, and seconds blocked on disk (zero unless
+/// `kernel.task_delayacct=1`).
+#[derive(Clone, Copy, Default)]
+struct Usage {
+    user: f64,
+    system: f64,
+    major_faults: f64,
+    read_bytes: f64,
+    blocked_on_disk: f64,
+}
+
+impl Usage {
+    fn of(pid: &str) -> Self {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let fields: Vec<f64> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| {
+                rest.split_whitespace()
+                    .filter_map(|f| f.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        // After the command name the state letter does not parse, so field k of
+        // proc_pid_stat(5) sits at k - 4: majflt (12), utime (14), stime (15),
+        // delayacct_blkio_ticks (42); USER_HZ = 100.
+        let at = |k: usize| fields.get(k - 4).copied().unwrap_or(0.0);
+        let read_bytes = std::fs::read_to_string(format!("/proc/{pid}/io"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("read_bytes:")?.trim().parse().ok())
+            .unwrap_or(0.0);
+        Self {
+            user: at(14) / 100.0,
+            system: at(15) / 100.0,
+            major_faults: at(12),
+            read_bytes,
+            blocked_on_disk: at(42) / 100.0,
+        }
+    }
+
+    fn since(self, from: Self) -> Self {
+        Self {
+            user: self.user - from.user,
+            system: self.system - from.system,
+            major_faults: self.major_faults - from.major_faults,
+            read_bytes: self.read_bytes - from.read_bytes,
+            blocked_on_disk: self.blocked_on_disk - from.blocked_on_disk,
+        }
+    }
 }
 
 /// With `SCALE_BENCH_PERF=DIR`: `perf record` (self time by symbol, kernel included where
-/// perf may see it) of the server for one series, and its user and system CPU seconds,
-/// for `profile.py`.
+/// perf may see it) of the server for one series, and what it used (`Usage`), for
+/// `profile.py`.
 struct Profile {
     perf: std::process::Child,
     cpu_file: PathBuf,
     pid: String,
-    from: (f64, f64),
+    from: Usage,
 }
 
 impl Profile {
@@ -200,16 +235,19 @@ impl Profile {
         Some(Self {
             perf,
             cpu_file: base.with_extension("cpu"),
-            from: user_system(&pid),
+            from: Usage::of(&pid),
             pid,
         })
     }
 
     fn finish(mut self) {
-        let to = user_system(&self.pid);
+        let u = Usage::of(&self.pid).since(self.from);
         let _ = std::fs::write(
             &self.cpu_file,
-            format!("{:.2} {:.2}\n", to.0 - self.from.0, to.1 - self.from.1),
+            format!(
+                "{:.2} {:.2} {:.0} {:.0} {:.2}\n",
+                u.user, u.system, u.major_faults, u.read_bytes, u.blocked_on_disk
+            ),
         );
         let _ = std::process::Command::new("kill")
             .args(["-INT", &self.perf.id().to_string()])
