@@ -29,8 +29,9 @@
 //!   its own sizes;
 //! - `SCALE_BENCH_DIR`: where the sled data dirs go (default: the temporary directory);
 //!   `SCALE_BENCH_KEEP=1` leaves them there;
-//! - `SCALE_BENCH_PERF=DIR`: `perf record` of the server during each series, summarised
-//!   by `python3 benches/scale/profile.py DIR`.
+//! - `SCALE_BENCH_PERF=DIR`: `perf record` of the server during each series, with its CPU
+//!   time, major page faults, bytes read from the disk and the machine's I/O stall time,
+//!   summarised by `python3 benches/scale/profile.py DIR`.
 
 #[allow(dead_code)]
 #[path = "../token/audit.rs"]
@@ -154,15 +155,16 @@ async fn checkpoint_size(server: &Server) -> u64 {
 }
 
 /// What the server has used so far, from /proc: user and system CPU seconds, major page
-/// faults, bytes read from disk, and seconds blocked on disk (zero unless
-/// `kernel.task_delayacct=1`).
+/// faults and bytes read from disk; and, for the whole machine, the seconds in which some
+/// task was stalled on I/O (`/proc/pressure/io`; the per-thread block I/O delay of
+/// `kernel.task_delayacct` gave impossible sums when switched on at run time).
 #[derive(Clone, Copy, Default)]
 struct Usage {
     user: f64,
     system: f64,
     major_faults: f64,
     read_bytes: f64,
-    blocked_on_disk: f64,
+    io_stalled: f64,
 }
 
 impl Usage {
@@ -177,20 +179,26 @@ impl Usage {
             })
             .unwrap_or_default();
         // After the command name the state letter does not parse, so field k of
-        // proc_pid_stat(5) sits at k - 4: majflt (12), utime (14), stime (15),
-        // delayacct_blkio_ticks (42); USER_HZ = 100.
+        // proc_pid_stat(5) sits at k - 4: majflt (12), utime (14), stime (15); USER_HZ =
+        // 100.
         let at = |k: usize| fields.get(k - 4).copied().unwrap_or(0.0);
         let read_bytes = std::fs::read_to_string(format!("/proc/{pid}/io"))
             .unwrap_or_default()
             .lines()
             .find_map(|l| l.strip_prefix("read_bytes:")?.trim().parse().ok())
             .unwrap_or(0.0);
+        let io_stalled = std::fs::read_to_string("/proc/pressure/io")
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("some"))
+            .and_then(|l| l.split_once("total=")?.1.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
         Self {
             user: at(14) / 100.0,
             system: at(15) / 100.0,
             major_faults: at(12),
             read_bytes,
-            blocked_on_disk: at(42) / 100.0,
+            io_stalled: io_stalled / 1e6,
         }
     }
 
@@ -200,7 +208,7 @@ impl Usage {
             system: self.system - from.system,
             major_faults: self.major_faults - from.major_faults,
             read_bytes: self.read_bytes - from.read_bytes,
-            blocked_on_disk: self.blocked_on_disk - from.blocked_on_disk,
+            io_stalled: self.io_stalled - from.io_stalled,
         }
     }
 }
@@ -246,7 +254,7 @@ impl Profile {
             &self.cpu_file,
             format!(
                 "{:.2} {:.2} {:.0} {:.0} {:.2}\n",
-                u.user, u.system, u.major_faults, u.read_bytes, u.blocked_on_disk
+                u.user, u.system, u.major_faults, u.read_bytes, u.io_stalled
             ),
         );
         let _ = std::process::Command::new("kill")

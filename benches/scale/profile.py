@@ -3,8 +3,8 @@
 
 `SCALE_BENCH_PERF=DIR` makes the bench record each series with `perf record` (self time by
 symbol) into DIR/<N>-<series>.data and the server's user and system CPU seconds into
-DIR/<N>-<series>.cpu (then its major page faults, bytes read from disk and seconds
-blocked on disk, the last zero unless kernel.task_delayacct=1). This script reads such pairs and prints, per series, the share of the
+DIR/<N>-<series>.cpu (then its major page faults, bytes read from disk, and the seconds
+in which some task of the machine was stalled on I/O). This script reads such pairs and prints, per series, the share of the
 server's samples in each category, kernel samples split by what the kernel was doing. When
 perf could not see the kernel (perf_event_paranoid), system time from /proc stands for it.
 
@@ -98,7 +98,7 @@ def main():
               f"(user {user:.2f} s, system {system:.2f} s)")
         if len(used) >= 5:
             print(f"  disk: {used[2]:.0f} major page faults, {used[3] / 2**20:.0f} MiB read, "
-                  f"{used[4]:.2f} s blocked on disk")
+                  f"I/O stalls on the machine {used[4]:.2f} s")
         if any(c.startswith("kernel") for c in shares):
             rows = [(c, 100.0 * s / sampled) for c, s in shares.items()]
         else:
