@@ -4,8 +4,9 @@
 `SCALE_BENCH_PERF=DIR` makes the bench record each series with `perf record` (self time by
 symbol) into DIR/<N>-<series>.data and the server's user and system CPU seconds into
 DIR/<N>-<series>.cpu (then its major page faults, bytes read from disk, and the seconds
-in which some task of the machine was stalled on I/O). This script reads such pairs and prints, per series, the share of the
-server's samples in each category, kernel samples split by what the kernel was doing. When
+in which some task of the machine was stalled on I/O). This script reads such pairs and
+prints, per series, the share of the server's samples in each category, kernel samples split
+by what the kernel was doing. When
 perf could not see the kernel (perf_event_paranoid), system time from /proc stands for it.
 
     python3 benches/scale/profile.py DIR [DIR/…data …]
