@@ -166,17 +166,18 @@ impl Store {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut numbered = 0;
+        // Read once; each page's transaction then records where the next one starts.
+        let mut read = self.audit().journal_read()?;
         for _ in 0..JOURNAL_PAGES {
-            let read = self.audit().journal_read()?;
             let (generation, records) = journal
                 .unread(read.map(|r| r.0), read.map_or(0, |r| r.1), MAX_PAGE)
                 .map_err(super::journal::failed)?;
-            if records.is_empty() {
+            let Some(end) = records.last().map(|r| r.end) else {
                 break;
-            }
+            };
             numbered += self.number_records(generation, &records)?;
+            read = Some((generation, end));
         }
-        let read = self.audit().journal_read()?;
         journal.rotate(
             read.map(|r| r.0),
             read.map_or(0, |r| r.1),
