@@ -46,7 +46,8 @@
 //!   second in batches of 100, verifications per second, the server's peak memory);
 //! - `TOKEN_BENCH_BEFORE=/path/to/civis`: an earlier build, measured too; each series
 //!   alternates the two binaries in rounds (before, after, then after, before: a drift that
-//!   is linear in time favours neither) and the report prints after ÷ before;
+//!   is linear in time favours neither) and the report prints after ÷ before (issue 11's
+//!   goal compares with this tree built after `git apply benches/token/audit-off.patch`);
 //! - `TOKEN_BENCH_DATABASE_URL=postgres://…/postgres`: instead, this build on sled and on
 //!   PostgreSQL (a fresh database on that cluster for every run), and as two processes on
 //!   one fresh database (connections alternate between them); each ÷ each per series;
