@@ -244,7 +244,9 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
 
     tokio::spawn(reload_token_keys(state_keys.clone()));
     tokio::spawn(sweep_expired(store.clone(), sweeper_clock));
-    tokio::spawn(integrate_audit_log(store.clone(), audit_signer));
+    // Runs until `serve` returns.
+    let _integrator = crate::domain::integrator::Integrator::start(store.clone(), audit_signer)
+        .map_err(StartError::Threads)?;
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
 
@@ -432,46 +434,6 @@ async fn audit_signer(
     Ok(Some(signer))
 }
 
-/// How often the integrator looks for new entries: a checkpoint follows new entries within
-/// this (the contract asks for at least one a second while entries arrive).
-const INTEGRATE_EVERY: Duration = Duration::from_millis(250);
-
-/// Without a checkpoint key there is no tree to extend, but journaled and queued entries
-/// are still numbered into the log.
-async fn integrate_audit_log(store: Store, signer: Option<Arc<NoteSigner>>) {
-    let mut tick = tokio::time::interval(INTEGRATE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let (s, signer) = (store.clone(), signer.clone());
-        let done = crate::store::offload::run(move || {
-            let mut last = None;
-            // With a shared database, one process at a time integrates.
-            if !s.lead()? {
-                return Ok(None);
-            }
-            let Some(signer) = signer else {
-                crate::domain::audit::settle(&s)?;
-                return Ok(None);
-            };
-            // Work off a backlog before sleeping again, one checkpoint per round.
-            while let Some(size) = transparency::integrate(&s, &signer)? {
-                last = Some(size);
-                if size % transparency::ROUND != 0 {
-                    break;
-                }
-            }
-            Ok::<_, transparency::IntegrateError>(last)
-        })
-        .await;
-        match done {
-            Ok(Some(size)) => tracing::debug!(size, "audit checkpoint published"),
-            Ok(None) => {}
-            Err(e) => tracing::error!(error = %e, "audit log integration failed"),
-        }
-    }
-}
-
 async fn shutdown_on_signal<A: axum_server::Address>(handle: axum_server::Handle<A>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
@@ -486,43 +448,4 @@ async fn shutdown_on_signal<A: axum_server::Address>(handle: axum_server::Handle
         _ = int.recv() => tracing::info!("SIGINT: shutting down"),
     }
     handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::{NewEntry, offload};
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn without_a_checkpoint_key_journaled_entries_are_still_numbered() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().to_owned();
-        let store = offload::run(move || Store::open_sled(&path)).await.unwrap();
-        let s = store.clone();
-        offload::run(move || {
-            s.append_audit(
-                &[NewEntry {
-                    bytes: b"{}",
-                    subject: None,
-                    at: 0,
-                }; 3],
-            )
-        })
-        .await
-        .unwrap();
-        tokio::spawn(integrate_audit_log(store.clone(), None));
-        let mut numbered = 0;
-        for _ in 0..40 {
-            tokio::time::sleep(INTEGRATE_EVERY / 4).await;
-            let s = store.clone();
-            numbered = offload::run(move || s.audit().appended()).await.unwrap();
-            if numbered == 3 {
-                break;
-            }
-        }
-        assert_eq!(
-            numbered, 3,
-            "the journal was not numbered without a checkpoint key"
-        );
-    }
 }

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod citizens;
 pub mod clients;
 mod error;
+pub mod integrator;
 pub mod oidc;
 pub mod passkeys;
 pub mod signing;
