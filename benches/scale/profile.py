@@ -41,7 +41,7 @@ CATEGORIES = [
     ("storage (PostgreSQL client)", r"postgres::|postgres_protocol|tokio_postgres|postgres_types|"
                                     r"civis::store::postgres|r2d2"),
     ("logging and audit", r"civis::logging|tracing|civis::domain::audit|civis::crypto::merkle|"
-                          r"civis::domain::transparency|civis::store::audit"),
+                          r"civis::domain::transparency|civis::domain::integrator|civis::store::audit"),
     ("WebAuthn and CBOR", r"webauthn|ciborium|serde_cbor|base64|x509|der::|cms::"),
     ("JSON and serde", r"serde|ryu|itoa|simd_json"),
     ("HTTP (hyper, axum)", r"hyper|axum|\bh2::|http::|tower|httparse|matchit|url::|form_urlencoded|"

@@ -87,16 +87,26 @@ mod tests {
         }
     }
 
-    #[test]
-    fn without_a_checkpoint_key_journaled_entries_are_still_numbered() {
+    /// A fresh sled store; the `TempDir` keeps its directory alive.
+    fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_sled(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    fn journal(store: &Store, count: usize) {
         let entry = NewEntry {
             bytes: b"{}",
             subject: None,
             at: 0,
         };
-        store.append_audit(&[entry; 3]).unwrap();
+        store.append_audit(&vec![entry; count]).unwrap();
+    }
+
+    #[test]
+    fn without_a_checkpoint_key_journaled_entries_are_still_numbered() {
+        let (_dir, store) = store();
+        journal(&store, 3);
         let _integrator = Integrator::start(store.clone(), None).unwrap();
         assert_eq!(
             appended_within(&store, 3, EVERY * 40),
@@ -107,15 +117,9 @@ mod tests {
 
     #[test]
     fn a_dropped_integrator_numbers_nothing_more() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_sled(dir.path()).unwrap();
-        let entry = NewEntry {
-            bytes: b"{}",
-            subject: None,
-            at: 0,
-        };
+        let (_dir, store) = store();
         drop(Integrator::start(store.clone(), None).unwrap());
-        store.append_audit(&[entry; 2]).unwrap();
+        journal(&store, 2);
         assert_eq!(
             appended_within(&store, 2, EVERY * 4),
             0,
