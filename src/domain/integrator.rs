@@ -5,7 +5,7 @@
 //! A thread of its own rather than a tick on tokio's blocking pool: each tick ran on
 //! whichever pool thread was idle, and each of those threads kept a glibc arena of its own
 //! with the freed pages of numbering in it. Under an audited `client_credentials` load the
-//! server's peak memory was 91–223 MiB that way and 71–73 MiB on one thread (README,
+//! server's peak memory was 91–223 MiB that way and 69–73 MiB on one thread (README,
 //! Performance).
 
 use std::sync::Arc;
