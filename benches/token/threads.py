@@ -2,9 +2,10 @@
 """CPU per operation by server thread, from a `perf record` of the server under load.
 
 Which thread pays for an audited token: tokio's async workers (the busiest `tokio-rt-worker`
-threads, one per core), its blocking pool (the other `tokio-rt-worker` threads: numbering
-and integration), the audit appender (`civis-audit`) and sled's own threads. Record the
-server while a load runs, count the operations answered in the recorded window, then:
+threads, one per core; the others are its blocking pool), the audit appender (`civis-audit`),
+the integrator (`civis-integrator`, shown as `civis-integrato`: numbering and the tree) and
+sled's own threads. Record the server while a load runs, count the operations answered in
+the recorded window, then:
 
     perf record -F 2000 -g -p PID -o FILE -- sleep 5
     python3 benches/token/threads.py FILE OPERATIONS [TOP]
