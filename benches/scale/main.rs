@@ -170,18 +170,15 @@ struct Usage {
 impl Usage {
     fn of(pid: &str) -> Self {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let fields: Vec<f64> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| {
-                rest.split_whitespace()
-                    .filter_map(|f| f.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        // After the command name the state letter does not parse, so field k of
-        // proc_pid_stat(5) sits at k - 4: majflt (12), utime (14), stime (15); USER_HZ =
-        // 100.
-        let at = |k: usize| fields.get(k - 4).copied().unwrap_or(0.0);
+        let fields = server::stat_fields(&stat);
+        // Field k of proc_pid_stat(5) sits at k - 3 after the command name: majflt (12),
+        // utime (14), stime (15); USER_HZ = 100.
+        let at = |k: usize| {
+            fields
+                .get(k - 3)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
         let read_bytes = std::fs::read_to_string(format!("/proc/{pid}/io"))
             .unwrap_or_default()
             .lines()

@@ -22,7 +22,7 @@ pub fn cpu_seconds(pid: &str) -> Option<f64> {
 
 /// The fields of a /proc `stat` line after the parenthesised command name: state is the
 /// first (field 3 of proc(5)), utime the twelfth (field 14), stime the thirteenth.
-fn stat_fields(stat: &str) -> Vec<&str> {
+pub fn stat_fields(stat: &str) -> Vec<&str> {
     stat.rsplit_once(')')
         .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect())
 }
